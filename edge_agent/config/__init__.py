@@ -1,0 +1,182 @@
+"""Load and validate a site configuration: strict, typed, every problem located.
+
+    cfg = load_config(path, sensor_types)     # raises ConfigError with every problem
+
+Sensor types are passed in (the driver registry) so this layer does not import drivers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ..errors import ConfigError, ConfigProblem
+from ..model import Channel, Priority
+from .schema import (
+    ChannelConfig,
+    LoggingConfig,
+    MetricsConfig,
+    SensorCommon,
+    SensorConfig,
+    SiteConfig,
+    StoreConfig,
+)
+from .validate import Validator
+from .yamlsrc import Map, Node, Scalar, Seq, parse_yaml
+
+__all__ = ["ConfigError", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
+
+
+class SensorTypeInfo(Protocol):
+    """What the config layer needs to know about a sensor type."""
+
+    @property
+    def options(self) -> type: ...
+    @property
+    def default_channel(self) -> Channel: ...
+    @property
+    def default_priority(self) -> Priority: ...
+    @property
+    def default_interval(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class _Top:
+    site: str
+    node: str
+    hardware: Literal["emulated", "raspberry-pi"]
+    state_dir: Path
+    channels: dict[Channel, ChannelConfig]
+    store: StoreConfig = field(default_factory=StoreConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+def load_config(path: Path, sensor_types: Mapping[str, SensorTypeInfo],
+                env: Mapping[str, str] | None = None) -> SiteConfig:
+    """Read, substitute, validate. Raises ConfigError listing every problem."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(name, 0, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(name, 0, "", f"cannot read: {exc}")]) from None
+    return parse_config(text, name, path.resolve().parent, sensor_types, env)
+
+
+def parse_config(text: str, name: str, base_dir: Path,
+                 sensor_types: Mapping[str, SensorTypeInfo],
+                 env: Mapping[str, str] | None = None) -> SiteConfig:
+    tree, problems = parse_yaml(text, name, os.environ if env is None else env)
+    if tree is None:
+        raise ConfigError(problems)
+    v = Validator(name, base_dir)
+    v.problems.extend(problems)
+    top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors"}))
+    sensors_node = tree.get("sensors") if isinstance(tree, Map) else None
+    sensors = _sensors(v, sensors_node, sensor_types, top)
+    if top is not None:
+        _check_channels(v, tree, top)
+    if v.problems or top is None:
+        raise ConfigError(sorted(v.problems, key=lambda p: p.line))
+    return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
+                      sensors=sensors, source=base_dir / Path(name).name)
+
+
+def _node_at(tree: Node, *keys: str | int) -> Node:
+    """The deepest node along ``keys`` (for locating cross-field problems)."""
+    node = tree
+    for k in keys:
+        nxt: Node | None = None
+        if isinstance(node, Map) and isinstance(k, str):
+            nxt = node.get(k)
+        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
+            nxt = node.items[k]
+        if nxt is None:
+            break
+        node = nxt
+    return node
+
+
+def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
+    if not top.channels:
+        v.problem(_node_at(tree, "channels"), "channels", "define at least one channel (ot, it)")
+    for ch, cc in top.channels.items():
+        base = f"channels.{ch.value}"
+        for i, url in enumerate(cc.brokers):
+            if not url.tls and not cc.allow_insecure:
+                v.problem(_node_at(tree, "channels", ch.value, "brokers", i),
+                          f"{base}.brokers[{i}]",
+                          f"plaintext {url} refused: use mqtts:// or set allow_insecure: true "
+                          "for this channel")
+        files = {
+            "tls.ca_file": cc.tls.ca_file, "tls.cert_file": cc.tls.cert_file,
+            "tls.key_file": cc.tls.key_file, "password_file": cc.password_file,
+            "key_file": cc.key_file,
+            "seal.public_key_file": cc.seal.public_key_file if cc.seal else None,
+        }
+        for key, p in files.items():
+            if p is not None and not p.is_file():
+                v.problem(_node_at(tree, "channels", ch.value, *key.split(".")),
+                          f"{base}.{key}", f"file not found: {p}")
+        if cc.password_file is not None and cc.username is None:
+            v.problem(_node_at(tree, "channels", ch.value, "password_file"),
+                      f"{base}.password_file", "password_file needs username")
+        if ch is Channel.IT and cc.seal is None:
+            v.problem(_node_at(tree, "channels", ch.value), f"{base}.seal",
+                      "health data is sealed end to end by default: give seal: "
+                      "{public_key_file: PLATFORM_PUBLIC_KEY} (or seal: {enabled: false})")
+
+
+def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo],
+             top: _Top | None) -> list[SensorConfig]:
+    if node is None or (isinstance(node, Scalar) and node.value is None):
+        return []
+    if not isinstance(node, Seq):
+        v.problem(node, "sensors", "expected a list of sensors")
+        return []
+    out: list[SensorConfig] = []
+    seen: dict[str, int] = {}
+    common_keys = frozenset(f.name for f in dataclasses.fields(SensorCommon))
+    for i, item in enumerate(node.items):
+        path = f"sensors[{i}]"
+        if not isinstance(item, Map):
+            v.problem(item, path, "expected a mapping with id and type")
+            continue
+        type_node = item.get("type")
+        stype = type_node.value if isinstance(type_node, Scalar) else None
+        info = types.get(stype) if isinstance(stype, str) else None
+        if type_node is not None and info is None:
+            known = ", ".join(sorted(types))
+            v.problem(type_node, f"{path}.type", f"unknown sensor type {stype!r} (known: {known})")
+        common_map = Map(item.line, [t for t in item.items if t[0] in common_keys])
+        common = v.dataclass_from(SensorCommon, common_map, path)
+        if info is None:
+            continue
+        opt_map = Map(item.line, [t for t in item.items if t[0] not in common_keys])
+        options = v.dataclass_from(info.options, opt_map, path)
+        if common is None or options is None:
+            continue
+        if common.id in seen:
+            v.problem(_node_at(item, "id"), f"{path}.id",
+                      f"duplicate sensor id {common.id!r} (first on line {seen[common.id]})")
+            continue
+        seen[common.id] = item.line
+        channel = common.channel or info.default_channel
+        if top is not None and channel not in top.channels:
+            v.problem(_node_at(item, "channel"), f"{path}.channel",
+                      f"channel {channel.value!r} is not defined under channels")
+        interval = float(common.interval if common.interval is not None else info.default_interval)
+        if interval <= 0:
+            v.problem(_node_at(item, "interval"), f"{path}.interval", "must be above 0")
+        out.append(SensorConfig(
+            id=common.id, type=common.type, channel=channel,
+            priority=common.priority if common.priority is not None else info.default_priority,
+            interval=interval, enabled=common.enabled, options=options, line=item.line,
+            subject=common.subject, publish=common.publish))
+    return out

@@ -1,0 +1,166 @@
+"""The site configuration, as frozen dataclasses. Field names are the YAML keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..model import Channel, Priority
+from .types import BrokerURL, ByteSize, Duration
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_file: Path | None = None  # None = the system trust store
+    cert_file: Path | None = None  # client certificate (mutual TLS)
+    key_file: Path | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    check_hostname: bool = True
+    expiry_warning: Duration = Duration(30 * 86400)  # warn this long before a cert expires
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: cert_file and key_file go together")
+
+
+@dataclass(frozen=True)
+class SealConfig:
+    """End-to-end sealing (HPKE, RFC 9180) of data payloads to the platform's public key."""
+
+    enabled: bool = True
+    public_key_file: Path | None = None  # the platform's HPKE public key (PEM)
+    suite: Literal["x25519", "mlkem768-x25519"] = "x25519"
+
+    def __post_init__(self) -> None:
+        if self.enabled and self.public_key_file is None:
+            raise ValueError("seal: give public_key_file (the platform's public key) "
+                             "or set enabled: false")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    brokers: list[BrokerURL]
+    topic_prefix: str | None = None  # default: edge/<site>/<node>/<channel>
+    client_id: str | None = None  # default: <site>-<node>-<channel>
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    username: str | None = None
+    password_file: Path | None = None
+    allow_insecure: bool = False
+    mqtt_version: Literal[5, 3] = 5
+    keepalive: Duration = Duration(30)
+    inflight_window: int = 8  # messages awaiting PUBACK, fed from the store
+    batch_max: int = 500  # readings per published message
+    health_interval: Duration = Duration(60)
+    reconnect_min: Duration = Duration(0.5)
+    reconnect_max: Duration = Duration(30)
+    key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
+    bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
+    failback_after: Duration = Duration(300)  # on a fallback broker: retry the first after
+    seal: SealConfig | None = None  # required on the it channel (see SECURITY.md)
+
+    def __post_init__(self) -> None:
+        if not self.brokers:
+            raise ValueError("brokers: give at least one broker URL")
+        if not 1 <= self.inflight_window <= 1000:
+            raise ValueError("inflight_window must be between 1 and 1000")
+        if not 1 <= self.batch_max <= 10000:
+            raise ValueError("batch_max must be between 1 and 10000")
+        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    commit_interval: Duration = Duration(1.0)  # group commit for normal/bulk readings
+    max_bytes: ByteSize = ByteSize(256 * 1024**2)  # size budget per channel
+    segment_bytes: ByteSize = ByteSize(4 * 1024**2)
+    retention: dict[Channel, Duration] = field(default_factory=dict)  # age limit per channel
+    batch_max: int = 500  # readings per stored record
+    queue_max: int = 100_000  # readings waiting for the next commit (then sensors block)
+    key_period: Duration = Duration(86400)  # one at-rest key per period; 0 = one static key
+
+    def __post_init__(self) -> None:
+        if self.commit_interval > 60:
+            raise ValueError("commit_interval above 60s risks too much unaccepted data")
+        if self.segment_bytes < 64 * 1024:
+            raise ValueError("segment_bytes must be at least 64KiB")
+        if self.max_bytes < 4 * self.segment_bytes:
+            raise ValueError("max_bytes must be at least 4 x segment_bytes")
+        if not 1 <= self.batch_max <= 10000:
+            raise ValueError("batch_max must be between 1 and 10000")
+        if 0 < self.key_period < 3600:
+            raise ValueError("key_period must be 0 (one static key) or at least 1h")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus node_exporter textfile (written atomically, same counters as health)."""
+
+    textfile: Path | None = None  # e.g. /var/lib/node_exporter/textfile/edge_agent.prom
+    interval: Duration = Duration(15)
+
+    def __post_init__(self) -> None:
+        if self.textfile is not None and not str(self.textfile).endswith(".prom"):
+            raise ValueError("metrics.textfile must end in .prom (node_exporter only reads those)")
+        if self.interval < 1:
+            raise ValueError("metrics.interval must be at least 1s")
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    id: str
+    type: str
+    channel: Channel
+    priority: Priority
+    interval: float
+    enabled: bool
+    options: Any  # the type's options dataclass
+    line: int
+    subject: str | None = None  # resident identifier: published only as a keyed pseudonym
+    publish: list[str] | None = None  # reading names allowed to leave (default: the type's)
+
+
+@dataclass(frozen=True)
+class SensorCommon:
+    """The keys every sensor entry may have; the rest belong to the sensor type."""
+
+    id: str
+    type: str
+    channel: Channel | None = None  # default: the type's channel
+    priority: Priority | None = None  # default: the type's priority
+    interval: Duration | None = None  # default: the type's interval
+    enabled: bool = True
+    subject: str | None = None  # resident identifier: published only as a keyed pseudonym
+    publish: list[str] | None = None  # reading names allowed to leave (default: the type's)
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    site: str
+    node: str
+    hardware: Literal["emulated", "raspberry-pi"]
+    state_dir: Path
+    channels: dict[Channel, ChannelConfig]
+    store: StoreConfig = field(default_factory=StoreConfig)
+    sensors: list[SensorConfig] = field(default_factory=list)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    source: Path | None = None
+
+    def topic_prefix(self, channel: Channel) -> str:
+        pre = self.channels[channel].topic_prefix
+        return pre if pre else f"edge/{self.site}/{self.node}/{channel.value}"
+
+    def client_id(self, channel: Channel) -> str:
+        cid = self.channels[channel].client_id
+        return cid if cid else f"{self.site}-{self.node}-{channel.value}"
+
+    def key_file(self, channel: Channel) -> Path:
+        kf = self.channels[channel].key_file
+        return kf if kf else self.state_dir / "keys" / f"{channel.value}.key"

@@ -1,0 +1,64 @@
+"""``load``: synthetic readings at a fixed rate, through the real pipeline (rigs, benchmarks).
+
+Values are a deterministic counter, so a consumer can check every reading it receives.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..model import Channel, Priority, Reading
+from .base import Emit, Sensor, SensorContext, SensorSpec
+from .registry_types import SensorType
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    rate: float = 100.0  # readings per second
+    chunk: float = 0.05  # seconds of readings emitted at once
+    total: int | None = None  # stop after this many readings (None = run forever)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate <= 1_000_000:
+            raise ValueError("rate must be between 0 and 1000000 readings/s")
+        if not 0.001 <= self.chunk <= 10:
+            raise ValueError("chunk must be between 0.001 and 10 seconds")
+
+
+class LoadSensor(Sensor):
+    def __init__(self, spec: SensorSpec, opts: LoadOptions, ctx: SensorContext) -> None:
+        super().__init__(spec, ctx)
+        self.opts = opts
+        self.sent = 0
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        clock = self.ctx.clock
+        start = clock.monotonic()
+        spec = self.spec
+        while not stop.is_set():
+            due = int((clock.monotonic() - start) * self.opts.rate)
+            if self.opts.total is not None:
+                due = min(due, self.opts.total)
+            n = due - self.sent
+            if n > 0:
+                now = clock.time()
+                batch = [Reading(spec.id, spec.channel, spec.priority, "counter",
+                                 float(self.sent + i + 1), now, "count") for i in range(n)]
+                self.sent += n
+                self.stats.readings += n
+                self.stats.last_value_time = now
+                emit(batch)
+            if self.opts.total is not None and self.sent >= self.opts.total:
+                return
+            stop.wait(self.opts.chunk)
+
+
+def _build(spec: SensorSpec, opts: LoadOptions, ctx: SensorContext) -> Sensor:
+    return LoadSensor(spec, opts, ctx)
+
+
+TYPES = (
+    SensorType("load", "synthetic readings at a fixed rate (rigs and benchmarks)",
+               LoadOptions, _build, Channel.OT, Priority.NORMAL, 1.0),
+)

@@ -1,0 +1,303 @@
+"""The daemon: sensors -> ingest queue -> writer (group commit) -> store -> uplink.
+
+Every thread is started here and watched here. A sensor that dies is logged and restarted
+with backoff; a writer or uplink that dies is a bug that stops the agent with an error
+(systemd restarts it; the store keeps what was accepted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import secevents
+from .clock import Clock, SystemClock
+from .config.schema import SiteConfig
+from .drivers.base import Backoff, Sensor, SensorContext, SensorSpec
+from .drivers.registry import SensorType
+from .errors import DurabilityError, EdgeAgentError, StoreError, StoreFullError
+from .ingest import IngestQueue
+from .model import Channel, Reading
+from .privacy import PrivacyStage, load_pseudonym_key
+from .store.channel_store import ChannelStore
+from .store.keys import load_key, load_or_create_key
+from .store.periodkeys import PeriodKeyring, open_keyring
+from .uplink.mqtt import ChannelUplink, UplinkSettings
+
+log = logging.getLogger("edge_agent.runtime")
+
+
+def credential_key(channel: Channel) -> Path | None:
+    """``$CREDENTIALS_DIRECTORY/<channel>.key`` when systemd passed it (LoadCredential=)."""
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not creds:
+        return None
+    path = Path(creds) / f"{channel.value}.key"
+    return path if path.is_file() else None
+
+
+class ChannelWriter:
+    """Commits a channel's queued readings: alarms at once (synced), the rest grouped."""
+
+    def __init__(self, channel: Channel, queue: IngestQueue, store: ChannelStore,
+                 commit_interval: float, on_commit: Any, clock: Clock) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.store = store
+        self.commit_interval = commit_interval
+        self.on_commit = on_commit
+        self.clock = clock
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"writer-{channel.value}",
+                                       daemon=True)
+        self.log = logging.getLogger(f"edge_agent.writer.{channel.value}")
+        self.heartbeat = clock.monotonic()
+
+    def _run(self) -> None:
+        try:
+            next_commit = self.clock.monotonic() + self.commit_interval
+            while True:
+                self.heartbeat = self.clock.monotonic()
+                alarms = self.queue.take_alarms()
+                if alarms:
+                    self._commit(alarms)
+                now = self.clock.monotonic()
+                stopping = self.stop.is_set()
+                if now >= next_commit or stopping:
+                    self._commit(self.queue.take_all())
+                    next_commit = now + self.commit_interval
+                    if stopping:
+                        self._commit(self.queue.take_alarms())
+                        return
+                self.queue.wait(max(0.0, min(next_commit - now, 0.5)),
+                                min_readings=self.queue.max_readings // 2)
+                if self.queue.pending >= self.queue.max_readings // 2:
+                    next_commit = self.clock.monotonic()  # commit early under load
+        except Exception as exc:
+            self.error = exc
+            self.log.exception("writer crashed")
+
+    def _commit(self, readings: list[Reading]) -> None:
+        if not readings:
+            return
+        for attempt in (1, 2):
+            try:
+                self.store.append(readings)
+                self.on_commit()
+                return
+            except DurabilityError as exc:
+                # The failed segment is never written again; one more try goes to a new one.
+                self.log.error("commit of %d readings failed (attempt %d): %s",
+                               len(readings), attempt, exc)
+            except StoreFullError as exc:
+                self.log.error("store full: %d readings NOT accepted: %s", len(readings), exc)
+                return
+        self.log.error("%d readings NOT accepted after a storage failure", len(readings))
+
+
+@dataclass
+class SensorRunner:
+    sensor: Sensor
+    thread: threading.Thread | None = None
+    restarts: int = 0
+    restart_at: float = 0.0
+    backoff: Backoff | None = None
+
+
+class Agent:
+    def __init__(self, config: SiteConfig, sensor_types: Mapping[str, SensorType],
+                 clock: Clock | None = None, stop_event: threading.Event | None = None,
+                 fsync: Callable[[int], None] = os.fsync) -> None:
+        self.cfg = config
+        self._fsync = fsync  # the stores' fsync (fault rigs inject failures here)
+        self.clock = clock or SystemClock()
+        self.stop_event = stop_event or threading.Event()
+        self.stores: dict[Channel, ChannelStore] = {}
+        self.queues: dict[Channel, IngestQueue] = {}
+        self.writers: dict[Channel, ChannelWriter] = {}
+        self.uplinks: dict[Channel, ChannelUplink] = {}
+        self.sensors: list[SensorRunner] = []
+        self.last_readings: dict[str, Reading] = {}  # per sensor, for `edge-agent status`
+        self.keyrings: dict[Channel, PeriodKeyring] = {}
+        self._sensor_stop = threading.Event()
+        self._sensor_types = sensor_types
+        self._build()
+
+    # ------------------------------------------------------------------ construction
+
+    def _build(self) -> None:
+        cfg = self.cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for ch, cc in cfg.channels.items():
+            key_path = cfg.key_file(ch)
+            cred = credential_key(ch)  # systemd LoadCredential= wins over the state dir
+            if cred is not None:
+                key = load_key(cred)
+            elif cc.key_file is not None:
+                key = load_key(key_path)
+            else:
+                key, created = load_or_create_key(key_path)
+                if created:
+                    log.warning("created a new at-rest key for channel %s: %s (mode 0600); "
+                                "back it up or buffered data is unreadable if it is lost",
+                                ch.value, key_path)
+            keys = open_keyring(cfg.state_dir, ch.value, key, float(cfg.store.key_period),
+                                cfg.store.retention.get(ch), self.clock)
+            if isinstance(keys, PeriodKeyring):
+                self.keyrings[ch] = keys
+            store = ChannelStore(
+                cfg.state_dir / "store", ch, keys, max_bytes=int(cfg.store.max_bytes),
+                segment_bytes=int(cfg.store.segment_bytes), batch_max=cfg.store.batch_max,
+                retention=cfg.store.retention.get(ch), clock=self.clock, fsync=self._fsync,
+                on_event=secevents.sink(ch.value))
+            self.stores[ch] = store
+            self.queues[ch] = IngestQueue(cfg.store.queue_max)
+            settings = UplinkSettings(node=cfg.node, site=cfg.site, channel=ch,
+                                      topic_prefix=cfg.topic_prefix(ch),
+                                      client_id=cfg.client_id(ch), config=cc)
+            uplink = ChannelUplink(settings, store, self.clock,
+                                   health=lambda ch=ch: self.health(ch))  # type: ignore[misc]
+            self.uplinks[ch] = uplink
+            self.writers[ch] = ChannelWriter(ch, self.queues[ch], store,
+                                             float(cfg.store.commit_interval), uplink.notify,
+                                             self.clock)
+        self.privacy = PrivacyStage(cfg.sensors, load_pseudonym_key(cfg.state_dir) if any(
+            s.subject for s in cfg.sensors if s.enabled) else None)
+        ctx = SensorContext(hardware=cfg.hardware, clock=self.clock,
+                            log=logging.getLogger("edge_agent.sensor"))
+        for sc in cfg.sensors:
+            if not sc.enabled:
+                continue
+            stype = self._sensor_types[sc.type]
+            spec = SensorSpec(id=sc.id, type=sc.type, channel=sc.channel, priority=sc.priority,
+                              interval=sc.interval)
+            try:
+                sensor = stype.build(spec, sc.options, ctx)
+            except (EdgeAgentError, OSError) as exc:
+                log.error("sensor %s (%s) cannot start: %s", sc.id, sc.type, exc)
+                continue
+            self.sensors.append(SensorRunner(sensor, backoff=Backoff(1.0, 60.0)))
+
+    # ------------------------------------------------------------------ running
+
+    def emit_for(self, sensor: Sensor) -> Any:
+        queue = self.queues[sensor.spec.channel]
+        stop = self._sensor_stop
+        privacy = self.privacy
+        last = self.last_readings
+
+        def emit(readings: list[Reading]) -> None:
+            kept = privacy.apply(readings)  # allow-list and pseudonyms, before anything is kept
+            if kept:
+                last[sensor.id] = kept[-1]
+                queue.put(kept, stop)
+
+        return emit
+
+    def start(self) -> None:
+        for ch in self.cfg.channels:
+            self.writers[ch].thread.start()
+            self.uplinks[ch].start()
+        for runner in self.sensors:
+            self._start_sensor(runner)
+        log.info("running: site %s node %s, %d sensors, channels %s", self.cfg.site,
+                 self.cfg.node, len(self.sensors), ",".join(c.value for c in self.cfg.channels))
+
+    def _start_sensor(self, runner: SensorRunner) -> None:
+        s = runner.sensor
+
+        def target() -> None:
+            try:
+                s.run(self.emit_for(s), self._sensor_stop)
+            except Exception:
+                log.exception("sensor %s crashed", s.id)
+
+        runner.thread = threading.Thread(target=target, name=f"sensor-{s.id}", daemon=True)
+        runner.thread.start()
+
+    def supervise_once(self) -> None:
+        """Restart dead sensors, enforce retention, surface crashed core threads."""
+        now = self.clock.monotonic()
+        for runner in self.sensors:
+            t = runner.thread
+            if t is not None and not t.is_alive() and not self._sensor_stop.is_set():
+                assert runner.backoff is not None
+                if runner.restart_at == 0.0:
+                    runner.restart_at = now + runner.backoff.next_delay()
+                elif now >= runner.restart_at:
+                    runner.restarts += 1
+                    runner.restart_at = 0.0
+                    log.warning("restarting sensor %s (restart %d)", runner.sensor.id,
+                                runner.restarts)
+                    self._start_sensor(runner)
+        for ch, w in self.writers.items():
+            if w.error is not None or not w.thread.is_alive():
+                raise StoreError(f"writer for channel {ch.value} stopped: {w.error}")
+        for ch, u in self.uplinks.items():
+            if u.error is not None:
+                raise EdgeAgentError(f"uplink for channel {ch.value} stopped: {u.error}")
+        for store in self.stores.values():
+            store.enforce_retention()
+        for keyring in self.keyrings.values():
+            keyring.shred_expired()
+
+    def run_until_stopped(self, poll: float = 1.0) -> None:
+        self.start()
+        try:
+            while not self.stop_event.wait(poll):
+                self.supervise_once()
+        finally:
+            self.shutdown()
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Stop sensors, commit what is queued, flush in-flight publishes, close stores."""
+        log.info("stopping")
+        self._sensor_stop.set()
+        for q in self.queues.values():
+            q.close()
+        for runner in self.sensors:
+            if runner.thread is not None:
+                runner.thread.join(1.0)
+        for w in self.writers.values():
+            w.stop.set()
+            if w.thread.is_alive():
+                w.thread.join(timeout)
+        for u in self.uplinks.values():
+            u.notify()
+        for u in self.uplinks.values():
+            u.stop(flush_timeout=timeout / 2)
+        for s in self.stores.values():
+            s.close()
+        log.info("stopped")
+
+    # ------------------------------------------------------------------ reporting
+
+    def health(self, channel: Channel) -> dict[str, Any]:
+        st = self.stores[channel].stats()
+        up = self.uplinks[channel].stats
+        sensors = {
+            r.sensor.id: {"readings": r.sensor.stats.readings,
+                          "errors": dict(r.sensor.stats.errors),
+                          "last_error": r.sensor.stats.last_error,
+                          "dropped": self.privacy.dropped_for(r.sensor.id)}
+            for r in self.sensors if r.sensor.spec.channel == channel
+        }
+        return {
+            "store": {"next_seq": st.next_seq, "backlog": st.backlog,
+                      "bytes": st.bytes_on_disk, "oldest_undelivered": st.oldest_undelivered,
+                      "evicted": st.evicted,
+                      "evicted_ranges": [[a, b, why] for a, b, why in st.evicted_recent],
+                      "quarantined": st.quarantined, "dead_letters": st.dead_letters,
+                      "accepted": st.accepted, "not_accepted": st.not_accepted},
+            "uplink": {"broker": up.broker, "published_readings": up.published_readings,
+                       "rejected_messages": up.rejected_messages, "connects": up.connects},
+            "cert_expiry": None if up.cert_expiry is None else round(up.cert_expiry, 1),
+            "security": secevents.EVENTS.counts(channel.value),
+            "sensors": sensors,
+        }

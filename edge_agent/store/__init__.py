@@ -1,0 +1,1 @@
+"""Durable, encrypted, per-channel stores with priority lanes."""

@@ -1,0 +1,722 @@
+"""One channel's durable store: append-only encrypted segment files per priority lane.
+
+    <root>/<channel>/lane-0/<first-seq>.seg    alarm lane
+    <root>/<channel>/lane-1/...                normal lane
+    <root>/<channel>/lane-2/...                bulk lane
+    <root>/<channel>/acked.log                 delivered ranges (journal)
+    <root>/<channel>/evicted.log               ranges dropped by policy or lost, with reason
+    <root>/<channel>/seq.hwm                   reserved sequence high-water mark
+    <root>/<channel>/quarantine/               copies of files that failed to read
+    <root>/<channel>/dead/                     records the broker refused (dead letters)
+
+A batch is *accepted* when its records are written and fsynced; only then are its
+sequence numbers final and returned. Delivered (acknowledged) ranges go to the ack journal;
+a segment file is deleted once every record in it is acknowledged or evicted, after the
+journal saying so is synced. See docs/design/0001-store-and-uplink.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from ..clock import Clock, SystemClock
+from ..errors import (
+    ChannelMismatchError,
+    DurabilityError,
+    StoreClosedError,
+    StoreFullError,
+)
+from ..model import Channel, Priority, Reading
+from . import record as rec
+from .journal import Journal, fsync_dir
+from .keyring import Keyring, StaticKeyring
+from .ranges import RangeSet
+
+log = logging.getLogger("edge_agent.store")
+
+# reasons in evicted.log
+EVICT_SIZE = 1
+EVICT_RETENTION = 2
+EVICT_CORRUPT = 3
+EVICT_REJECTED = 4  # dead-lettered: the broker refused it
+EVICT_SKIPPED = 5  # sequence numbers reserved but never confirmed (after corruption)
+EVICT_SHREDDED = 6  # sealed with a key that was shredded on purpose (retention, decommission)
+REASONS = {EVICT_SIZE: "size", EVICT_RETENTION: "retention", EVICT_CORRUPT: "corrupt",
+           EVICT_REJECTED: "rejected", EVICT_SKIPPED: "skipped", EVICT_SHREDDED: "shredded"}
+HWM_STEP = 100_000
+RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
+
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A stored record handed to the uplink: one message's worth of readings."""
+
+    lane: Priority
+    first: int
+    last: int
+    senml: bytes  # JSON array of RFC 8428 records
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass
+class _Segment:
+    lane: int
+    first: int  # from the file name
+    path: Path
+    size: int
+    live: int = 0
+    fd: int | None = None  # open for append while this is the lane's active segment
+
+
+@dataclass
+class _Ref:
+    lane: int
+    first: int
+    count: int
+    oldest: float
+    seg: _Segment
+    offset: int
+    size: int
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+
+@dataclass
+class StoreStats:
+    channel: str
+    next_seq: int
+    backlog: dict[str, int]  # readings waiting, per lane label
+    backlog_records: int
+    bytes_on_disk: int
+    inflight_records: int
+    oldest_undelivered: float | None
+    evicted: dict[str, int]  # readings, per reason
+    evicted_recent: list[tuple[int, int, str]] = field(default_factory=list)
+    quarantined: int = 0
+    dead_letters: int = 0
+    accepted: int = 0
+    not_accepted: int = 0
+
+
+class ChannelStore:
+    """Thread-safe. ``append`` from the writer, ``lease``/``ack`` from the uplink."""
+
+    def __init__(self, root: Path, channel: Channel, key: bytes | Keyring, *,
+                 max_bytes: int = 256 * 1024**2, segment_bytes: int = 4 * 1024**2,
+                 batch_max: int = 500, retention: float | None = None,
+                 clock: Clock | None = None, fsync: Callable[[int], None] = os.fsync,
+                 key_id: int = 1, reserve_bytes: int = RESERVE_BYTES,
+                 on_event: Callable[[str, str, str], None] | None = None) -> None:
+        self.channel = channel
+        self._on_event = on_event  # (category, outcome, detail): security event sink
+        self.dir = root / channel.value
+        self._keys: Keyring = StaticKeyring(key, key_id) if isinstance(key, bytes) else key
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.batch_max = batch_max
+        self.retention = retention
+        self._clock = clock or SystemClock()
+        self._fsync = fsync
+        self._reserve_bytes = reserve_bytes
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._closed = False
+        self._segments: dict[int, list[_Segment]] = {0: [], 1: [], 2: []}
+        self._pending: dict[int, dict[int, _Ref]] = {0: {}, 1: {}, 2: {}}
+        self._inflight: set[int] = set()
+        self._evicted_recent: list[tuple[int, int, str]] = []
+        self._evicted_counts: dict[str, int] = dict.fromkeys(REASONS.values(), 0)
+        self.quarantined = 0
+        self.dead_letters = 0
+        self.accepted = 0
+        self.not_accepted = 0
+        self._bytes = 0
+        self._open()
+
+    # ------------------------------------------------------------------ opening / recovery
+
+    def _open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for lane in range(3):
+            (self.dir / f"lane-{lane}").mkdir(exist_ok=True, mode=0o700)
+        self._acks = Journal(self.dir / "acked.log", self._fsync)
+        self._evj = Journal(self.dir / "evicted.log", self._fsync)
+        acked = RangeSet((a, b) for a, b, _ in self._acks.entries())
+        evicted = RangeSet()
+        for a, b, tag in self._evj.entries():
+            evicted.add(a, b)
+            self._evicted_counts[REASONS.get(tag, "other")] = (
+                self._evicted_counts.get(REASONS.get(tag, "other"), 0) + b - a + 1)
+        self._acked = acked
+        self._evicted = evicted
+        known = RangeSet()
+        self._damaged = False
+        for lane in range(3):
+            self._scan_lane(lane, known)
+        top = max(known.max(), acked.max(), evicted.max())
+        hwm = self._read_hwm()
+        # Holes below the top are sequence numbers whose records were lost (corruption,
+        # a deleted file). Report them, never reuse them.
+        for a, b in self._holes(known, top):
+            self._record_eviction(a, b, EVICT_CORRUPT, sync=False)
+            self._event("store", "lost", f"seq {a}..{b} missing from the store (corrupt)")
+        if self._damaged and hwm > top:
+            # The newest records may have been in the damaged part: skip the reserved range.
+            self._record_eviction(top + 1, hwm, EVICT_SKIPPED, sync=False)
+            top = hwm
+        self._evj.sync()
+        self.next_seq = top + 1
+        self._hwm = max(hwm, top)
+        self._delete_finished()
+        self._ensure_reserve()
+
+    def _holes(self, known: RangeSet, top: int) -> list[tuple[int, int]]:
+        every = RangeSet(known)
+        for a, b in self._acked:
+            every.add(a, b)
+        for a, b in self._evicted:
+            every.add(a, b)
+        return every.gaps(1, top) if top else []
+
+    def _scan_lane(self, lane: int, known: RangeSet) -> None:
+        ldir = self.dir / f"lane-{lane}"
+        segs: list[tuple[int, Path]] = []
+        for p in ldir.iterdir():
+            if p.suffix == ".seg" and p.stem.isdigit():
+                segs.append((int(p.stem), p))
+            else:
+                self._quarantine(p, "not a segment file")
+                self._damaged = True
+        segs.sort()
+        for i, (first, path) in enumerate(segs):
+            seg = _Segment(lane, first, path, 0)
+            data = path.read_bytes()
+            keep, damaged, tail_only = self._scan_segment(seg, data, known)
+            if damaged:
+                self.quarantined += 1
+                self._quarantine(path, f"{len(data) - keep} unreadable bytes cut"
+                                 if tail_only else "damaged records inside", copy=True)
+                # A torn tail of a lane's newest file is an unfinished (unsynced) write;
+                # anything else means accepted data may be gone.
+                if not (tail_only and i == len(segs) - 1):
+                    self._damaged = True
+            if keep < len(data):
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
+                    f.flush()
+                    self._fsync(f.fileno())
+            seg.size = keep
+            self._bytes += keep
+            self._segments[lane].append(seg)
+
+    def _scan_segment(self, seg: _Segment, data: bytes,
+                      known: RangeSet) -> tuple[int, bool, bool]:
+        """Index valid records. Returns (bytes to keep, damaged, damage only at the tail).
+
+        Records after a damaged region are salvaged (resync on the magic + CRC), so a bit
+        flip loses one record, not the rest of the file.
+        """
+        off = 0
+        keep = 0
+        damaged = False
+        tail_only = True
+        n = len(data)
+        while off < n:
+            try:
+                head = rec.parse_header(data[off:off + rec.HEAD_SIZE])
+                end = off + head.size
+                if end > n:
+                    raise rec.RecordCorrupt("truncated")
+                rec.check_crc(memoryview(data)[off:end])
+            except rec.RecordCorrupt:
+                damaged = True
+                nxt = data.find(rec.MAGIC, off + 1)
+                if nxt < 0:
+                    break
+                off = nxt
+                continue
+            if damaged:
+                tail_only = False
+            if head.lane == seg.lane:
+                known.add(head.first, head.last)
+                if not (self._acked.covers(head.first, head.last)
+                        or self._evicted.covers(head.first, head.last)):
+                    self._pending[seg.lane][head.first] = _Ref(
+                        seg.lane, head.first, head.count, head.oldest, seg, off, head.size)
+                    seg.live += 1
+            off = end
+            keep = end
+        return keep, damaged, tail_only
+
+    def _quarantine(self, path: Path, why: str, copy: bool = False) -> None:
+        qdir = self.dir / "quarantine"
+        qdir.mkdir(exist_ok=True, mode=0o700)
+        stamp = int(self._clock.time())
+        dest = qdir / f"{stamp}-{path.parent.name}-{path.name}"
+        if copy:
+            shutil.copy2(path, dest)
+        else:
+            os.replace(path, dest)
+            self.quarantined += 1
+        log.error("store %s: quarantined %s (%s) -> %s", self.channel.value, path, why, dest)
+        self._event("store", "quarantined", f"{path.name}: {why}")
+
+    def _read_hwm(self) -> int:
+        try:
+            return int((self.dir / "seq.hwm").read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _reserve_seqs(self, upto: int) -> None:
+        if upto <= self._hwm:
+            return
+        new = upto + HWM_STEP
+        tmp = self.dir / "seq.hwm.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, f"{new}\n".encode())
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.dir / "seq.hwm")
+        fsync_dir(self.dir)
+        self._hwm = new
+
+    def _ensure_reserve(self) -> None:
+        if self._reserve_bytes <= 0:
+            return
+        path = self.dir / "reserve.bin"
+        try:
+            if path.exists() and path.stat().st_size >= self._reserve_bytes:
+                return
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self._reserve_bytes)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # no room yet; tried again after space is freed
+
+    def _release_reserve(self) -> bool:
+        path = self.dir / "reserve.bin"
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("store %s: disk full, released the alarm reserve", self.channel.value)
+        return True
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, readings: list[Reading]) -> list[tuple[int, int]]:
+        """Accept readings: write, fsync, and return the assigned sequence ranges.
+
+        Raises ChannelMismatchError (nothing written), StoreFullError or DurabilityError
+        (the batch was not accepted; nothing of it will be delivered).
+        """
+        if not readings:
+            return []
+        for r in readings:
+            if r.channel is not self.channel:
+                raise ChannelMismatchError(
+                    f"reading from {r.sensor!r} is bound to channel {r.channel.value!r}, "
+                    f"not {self.channel.value!r}")
+        by_lane: dict[int, list[Reading]] = {}
+        for r in readings:
+            by_lane.setdefault(int(r.priority), []).append(r)
+        plaintexts: list[tuple[int, list[Reading], bytes]] = []
+        for lane in sorted(by_lane):
+            rs = by_lane[lane]
+            for i in range(0, len(rs), self.batch_max):
+                chunk = rs[i:i + self.batch_max]
+                plaintexts.append((lane, chunk, _encoder.encode([r.senml() for r in chunk])))
+        with self._cond:
+            if self._closed:
+                raise StoreClosedError("store is closed")
+            try:
+                ranges = self._write_locked(plaintexts)
+            except (StoreFullError, DurabilityError):
+                self.not_accepted += len(readings)
+                raise
+            self.accepted += len(readings)
+            self._cond.notify_all()
+            return ranges
+
+    def _write_locked(self, items: list[tuple[int, list[Reading], bytes]]) -> list[tuple[int, int]]:
+        total = sum(len(c) for _, c, _ in items)
+        first_seq = self.next_seq
+        self._reserve_seqs(first_seq + total - 1)
+        records: list[tuple[int, int, int, float, bytes]] = []
+        seq = first_seq
+        for lane, chunk, pt in items:
+            oldest = min(r.time for r in chunk)
+            key_id, aead = self._keys.current(oldest)
+            data = rec.seal(aead, self.channel.value, lane, key_id, seq,
+                            len(chunk), oldest, pt)
+            records.append((lane, seq, len(chunk), oldest, data))
+            seq += len(chunk)
+        need = sum(len(r[4]) for r in records)
+        lanes = {r[0] for r in records}
+        self._make_room(need, min(lanes))
+        attempts = 0
+        while True:
+            try:
+                placed = self._write_records(records)
+                break
+            except OSError as exc:
+                attempts += 1
+                if exc.errno == errno.ENOSPC and attempts < 50:
+                    if self._evict_for_space() or (
+                            min(lanes) == Priority.ALARM and self._release_reserve()):
+                        continue
+                    raise StoreFullError(
+                        f"store {self.channel.value}: disk full and nothing left to evict"
+                    ) from exc
+                if exc.errno == errno.ENOSPC:
+                    raise StoreFullError(f"store {self.channel.value}: disk full") from exc
+                raise DurabilityError(
+                    f"store {self.channel.value}: write/fsync failed: {exc}") from exc
+        for ref in placed:
+            self._pending[ref.lane][ref.first] = ref
+            ref.seg.live += 1
+        self.next_seq = seq
+        return [(r.first, r.last) for r in placed]
+
+    def _write_records(self, records: list[tuple[int, int, int, float, bytes]]) -> list[_Ref]:
+        """Write and fsync; on any failure roll every touched segment back and re-raise.
+
+        After a failed fsync a segment is never written again (its page cache state is
+        unknown): it is cut back to its last accepted length and a new segment is begun.
+        """
+        touched: dict[int, tuple[_Segment, int]] = {}
+        placed: list[_Ref] = []
+        new_dirs = False
+        try:
+            for lane, first, count, oldest, data in records:
+                # One segment per lane per batch: a segment is rotated only between
+                # batches, so every touched segment is still open for the fsync below
+                # (segment_bytes is a soft limit, exceeded by at most one batch).
+                if lane in touched:
+                    seg = touched[lane][0]
+                else:
+                    seg, created = self._active(lane, first)
+                    new_dirs |= created
+                    touched[lane] = (seg, seg.size)
+                assert seg.fd is not None
+                os.write(seg.fd, data)
+                placed.append(_Ref(lane, first, count, oldest, seg, seg.size, len(data)))
+                seg.size += len(data)
+                self._bytes += len(data)
+            for seg, _ in touched.values():
+                assert seg.fd is not None
+                self._fsync(seg.fd)
+            if new_dirs:
+                for lane in touched:
+                    fsync_dir(self.dir / f"lane-{lane}")
+        except OSError:
+            for seg, size in touched.values():
+                self._bytes -= seg.size - size
+                seg.size = size
+                self._seal(seg)
+                with contextlib.suppress(OSError):
+                    os.truncate(seg.path, size)
+                if size == 0:
+                    with contextlib.suppress(OSError):
+                        seg.path.unlink()
+                    self._segments[seg.lane].remove(seg)
+            raise
+        return placed
+
+    def _active(self, lane: int, first: int) -> tuple[_Segment, bool]:
+        segs = self._segments[lane]
+        if segs and segs[-1].fd is not None and segs[-1].size < self.segment_bytes:
+            return segs[-1], False
+        if segs:
+            self._seal(segs[-1])
+            if segs[-1].live == 0:
+                self._delete_segment(segs[-1])
+        path = self.dir / f"lane-{lane}" / f"{first:020d}.seg"
+        seg = _Segment(lane, first, path, 0)
+        seg.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._segments[lane].append(seg)
+        return seg, True
+
+    def _seal(self, seg: _Segment) -> None:
+        if seg.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(seg.fd)
+            seg.fd = None
+
+    # ------------------------------------------------------------------ eviction
+
+    def _make_room(self, need: int, lane: int) -> None:
+        while self._bytes + need > self.max_bytes:
+            if not self._evict_one():
+                if lane == Priority.ALARM:
+                    return  # alarms are accepted over budget; they are never evicted
+                raise StoreFullError(
+                    f"store {self.channel.value}: the size budget ({self.max_bytes} bytes) "
+                    "is taken by alarms; batch not accepted")
+
+    def _evict_for_space(self) -> bool:
+        """Evict on ENOSPC. The eviction journal entry itself needs a few bytes: when even
+        that fails, release the alarm reserve and try once more, else report a full store."""
+        try:
+            return self._evict_one()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            if self._release_reserve():
+                with contextlib.suppress(OSError):
+                    return self._evict_one()
+            raise StoreFullError(f"store {self.channel.value}: disk full, cannot even "
+                                 "record an eviction") from exc
+
+    def _evict_one(self) -> bool:
+        """Evict the oldest segment of the lowest-priority lane. Never alarms."""
+        for lane in (Priority.BULK, Priority.NORMAL):
+            segs = self._segments[lane]
+            if segs:
+                self._evict_segment(segs[0], EVICT_SIZE)
+                return True
+        return False
+
+    def _evict_segment(self, seg: _Segment, reason: int) -> None:
+        refs = sorted((r for r in self._pending[seg.lane].values() if r.seg is seg),
+                      key=lambda r: r.first)
+        for r in refs:
+            self._record_eviction(r.first, r.last, reason, sync=False)
+            del self._pending[seg.lane][r.first]
+            self._inflight.discard(r.first)
+        self._evj.sync()
+        if refs:
+            log.warning("store %s: evicted %d readings (%s) from lane %d: seq %d..%d",
+                        self.channel.value, sum(r.count for r in refs), REASONS[reason],
+                        seg.lane, refs[0].first, refs[-1].last)
+            self._event("store", "evicted", f"{sum(r.count for r in refs)} readings "
+                        f"({REASONS[reason]}) seq {refs[0].first}..{refs[-1].last}")
+        seg.live = 0
+        self._delete_segment(seg)
+
+    def _record_eviction(self, first: int, last: int, reason: int, sync: bool = True) -> None:
+        self._evj.append(first, last, reason, sync=sync)
+        self._evicted.add(first, last)
+        label = REASONS[reason]
+        self._evicted_counts[label] = self._evicted_counts.get(label, 0) + last - first + 1
+        self._evicted_recent.append((first, last, label))
+        del self._evicted_recent[:-50]
+
+    def _delete_segment(self, seg: _Segment) -> None:
+        self._seal(seg)
+        self._acks.sync()  # the acks that make this file removable are durable first
+        with contextlib.suppress(FileNotFoundError):
+            seg.path.unlink()
+        with contextlib.suppress(ValueError):
+            self._segments[seg.lane].remove(seg)
+        self._bytes -= seg.size
+        self._ensure_reserve()
+
+    def _delete_finished(self) -> None:
+        for lane in range(3):
+            for seg in list(self._segments[lane]):
+                if seg.live == 0:
+                    self._delete_segment(seg)
+
+    def enforce_retention(self) -> int:
+        """Evict segments whose newest batch is older than ``retention``. Returns readings."""
+        if self.retention is None:
+            return 0
+        cutoff = self._clock.time() - self.retention
+        evicted = 0
+        with self._cond:
+            for lane in range(3):
+                for seg in list(self._segments[lane]):
+                    refs = [r for r in self._pending[lane].values() if r.seg is seg]
+                    if refs and max(r.oldest for r in refs) < cutoff:
+                        evicted += sum(r.count for r in refs)
+                        self._evict_segment(seg, EVICT_RETENTION)
+        return evicted
+
+    # ------------------------------------------------------------------ reading / delivery
+
+    def lease(self, max_records: int, lanes: Iterable[int] = (0, 1, 2)) -> list[Batch]:
+        """Up to ``max_records`` undelivered batches not already in flight, alarms first."""
+        out: list[Batch] = []
+        with self._cond:
+            if self._closed:
+                raise StoreClosedError("store is closed")
+            for lane in sorted(lanes):
+                for first, ref in list(self._pending[lane].items()):
+                    if len(out) >= max_records:
+                        return out
+                    if first in self._inflight:
+                        continue
+                    batch = self._read(ref)
+                    if batch is not None:
+                        self._inflight.add(first)
+                        out.append(batch)
+        return out
+
+    def _read(self, ref: _Ref) -> Batch | None:
+        try:
+            with open(ref.seg.path, "rb") as f:
+                f.seek(ref.offset)
+                data = f.read(ref.size)
+            head, pt = rec.open_record(self._keys, self.channel.value, data)
+            if head.first != ref.first or head.lane != ref.lane:
+                raise rec.RecordCorrupt("record moved")
+        except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
+            if isinstance(exc, rec.RecordUnreadable) and self._shredded(data):
+                log.warning("store %s: record seq %d..%d sealed with a shredded key; "
+                            "reported as lost (shredded)", self.channel.value, ref.first,
+                            ref.last)
+                self._drop(ref, EVICT_SHREDDED)
+                self._event("store", "shredded", f"seq {ref.first}..{ref.last}")
+                return None
+            log.error("store %s: record seq %d..%d unreadable (%s); reported as lost",
+                      self.channel.value, ref.first, ref.last, exc)
+            self.quarantined += 1
+            self._drop(ref, EVICT_CORRUPT)
+            self._event("store", "lost", f"seq {ref.first}..{ref.last} unreadable: {exc}")
+            return None
+        return Batch(Priority(ref.lane), ref.first, ref.last, pt)
+
+    def _shredded(self, record: bytes) -> bool:
+        check = getattr(self._keys, "shredded", None)
+        return check is not None and bool(check(rec.parse_header(record).key_id))
+
+    def _event(self, category: str, outcome: str, detail: str) -> None:
+        if self._on_event is not None:
+            self._on_event(category, outcome, detail)
+
+    def _drop(self, ref: _Ref, reason: int) -> None:
+        self._record_eviction(ref.first, ref.last, reason)
+        self._forget(ref)
+
+    def _forget(self, ref: _Ref) -> None:
+        self._pending[ref.lane].pop(ref.first, None)
+        self._inflight.discard(ref.first)
+        ref.seg.live -= 1
+        if ref.seg.live == 0 and ref.seg.fd is None:
+            self._delete_segment(ref.seg)
+
+    def _find(self, first: int) -> _Ref | None:
+        for lane in range(3):
+            ref = self._pending[lane].get(first)
+            if ref is not None:
+                return ref
+        return None
+
+    def ack(self, first: int) -> bool:
+        """The batch starting at ``first`` was delivered. Returns False if unknown."""
+        with self._cond:
+            ref = self._find(first)
+            if ref is None:
+                return False
+            self._acks.append(ref.first, ref.last)
+            self._acked.add(ref.first, ref.last)
+            self._forget(ref)
+            if self._acks.size() > 256 * 1024:
+                self._compact_acks()
+            return True
+
+    def reject(self, first: int, why: str) -> bool:
+        """The broker refused the batch: keep a copy in dead/, report it, stop retrying."""
+        with self._cond:
+            ref = self._find(first)
+            if ref is None:
+                return False
+            ddir = self.dir / "dead"
+            ddir.mkdir(exist_ok=True, mode=0o700)
+            try:
+                with open(ref.seg.path, "rb") as f:
+                    f.seek(ref.offset)
+                    data = f.read(ref.size)
+                (ddir / f"{ref.first:020d}.rec").write_bytes(data)
+                (ddir / f"{ref.first:020d}.why").write_text(why + "\n")
+            except OSError as exc:
+                log.error("store %s: cannot keep dead letter %d: %s", self.channel.value,
+                          ref.first, exc)
+            self.dead_letters += 1
+            log.error("store %s: broker refused seq %d..%d (%s); moved to dead letters",
+                      self.channel.value, ref.first, ref.last, why)
+            self._drop(ref, EVICT_REJECTED)
+            return True
+
+    def release(self, firsts: Iterable[int] | None = None) -> None:
+        """Return in-flight batches to the queue (connection lost before PUBACK)."""
+        with self._cond:
+            if firsts is None:
+                self._inflight.clear()
+            else:
+                self._inflight.difference_update(firsts)
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        """Block until data may be available (append or release) or ``timeout`` passes."""
+        with self._cond:
+            if not self._closed and not self._has_unleased():
+                self._cond.wait(timeout)
+
+    def _has_unleased(self) -> bool:
+        return any(f not in self._inflight for lane in range(3) for f in self._pending[lane])
+
+    def _compact_acks(self) -> None:
+        """Rewrite the ack journal: everything below the oldest pending batch is settled
+        (delivered, evicted or reported lost), so one range stands for it."""
+        floor = min((f for lane in range(3) for f in self._pending[lane]), default=self.next_seq)
+        keep = [(1, floor - 1, 0)] if floor > 1 else []
+        keep += [(a, b, 0) for a, b in self._acked if b >= floor]
+        self._acks.rewrite(keep)
+
+    # ------------------------------------------------------------------ reporting / closing
+
+    def stats(self) -> StoreStats:
+        with self._cond:
+            oldest = min((r.oldest for lane in range(3) for r in self._pending[lane].values()),
+                         default=None)
+            return StoreStats(
+                channel=self.channel.value,
+                next_seq=self.next_seq,
+                backlog={Priority(lane).label: sum(r.count for r in self._pending[lane].values())
+                         for lane in range(3)},
+                backlog_records=sum(len(self._pending[lane]) for lane in range(3)),
+                bytes_on_disk=self._bytes,
+                inflight_records=len(self._inflight),
+                oldest_undelivered=oldest,
+                evicted=dict(self._evicted_counts),
+                evicted_recent=list(self._evicted_recent),
+                quarantined=self.quarantined,
+                dead_letters=self.dead_letters,
+                accepted=self.accepted,
+                not_accepted=self.not_accepted,
+            )
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            for lane in range(3):
+                for seg in self._segments[lane]:
+                    self._seal(seg)
+            self._acks.close()
+            self._evj.close()
+            self._cond.notify_all()

@@ -1,0 +1,1 @@
+"""MQTT uplinks: one client per channel, fed from that channel's store."""

@@ -1,0 +1,55 @@
+"""The data message the city platform receives (see the design brief's MQTT interface).
+
+    {"node": "pi-0042", "channel": "ot", "lane": "normal", "seq": [17, 516],
+     "senml": [ {"n": "meter-main/power", "u": "W", "v": 1234.0, "t": 1.7e9}, ... ]}
+
+The SenML array is stored encrypted as JSON and spliced in as it is (no re-encoding).
+With a sealer (the it channel, see edge_agent/seal.py) the message carries ``"sealed"``
+(HPKE to the platform's key) instead of ``"senml"``; node, channel, lane and seq stay clear.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..model import Channel, Priority
+
+
+class PayloadSealer(Protocol):
+    def seal(self, head: Mapping[str, Any], senml: bytes) -> bytes: ...
+
+
+class EnvelopeBuilder:
+    def __init__(self, node: str, channel: Channel,
+                 sealer: PayloadSealer | None = None) -> None:
+        self._node, self._channel, self._sealer = node, channel.value, sealer
+        self._head = (
+            b'{"node":' + json.dumps(node).encode() + b',"channel":"'
+            + channel.value.encode() + b'","lane":"'
+        )
+
+    def data(self, lane: Priority, first: int, last: int, senml: bytes) -> bytes:
+        if self._sealer is not None:
+            return self._sealer.seal({"node": self._node, "channel": self._channel,
+                                      "lane": lane.label, "seq": [first, last]}, senml)
+        return b"".join((self._head, lane.label.encode(), b'","seq":[', str(first).encode(),
+                         b",", str(last).encode(), b'],"senml":', senml, b"}"))
+
+
+def parse(payload: bytes) -> dict[str, Any]:
+    """Decode and check a data message (for consumers and tests)."""
+    msg = json.loads(payload)
+    if not isinstance(msg, dict):
+        raise ValueError("message is not a JSON object")
+    for key in ("node", "channel", "seq"):
+        if key not in msg:
+            raise ValueError(f"message lacks {key!r}")
+    seq = msg["seq"]
+    if (not isinstance(seq, list) or len(seq) != 2 or not all(isinstance(s, int) for s in seq)
+            or seq[0] < 1 or seq[1] < seq[0]):
+        raise ValueError(f"bad seq {seq!r}")
+    if "senml" in msg and len(msg["senml"]) != seq[1] - seq[0] + 1:
+        raise ValueError("senml length does not match seq range")
+    return msg

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 / Raspberry Pi OS machine: mosquitto, a virtualenv in .venv,
+# and edge-agent installed into it (editable). Safe to run again.
+# Usage: scripts/setup.sh [--test]     (--test also installs the test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "setup: installing ${need_apt[*]} with apt-get" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]"
+.venv/bin/python -m pip install -q -e ".${extra}"

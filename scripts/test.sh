@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh --test), then lint, type-check and run the whole test suite.
+# Tests start their own mosquitto brokers on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+echo "== ruff" && .venv/bin/ruff check edge_agent tests hil
+echo "== mypy (strict, package)" && .venv/bin/mypy
+echo "== pytest" && .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.mosquitto import Mosquitto
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO.parent / "shared" / "samples"
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    started: list[Mosquitto] = []
+
+    def make(**kw: object) -> Mosquitto:
+        b = Mosquitto(tmp_path / f"broker{len(started)}", **kw)  # type: ignore[arg-type]
+        b.start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    return broker_factory()
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
+
+
+def write_site(tmp_path: Path, ot_url: str, it_url: str | None = None, sensors: str = "",
+               store: str = "", extra_ot: str = "", extra_it: str = "") -> Path:
+    it_block = ""
+    if it_url:
+        if "seal:" not in extra_it:  # tests read IT payloads in clear unless they seal
+            extra_it = "    seal: {enabled: false}\n" + extra_it
+        it_block = f"""
+  it:
+    brokers: ["{it_url}"]
+    allow_insecure: true
+    health_interval: 1s
+{extra_it}"""
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(f"""
+site: test
+node: n1
+hardware: emulated
+state_dir: {tmp_path / 'state'}
+channels:
+  ot:
+    brokers: ["{ot_url}"]
+    allow_insecure: true
+    health_interval: 1s
+{extra_ot}{it_block}
+store:
+  commit_interval: 100ms
+{store}
+sensors:
+{sensors}
+""")
+    return cfg
+
+
+EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
+
+
+def start_agent(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(cfg)],
+            stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"))

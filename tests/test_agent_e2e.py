@@ -1,0 +1,193 @@
+"""The agent end to end against real mosquitto brokers (started per test on free ports)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edge_agent.config import load_config
+from edge_agent.consumer import Consumer
+from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.model import Channel
+from edge_agent.mosquitto import Mosquitto
+from edge_agent.runtime import Agent
+from edge_agent.store.channel_store import ChannelStore
+from edge_agent.store.keys import load_key
+from edge_agent.store.ranges import RangeSet
+from tests.conftest import EDGE_AGENT, start_agent, wait_for, write_site
+
+LOAD_OT = "  - {id: gen-ot, type: load, channel: ot, rate: 200}\n"
+LOAD_IT = "  - {id: gen-it, type: load, channel: it, rate: 100}\n"
+ALARM_IT = "  - {id: sos, type: load, channel: it, priority: alarm, rate: 2}\n"
+
+
+def accepted_ranges(state: Path, ch: Channel) -> tuple[int, RangeSet]:
+    """Open the store offline (the agent has stopped): what was accepted, what was evicted."""
+    key = load_key(state / "keys" / f"{ch.value}.key")
+    s = ChannelStore(state / "store", ch, key)
+    try:
+        return s.next_seq - 1, RangeSet(s._evicted)
+    finally:
+        s.close()
+
+
+def consumer(b: Mosquitto, ch: str) -> Consumer:
+    return Consumer("127.0.0.1", b.port, f"edge/test/n1/{ch}").start()
+
+
+def run_agent(cfg: Path) -> Agent:
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.start()
+    return agent
+
+
+def test_both_channels_deliver_contiguous_and_separated(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    ot, it = broker_factory(), broker_factory()
+    c_ot, c_it = consumer(ot, "ot"), consumer(it, "it")
+    cfg = write_site(tmp_path, ot.url, it.url, sensors=LOAD_OT + LOAD_IT + ALARM_IT)
+    agent = run_agent(cfg)
+    assert wait_for(lambda: c_ot.rec.readings > 300 and c_it.rec.readings > 150)
+    agent.stop_event.set()
+    agent.shutdown()
+    for c, ch, names in ((c_ot, "ot", {"gen-ot/counter"}),
+                         (c_it, "it", {"gen-it/counter", "sos/counter"})):
+        rec = c.snapshot()
+        assert not rec.bad
+        assert rec.ranges.gaps(1, rec.ranges.max()) == []
+        seen = {r["n"] for m in rec.messages for r in m.msg["senml"]}
+        assert seen == names | (seen & names)  # nothing from the other channel
+        assert seen <= names
+        assert all(m.msg["channel"] == ch and m.msg["node"] == "n1" for m in rec.messages)
+        assert rec.status is not None
+    it_alarms = [m for m in c_it.snapshot().messages if m.topic.endswith("/alarm")]
+    assert it_alarms and all(m.msg["lane"] == "alarm" for m in it_alarms)
+    top_ot, _ = accepted_ranges(tmp_path / "state", Channel.OT)
+    assert c_ot.received().gaps(1, top_ot) == []  # clean shutdown delivered everything
+
+
+def test_broker_restart_loses_nothing_and_keeps_lane_order(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    ot = broker_factory()
+    cfg = write_site(tmp_path, ot.url, sensors=LOAD_OT,
+                     extra_ot="    reconnect_min: 100ms\n    reconnect_max: 500ms\n")
+    agent = run_agent(cfg)
+    c = consumer(ot, "ot")
+    assert wait_for(lambda: c.rec.readings > 100)
+    c.stop()
+    ot.kill()
+    time.sleep(2.0)  # readings keep being accepted into the store meanwhile
+    backlog = agent.stores[Channel.OT].stats().backlog["normal"]
+    assert backlog > 100
+    ot.start()
+    c2 = consumer(ot, "ot")
+    top = agent.stores[Channel.OT].next_seq - 1
+    assert wait_for(lambda: c2.received().covers(c2.received().max() and top, top)
+                    if c2.received().max() >= top else False, timeout=30)
+    agent.stop_event.set()
+    agent.shutdown()
+    rec = c2.snapshot()
+    assert rec.lane_order_violations == 0
+    assert not rec.bad
+    got = c.received()
+    for a, b in rec.ranges:
+        got.add(a, b)
+    assert got.gaps(1, top) == []
+
+
+def test_sigkill_mid_stream_then_restart_delivers_every_accepted_reading(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    ot = broker_factory()
+    c = consumer(ot, "ot")
+    cfg = write_site(tmp_path, ot.url, sensors="  - {id: gen-ot, type: load, rate: 2000}\n")
+    log = tmp_path / "agent.log"
+    for _ in range(3):
+        p = start_agent(cfg, log)
+        assert wait_for(lambda: c.rec.readings > 0, timeout=15)
+        time.sleep(0.7)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    # what the killed runs accepted: read the store offline, before the next start
+    top, evicted = accepted_ranges(tmp_path / "state", Channel.OT)
+    assert top > 1000
+    assert evicted.count() == 0
+    p = start_agent(cfg, log)
+    assert wait_for(lambda: log.read_text().count("INFO edge_agent.runtime: running") == 4)
+    assert wait_for(lambda: c.received().gaps(1, top) == [], timeout=20), \
+        (c.received().gaps(1, top), log.read_text()[-3000:])
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    assert c.snapshot().duplicates <= 3 * 8 * 500  # bounded by the in-flight window per crash
+
+
+def test_refused_publish_is_dead_lettered_not_delivered(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite edge/test/n1/ot/status\n"
+                   "topic readwrite edge/test/n1/ot/health\ntopic read #\n")
+    ot = broker_factory(extra=f"acl_file {acl}\n")
+    cfg = write_site(tmp_path, ot.url, sensors="  - {id: g, type: load, rate: 50, total: 20}\n")
+    agent = run_agent(cfg)
+    store = agent.stores[Channel.OT]
+    assert wait_for(lambda: store.stats().dead_letters >= 1)
+    up = agent.uplinks[Channel.OT].stats
+    agent.stop_event.set()
+    agent.shutdown()
+    assert up.published_readings == 0
+    assert up.rejected_messages >= 1
+    assert "0x87" in (up.last_error or "")
+    st = store.stats()
+    assert st.evicted["rejected"] >= 1
+    assert list((tmp_path / "state" / "store" / "ot" / "dead").glob("*.rec"))
+
+
+def test_run_exits_zero_on_sigterm_quickly(tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = write_site(tmp_path, broker.url, sensors=LOAD_OT)
+    log = tmp_path / "agent.log"
+    p = start_agent(cfg, log)
+    c = consumer(broker, "ot")
+    assert wait_for(lambda: c.rec.readings > 0, timeout=15)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 0
+    assert time.monotonic() - t0 < 5
+    text = log.read_text()
+    assert "INFO edge_agent.runtime: stopped" in text
+    assert wait_for(lambda: (c.rec.status or {}).get("state") == "offline", timeout=5)
+
+
+def test_loose_key_permissions_refuse_to_start(tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = write_site(tmp_path, broker.url, sensors=LOAD_OT)
+    keyf = tmp_path / "state" / "keys" / "ot.key"
+    keyf.parent.mkdir(parents=True)
+    keyf.write_text("00" * 32)
+    keyf.chmod(0o640)
+    out = subprocess.run([EDGE_AGENT, "run", "-c", str(cfg)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 2
+    assert f"chmod 600 {keyf}" in out.stderr
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("brokers: [\"mqtt://127.0.0.1:1\"]", "plaintext mqtt://127.0.0.1:1 refused"),
+])
+def test_check_config_cli(tmp_path: Path, text: str, expect: str) -> None:
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"site: s\nnode: n\nhardware: emulated\nstate_dir: {tmp_path}\n"
+                   f"channels:\n  ot:\n    {text}\n")
+    out = subprocess.run([EDGE_AGENT, "check-config", str(cfg)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[0] == (
+        f"{cfg}:7: channels.ot.brokers[0]: {expect}: use mqtts:// or set allow_insecure: "
+        "true for this channel")
+    cfg.write_text(cfg.read_text() + "    allow_insecure: true\n")
+    out = subprocess.run([EDGE_AGENT, "check-config", str(cfg)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "OK - site s, node n" in out.stdout

@@ -1,0 +1,113 @@
+"""The runtime without brokers: sensor isolation, group commit, alarm fast path, failover."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from edge_agent.config import load_config
+from edge_agent.consumer import Consumer
+from edge_agent.drivers.base import Emit, Sensor
+from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
+from edge_agent.ingest import IngestQueue
+from edge_agent.model import Channel, Priority, Reading
+from edge_agent.mosquitto import Mosquitto, free_port
+from edge_agent.runtime import Agent
+from tests.conftest import wait_for, write_site
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+class _Crashing(Sensor):
+    runs = 0
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        type(self).runs += 1
+        raise RuntimeError("driver bug")
+
+
+def _types() -> MappingProxyType[str, SensorType]:
+    extra = SensorType("crashing", "a driver with a bug", _NoOptions,
+                       lambda spec, o, ctx: _Crashing(spec, ctx), Channel.OT)
+    return MappingProxyType({**SENSOR_TYPES, "crashing": extra})
+
+
+def test_a_crashing_sensor_does_not_stop_the_others(tmp_path: Path) -> None:
+    cfg = write_site(tmp_path, f"mqtt://127.0.0.1:{free_port()}",
+                     sensors="  - {id: bad, type: crashing}\n"
+                             "  - {id: good, type: load, rate: 100}\n")
+    types = _types()
+    agent = Agent(load_config(cfg, types), types)
+    agent.start()
+    try:
+        store = agent.stores[Channel.OT]
+        assert wait_for(lambda: store.stats().accepted >= 50, timeout=10)
+        deadline = time.monotonic() + 5
+        while _Crashing.runs < 2 and time.monotonic() < deadline:
+            agent.supervise_once()
+            time.sleep(0.2)
+        assert _Crashing.runs >= 2  # restarted with backoff, not given up
+    finally:
+        agent.shutdown()
+
+
+def test_alarms_are_accepted_at_once_normal_readings_are_grouped(tmp_path: Path) -> None:
+    cfg = write_site(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
+    cfg.write_text(cfg.read_text().replace("commit_interval: 100ms", "commit_interval: 5s"))
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.start()
+    try:
+        q, store = agent.queues[Channel.OT], agent.stores[Channel.OT]
+        q.put([Reading("m", Channel.OT, Priority.NORMAL, "p", 1.0, 1.7e9)])
+        time.sleep(0.5)
+        assert store.stats().accepted == 0  # grouped until the commit interval
+        q.put([Reading("sos", Channel.OT, Priority.ALARM, "pressed", True, 1.7e9)])
+        assert wait_for(lambda: store.stats().backlog["alarm"] == 1, timeout=1.0)
+        assert store.stats().backlog["normal"] == 0
+    finally:
+        agent.shutdown()
+    assert store.stats().accepted == 2  # shutdown commits what was queued
+
+
+def test_ingest_queue_is_bounded_and_alarms_never_wait() -> None:
+    q = IngestQueue(max_readings=10)
+    normal = [Reading("m", Channel.OT, Priority.NORMAL, "p", 1.0, 1.7e9)] * 10
+    assert q.put(normal)
+    stop = threading.Event()
+    blocked = threading.Thread(target=q.put, args=(normal, stop))
+    blocked.start()
+    time.sleep(0.2)
+    assert blocked.is_alive()  # backpressure on a full queue
+    assert q.put([Reading("b", Channel.OT, Priority.ALARM, "pressed", True, 1.7e9)])
+    assert len(q.take_alarms()) == 1
+    assert len(q.take_all()) == 10
+    blocked.join(2)
+    assert not blocked.is_alive()
+    assert q.pending == 10
+
+
+def test_failover_to_the_second_broker(tmp_path: Path,
+                                       broker_factory: Callable[..., Mosquitto]) -> None:
+    live = broker_factory()
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    cfg = write_site(tmp_path, dead, sensors="  - {id: g, type: load, rate: 50}\n")
+    cfg.write_text(cfg.read_text().replace(f'brokers: ["{dead}"]',
+                                           f'brokers: ["{dead}", "{live.url}"]'))
+    c = Consumer("127.0.0.1", live.port, "edge/test/n1/ot").start()
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.start()
+    try:
+        assert wait_for(lambda: c.rec.readings >= 20, timeout=15)
+        up = agent.uplinks[Channel.OT].stats
+        assert up.broker == live.url and up.connect_failures >= 1
+    finally:
+        agent.shutdown()
+        c.stop()
+
