@@ -1,0 +1,127 @@
+"""BME280 temperature, humidity and pressure on I2C (forced mode, one burst per poll)."""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..emulators.i2c_bme280 import BME280Device, BME280Emulate
+from ..errors import DeviceNotFoundError, DeviceTimeoutError, ValueOutOfRangeError
+from ..hal.i2c import EmulatedI2CBus, SMBus2Bus, no_wait
+from ..hal.interfaces import I2CBus
+from ..model import Channel, Priority
+from ..protocols import bme280 as p
+from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .registry_types import SensorType
+
+STATUS_POLLS = 20
+
+
+@dataclass(frozen=True)
+class BME280Options:
+    bus: int = 1
+    address: int = p.ADDRESS_DEFAULT
+    oversampling: int = 1  # 1, 2, 4, 8 or 16, for all three measurements
+    emulate: BME280Emulate = field(default_factory=BME280Emulate)
+
+    def __post_init__(self) -> None:
+        if self.address not in (0x76, 0x77):
+            raise ValueError("address must be 0x76 (118) or 0x77 (119)")
+        if self.oversampling not in (1, 2, 4, 8, 16):
+            raise ValueError("oversampling must be 1, 2, 4, 8 or 16")
+
+
+class BME280Sensor(PollingSensor):
+    """Reset and read the trim on open; each poll triggers a forced measurement."""
+
+    def __init__(self, spec: SensorSpec, ctx: SensorContext, options: BME280Options,
+                 open_bus: Callable[[], I2CBus],
+                 wait: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(spec, ctx)
+        self.options = options
+        self._open_bus = open_bus
+        self._wait = wait
+        self._bus: I2CBus | None = None
+        self.calibration: p.Calibration | None = None
+        self.emulator: BME280Device | None = None
+        osrs = p.OVERSAMPLING[options.oversampling]
+        self._ctrl_meas = (osrs << 5) | (osrs << 2) | p.MODE_FORCED
+        self._ctrl_hum = osrs
+        # max measurement time (datasheet 9.1): 1.25 + 2.3 * T + (2.3 * P + 0.575) + ...
+        self._measure_time = (1.25 + 2.3 * options.oversampling * 3 + 0.575 * 2) / 1000
+
+    def _reg(self, bus: I2CBus, reg: int, n: int) -> bytes:
+        return bus.write_read(self.options.address, bytes([reg]), n)
+
+    def open(self) -> None:
+        bus = self._open_bus()
+        addr = self.options.address
+        try:
+            chip = self._reg(bus, p.REG_CHIP_ID, 1)[0]
+            if chip != p.CHIP_ID:
+                raise DeviceNotFoundError(
+                    errno.ENODEV, f"0x{addr:02X}: chip id 0x{chip:02X}, not a BME280 (0x60)")
+            bus.write(addr, bytes([p.REG_RESET, p.RESET_WORD]))
+            self._wait(0.003)
+            self.calibration = p.parse_calibration(
+                self._reg(bus, p.REG_CALIB_T_P, p.CALIB_T_P_LEN),
+                self._reg(bus, p.REG_CALIB_H, p.CALIB_H_LEN))
+            bus.write(addr, bytes([p.REG_CTRL_HUM, self._ctrl_hum, p.REG_CONFIG, 0x00]))
+        except BaseException:
+            bus.close()
+            raise
+        self._bus = bus
+
+    def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.close()
+
+    def sample(self) -> Iterable[Sample]:
+        if self._bus is None or self.calibration is None:
+            self.open()
+        assert self._bus is not None and self.calibration is not None
+        bus, addr = self._bus, self.options.address
+        bus.write(addr, bytes([p.REG_CTRL_MEAS, self._ctrl_meas]))
+        self._wait(self._measure_time)
+        for _ in range(STATUS_POLLS):
+            if not self._reg(bus, p.REG_STATUS, 1)[0] & p.STATUS_MEASURING:
+                break
+            self._wait(0.002)
+        else:
+            raise DeviceTimeoutError(errno.ETIMEDOUT, "BME280: measurement did not finish")
+        m = p.compensate(self.calibration, p.decode_data(self._reg(bus, p.REG_DATA, p.DATA_LEN)))
+        for name, value, (lo, hi) in (("temperature", m.temperature, p.T_RANGE),
+                                      ("pressure", m.pressure, p.P_RANGE),
+                                      ("humidity", m.humidity, p.H_RANGE)):
+            if not lo <= value <= hi:
+                raise ValueOutOfRangeError(f"{name} {value:.2f} outside {lo}..{hi}")
+        return [Sample("temperature", round(m.temperature, 2), "Cel"),
+                Sample("humidity", round(m.humidity, 2), "%RH"),
+                Sample("pressure", round(m.pressure, 1), "Pa")]
+
+
+def build(spec: SensorSpec, options: BME280Options, ctx: SensorContext) -> Sensor:
+    if ctx.hardware == "emulated":
+        bus = EmulatedI2CBus()
+        device = BME280Device(options.emulate)
+        bus.attach(options.address, device)
+        sensor = BME280Sensor(spec, ctx, options, lambda: bus, no_wait)
+        sensor.emulator = device
+        return sensor
+    return BME280Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+
+
+TYPES = (
+    SensorType(
+        name="bme280",
+        summary="Bosch BME280 temperature/humidity/pressure (I2C, forced mode)",
+        options=BME280Options,
+        build=build,
+        default_channel=Channel.IT,
+        default_priority=Priority.NORMAL,
+        default_interval=60.0,
+    ),
+)

@@ -1,0 +1,172 @@
+"""``dlms-hdlc``: a DLMS/COSEM meter pushing over its HAN/P1 port (HDLC, often 2400 8N1).
+
+Optional decryption of general-glo-ciphering pushes with keys from ``key_file``, a text file
+readable by its owner only (mode 0600 or stricter)::
+
+    # meter 7359992890941742 (from the grid operator)
+    EK=000102030405060708090A0B0C0D0E0F
+    AK=D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF
+
+``EK`` (encryption key) is required, ``AK`` (authentication key) only for authenticated
+pushes; 32 hex digits each. Blank lines and ``#`` comments are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
+from ..errors import KeyFileError, ProtocolError, ValueOutOfRangeError
+from ..hal.interfaces import ByteStream
+from ..model import Channel, Priority
+from ..protocols import dlms_hdlc
+from ..protocols.obis import plausible
+from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from .dsmr import SilentPortWatch, obis_selection, open_serial
+from .registry_types import SensorType
+
+
+def load_keys(path: Path) -> tuple[bytes, bytes | None]:
+    """(EK, AK or None) from a key file; KeyFileError if missing, malformed or too open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(f"key file {path} is accessible by group/others "
+                               f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+        with os.fdopen(fd, "r", encoding="ascii", errors="replace") as f:
+            fd = -1
+            text = f.read(4096)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    keys: dict[str, bytes] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, value = (p.strip() for p in line.partition("="))
+        name = name.upper()
+        if not sep or name not in ("EK", "AK") or name in keys:
+            raise KeyFileError(f"{path}:{number}: expected EK=<hex> or AK=<hex> once each")
+        try:
+            key = bytes.fromhex(value)
+        except ValueError:
+            key = b""
+        if len(key) != 16:
+            raise KeyFileError(f"{path}:{number}: {name} must be 32 hex digits (AES-128)")
+        keys[name] = key
+    if "EK" not in keys:
+        raise KeyFileError(f"{path}: no EK= line")
+    return keys["EK"], keys.get("AK")
+
+
+@dataclass(frozen=True)
+class DlmsOptions:
+    port: str = "/dev/ttyUSB0"
+    baudrate: int = 2400  # Aidon/Kamstrup HAN: 2400 8N1 (some meters 115200)
+    framing: str = "8N1"
+    key_file: Path | None = None  # EK (+ AK) for encrypted pushes
+    obis: list[str] = field(default_factory=list)  # empty = every known quantity
+    silence_timeout: float = 60.0
+    emulate: DlmsEmulation = field(default_factory=DlmsEmulation)
+
+    def __post_init__(self) -> None:
+        obis_selection(self.obis)
+        if self.baudrate <= 0 or self.silence_timeout <= 0:
+            raise ValueError("baudrate and silence_timeout must be > 0")
+        if len(self.framing) != 3 or self.framing[1] not in "NEO":
+            raise ValueError("framing must look like 8N1 or 8E1")
+
+
+class DlmsSensor(StreamSensor):
+    def __init__(self, spec: SensorSpec, ctx: SensorContext, options: DlmsOptions,
+                 port: Callable[[], str], keys: tuple[bytes, bytes | None] | None = None,
+                 device: DlmsMeter | None = None) -> None:
+        super().__init__(spec, ctx)
+        self.options = options
+        self.emulator = device
+        self._port = port
+        self._keys = keys
+        self._selection = obis_selection(options.obis)
+        self._parser = self._new_parser()
+        self._last_publish: float | None = None
+
+    def _new_parser(self) -> dlms_hdlc.Parser:
+        if self._keys is None:
+            return dlms_hdlc.Parser()
+        return dlms_hdlc.Parser(self._keys[0], self._keys[1])
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if self.emulator is None:
+            super().run(emit, stop)
+            return
+        self.emulator.start()
+        try:
+            super().run(emit, stop)
+        finally:
+            self.emulator.stop()
+
+    def open_stream(self) -> ByteStream:
+        stream = open_serial(self._port(), self.options.baudrate, framing=self.options.framing)
+        return SilentPortWatch(stream, self.ctx.clock, self.options.silence_timeout)
+
+    def on_open(self, stream: ByteStream) -> None:
+        self._parser = self._new_parser()
+
+    def feed(self, data: bytes) -> Iterable[Sample]:
+        out: list[Sample] = []
+        for item in self._parser.feed(data):
+            if isinstance(item, ProtocolError):
+                self.record_error(item.reason, item)
+            elif isinstance(item, dlms_hdlc.Notification):
+                out += self.samples(item)
+        return out
+
+    def samples(self, note: dlms_hdlc.Notification) -> list[Sample]:
+        """Validated samples of one push (at most one push per ``interval`` seconds)."""
+        now = self.ctx.clock.monotonic()
+        if self._last_publish is not None and now - self._last_publish < self.spec.interval:
+            return []
+        self._last_publish = now
+        out: list[Sample] = []
+        for m in note.select(self._selection):
+            if isinstance(m.value, str):
+                continue  # identification: not a measurement
+            if not plausible(m.value, m.unit):
+                self.record_error("range", ValueOutOfRangeError(
+                    f"{m.obis} {m.name} = {m.value} {m.unit or ''} is not plausible"))
+                continue
+            out.append(Sample(m.name, m.value, m.unit, time=note.timestamp))
+        return out
+
+
+def build(spec: SensorSpec, options: DlmsOptions, ctx: SensorContext) -> Sensor:
+    keys = load_keys(options.key_file) if options.key_file is not None else None
+    if ctx.hardware == "emulated":
+        device = DlmsMeter(options.emulate, key=keys[0] if keys else None,
+                           auth_key=keys[1] if keys else None)
+        return DlmsSensor(spec, ctx, options, lambda: device.path, keys, device)
+    return DlmsSensor(spec, ctx, options, lambda: options.port, keys)
+
+
+TYPES = (
+    SensorType(
+        name="dlms-hdlc",
+        summary="DLMS/COSEM meter push over HDLC (HAN port; Aidon, Kamstrup), optionally "
+                "AES-GCM encrypted: power, voltage, current, energy",
+        options=DlmsOptions,
+        build=build,
+        default_channel=Channel.OT,
+        default_priority=Priority.NORMAL,
+        default_interval=10.0,
+    ),
+)

@@ -1,0 +1,149 @@
+"""``iec62056-21``: a meter read through an IEC 62056-21 optical probe (mode C data readout).
+
+Every poll: sign-on at 300 baud 7E1, read the identification, select data readout at the
+meter's baud rate (capped by ``max_baudrate``), switch, read the data block. A meter that
+does not answer within ``request_timeout`` is asked again up to ``retries`` times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..emulators.iec62056_21 import IecEmulation, IecMeter
+from ..errors import DeviceTimeoutError, ProtocolError, ValueOutOfRangeError
+from ..hal.interfaces import ByteStream
+from ..model import Channel, Priority
+from ..protocols import iec62056_21 as iec
+from ..protocols.obis import plausible
+from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .dsmr import obis_selection, open_serial
+from .registry_types import SensorType
+
+M = TypeVar("M", iec.Identification, iec.DataBlock)
+
+
+@dataclass(frozen=True)
+class IecOptions:
+    port: str = "/dev/ttyUSB0"
+    address: str = ""  # device address for the sign-on (empty = any meter on the probe)
+    max_baudrate: int = 9600  # cap on the readout baud rate (300..19200)
+    obis: list[str] = field(default_factory=list)  # empty = every known quantity
+    request_timeout: float = 3.0  # seconds for each answer
+    retries: int = 2  # further sign-ons when the meter does not answer
+    emulate: IecEmulation = field(default_factory=IecEmulation)
+
+    def __post_init__(self) -> None:
+        obis_selection(self.obis)
+        iec.sign_on(self.address)  # validates the address
+        if self.max_baudrate not in iec.BAUD_CHAR:
+            raise ValueError(f"max_baudrate must be one of {sorted(iec.BAUD_CHAR)}")
+        if self.request_timeout <= 0:
+            raise ValueError("request_timeout must be > 0")
+        if not 0 <= self.retries <= 10:
+            raise ValueError("retries must be between 0 and 10")
+
+
+class IecSensor(PollingSensor):
+    def __init__(self, spec: SensorSpec, ctx: SensorContext, options: IecOptions,
+                 port: Callable[[], str], device: IecMeter | None = None) -> None:
+        super().__init__(spec, ctx)
+        self.options = options
+        self.emulator = device
+        self._port = port
+        self._selection = obis_selection(options.obis)
+        self._stream: ByteStream | None = None
+        self.identification: iec.Identification | None = None
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if self.emulator is None:
+            super().run(emit, stop)
+            return
+        self.emulator.start()
+        try:
+            super().run(emit, stop)
+        finally:
+            self.emulator.stop()
+
+    def open(self) -> None:
+        self._stream = open_serial(self._port(), 300, framing="7E1", timeout=0.05)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def sample(self) -> list[Sample]:
+        last: DeviceTimeoutError | None = None
+        for _ in range(self.options.retries + 1):
+            try:
+                return self.readout()
+            except DeviceTimeoutError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def readout(self) -> list[Sample]:
+        """One sign-on .. data block dialogue."""
+        stream = self._stream
+        if stream is None:
+            raise DeviceTimeoutError("port is not open")
+        parser = iec.Parser()
+        stream.baudrate = 300
+        stream.reset_input_buffer()
+        stream.write(iec.sign_on(self.options.address))
+        ident = self._wait(stream, parser, iec.Identification)
+        self.identification = ident
+        rate = min(ident.baudrate or 300, self.options.max_baudrate)
+        stream.write(iec.option_select(rate))
+        drain = getattr(stream, "flush", None)
+        if callable(drain):  # the ACK must leave at 300 baud before the switch
+            drain()
+        stream.baudrate = rate
+        block = self._wait(stream, parser, iec.DataBlock)
+        return self.samples(block)
+
+    def _wait(self, stream: ByteStream, parser: iec.Parser, kind: type[M]) -> M:
+        clock = self.ctx.clock
+        deadline = clock.monotonic() + self.options.request_timeout
+        while clock.monotonic() < deadline:
+            for item in parser.feed(stream.read(256)):
+                if isinstance(item, ProtocolError):
+                    raise item
+                if isinstance(item, kind):
+                    return item
+        raise DeviceTimeoutError(
+            f"no {kind.__name__.lower()} within {self.options.request_timeout} s")
+
+    def samples(self, block: iec.DataBlock) -> list[Sample]:
+        out: list[Sample] = []
+        for m in block.select(self._selection):
+            if not plausible(m.value, m.unit):
+                self.record_error("range", ValueOutOfRangeError(
+                    f"{m.obis} {m.name} = {m.value} {m.unit or ''} is not plausible"))
+                continue
+            out.append(Sample(m.name, m.value, m.unit))
+        return out
+
+
+def build(spec: SensorSpec, options: IecOptions, ctx: SensorContext) -> Sensor:
+    if ctx.hardware == "emulated":
+        device = IecMeter(options.emulate)
+        return IecSensor(spec, ctx, options, lambda: device.path, device)
+    return IecSensor(spec, ctx, options, lambda: options.port)
+
+
+TYPES = (
+    SensorType(
+        name="iec62056-21",
+        summary="meter read by an IEC 62056-21 optical probe (mode C readout): energy, "
+                "power, voltage, current, frequency",
+        options=IecOptions,
+        build=build,
+        default_channel=Channel.OT,
+        default_priority=Priority.NORMAL,
+        default_interval=60.0,
+    ),
+)

@@ -1,0 +1,178 @@
+"""MAX30102 pulse oximeter on I2C: heart rate and SpO2 computed on the node.
+
+The FIFO is drained every ``interval`` seconds into a bounded window; every
+``report_seconds`` the window is evaluated. Only ``heart_rate`` (/min) and ``spo2`` (%)
+leave the node (and an optional low-SpO2 alarm), never the waveform. No finger, low
+perfusion or an irregular signal yields no reading at all.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..emulators.i2c_max30102 import MAX30102Device, MAX30102Emulate
+from ..errors import DeviceNotFoundError
+from ..hal.i2c import EmulatedI2CBus, SMBus2Bus, no_wait
+from ..hal.interfaces import I2CBus
+from ..model import Channel, Priority
+from ..protocols import max30102 as p
+from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .fall_detect import ThresholdAlarm
+from .registry_types import SensorType
+
+
+@dataclass(frozen=True)
+class MAX30102Options:
+    bus: int = 1
+    sample_rate_hz: int = 100  # ADC rate: 50, 100, 200 or 400
+    sample_average: int = 4  # on-chip averaging: 1..32; FIFO rate = rate / average
+    led_current_ma: float = 7.0
+    window_seconds: float = 8.0
+    report_seconds: float = 10.0
+    spo2_alarm_percent: float | None = None  # alarm when SpO2 <= this
+    spo2_alarm_hysteresis: float = 2.0
+    emulate: MAX30102Emulate = field(default_factory=MAX30102Emulate)
+
+    def __post_init__(self) -> None:
+        if self.sample_rate_hz not in (50, 100, 200, 400):
+            raise ValueError("sample_rate_hz must be 50, 100, 200 or 400")
+        if self.sample_average not in p.SAMPLE_AVERAGES:
+            raise ValueError("sample_average must be 1, 2, 4, 8, 16 or 32")
+        if not 0 < self.led_current_ma <= 51.0:
+            raise ValueError("led_current_ma must be within 0..51")
+        if not 4.0 <= self.window_seconds <= 30.0:
+            raise ValueError("window_seconds must be within 4..30")
+        if self.report_seconds <= 0:
+            raise ValueError("report_seconds must be > 0")
+
+    @property
+    def fifo_rate(self) -> float:
+        return self.sample_rate_hz / self.sample_average
+
+
+class MAX30102Sensor(PollingSensor):
+    """Configures SpO2 mode (red + IR, 18-bit) and drains the FIFO every poll."""
+
+    def __init__(self, spec: SensorSpec, ctx: SensorContext, options: MAX30102Options,
+                 open_bus: Callable[[], I2CBus],
+                 wait: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(spec, ctx)
+        self.options = options
+        self._open_bus = open_bus
+        self._wait = wait
+        self._bus: I2CBus | None = None
+        size = round(options.window_seconds * options.fifo_rate)
+        self._red: deque[int] = deque(maxlen=size)
+        self._ir: deque[int] = deque(maxlen=size)
+        self._last_report: float | None = None
+        self._alarm = (ThresholdAlarm(options.spo2_alarm_percent, options.spo2_alarm_hysteresis,
+                                      above=False)
+                       if options.spo2_alarm_percent is not None else None)
+        self.overflows = 0
+        self.last_estimate: p.Estimate | None = None
+        self.emulator: MAX30102Device | None = None
+
+    def _reg(self, reg: int, n: int) -> bytes:
+        assert self._bus is not None
+        return self._bus.write_read(p.ADDRESS, bytes([reg]), n)
+
+    def open(self) -> None:
+        self._bus = self._open_bus()
+        try:
+            part = self._reg(p.REG_PART_ID, 1)[0]
+            if part != p.PART_ID:
+                raise DeviceNotFoundError(
+                    errno.ENODEV, f"part id 0x{part:02X}, not a MAX30102 (0x15)")
+            o = self.options
+            w = self._bus.write
+            w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_RESET]))
+            self._wait(0.01)
+            w(p.ADDRESS, bytes([p.REG_FIFO_CONFIG,
+                                (p.SAMPLE_AVERAGES[o.sample_average] << 5) | p.FIFO_ROLLOVER]))
+            # ADC range 4096 nA, sample rate, 411 us pulses (18-bit)
+            w(p.ADDRESS, bytes([p.REG_SPO2_CONFIG,
+                                (1 << 5) | (p.SAMPLE_RATES[o.sample_rate_hz] << 2) | 0x03]))
+            pa = min(0xFF, round(o.led_current_ma / 0.2))
+            w(p.ADDRESS, bytes([p.REG_LED1_PA, pa, pa]))
+            w(p.ADDRESS, bytes([p.REG_FIFO_WR_PTR, 0, 0, 0]))
+            w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_SPO2]))
+        except BaseException:
+            self.close()
+            raise
+        self._restart_window()
+
+    def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.close()
+
+    def _restart_window(self) -> None:
+        self._red.clear()
+        self._ir.clear()
+        self._last_report = self.ctx.clock.monotonic()
+
+    def sample(self) -> Iterable[Sample]:
+        if self._bus is None:
+            self.open()
+        wr, ovf, rd = self._reg(p.REG_FIFO_WR_PTR, 3)
+        n = p.fifo_count(wr & 0x1F, rd & 0x1F, ovf & 0x1F)
+        if ovf & 0x1F:
+            # samples were lost: the window is no longer continuous, start over
+            self.overflows += 1
+            self._restart_window()
+        if n:
+            for red, ir in p.decode_fifo(self._reg(p.REG_FIFO_DATA, 6 * n), 2):
+                self._red.append(red)
+                self._ir.append(ir)
+        now = self.ctx.clock.monotonic()
+        if self._last_report is None:
+            self._last_report = now
+        if now - self._last_report < self.options.report_seconds - 1e-9:
+            return []
+        self._last_report = now
+        return self._report()
+
+    def _report(self) -> list[Sample]:
+        est = p.estimate(list(self._red), list(self._ir), self.options.fifo_rate)
+        self.last_estimate = est
+        out: list[Sample] = []
+        if est.heart_rate is not None:
+            out.append(Sample("heart_rate", est.heart_rate, "/min"))
+        if est.spo2 is not None:
+            out.append(Sample("spo2", est.spo2, "%"))
+            if self._alarm is not None and self._alarm.update(est.spo2):
+                out.append(Sample("spo2_alarm", True, None, Priority.ALARM))
+        if not out and est.reason not in ("no finger", "short window"):
+            # a finger is there but the signal is not usable: count it, publish nothing
+            self.stats.errors[est.reason] += 1
+        return out
+
+
+
+def build(spec: SensorSpec, options: MAX30102Options, ctx: SensorContext) -> Sensor:
+    if spec.interval * options.fifo_rate > p.FIFO_DEPTH * 0.75:
+        ctx.log.warning("%s: interval %.2fs lets the 32-sample FIFO overflow at %.0f Hz",
+                        spec.id, spec.interval, options.fifo_rate)
+    if ctx.hardware == "emulated":
+        bus = EmulatedI2CBus()
+        device = MAX30102Device(ctx.clock, options.emulate)
+        bus.attach(p.ADDRESS, device)
+        sensor = MAX30102Sensor(spec, ctx, options, lambda: bus, no_wait)
+        sensor.emulator = device
+        return sensor
+    return MAX30102Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+TYPES = (
+    SensorType(
+        name="max30102",
+        summary="MAX30102 pulse oximeter (I2C): heart rate and SpO2 computed on the node",
+        options=MAX30102Options,
+        build=build,
+        default_channel=Channel.IT,
+        default_priority=Priority.NORMAL,
+        default_interval=0.25,
+    ),
+)

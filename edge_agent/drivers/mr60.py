@@ -1,0 +1,180 @@
+"""Seeed 60 GHz radars on a UART (115200 8N1): MR60FDA1 (fall) and MR60BHA1 (vitals).
+
+Readings: ``presence`` (bool), ``motion`` ("none"/"stationary"/"moving"), ``body_movement``
+(0..100); MR60FDA1: ``fall`` (True once per fall, ALARM priority; False when it clears),
+``stationary_residence`` (bool); MR60BHA1: ``heart_rate`` and ``respiration_rate`` (/min),
+``breath_state``, ``distance`` (m). States go out when they change and at most every
+``report_interval`` seconds otherwise; numbers at most every ``report_interval``.
+Waveforms, sleep and direction reports are never published. A rate of 0 means "not
+measured" and is skipped; other values outside the physiological range are dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..emulators.mr60 import Model, MR60Device, MR60Emulate
+from ..errors import ProtocolError, ValueOutOfRangeError
+from ..hal.interfaces import ByteStream
+from ..model import Channel, Priority, Value
+from ..protocols import mr60
+from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from .ld2410 import SilenceWatchdog, open_serial
+from .registry_types import SensorType
+
+HEART_RANGE = (30, 220)
+RESPIRATION_RANGE = (4, 60)
+MAX_DISTANCE_CM = 1000
+
+_STATES = {"presence": "presence", "motion": "motion", "breath_state": "breath_state",
+           "residence": "stationary_residence"}
+_COMMON = frozenset({"presence", "motion", "body_movement"})
+_ACCEPTED: dict[str, frozenset[str]] = {
+    "mr60fda1": _COMMON | {"fall", "residence"},
+    "mr60bha1": _COMMON | {"heart_rate", "respiration_rate", "breath_state", "distance"},
+}
+
+
+@dataclass(frozen=True)
+class MR60Options:
+    port: str = "/dev/serial0"
+    baudrate: int = 115200
+    report_interval: float = 5.0
+    silence_timeout: float = 90.0  # the radar sends a heartbeat frame every minute
+    emulate: MR60Emulate = field(default_factory=MR60Emulate)
+
+    def __post_init__(self) -> None:
+        if self.baudrate <= 0:
+            raise ValueError("baudrate must be > 0")
+        if self.report_interval < 0:
+            raise ValueError("report_interval must be >= 0")
+        if self.silence_timeout <= 0:
+            raise ValueError("silence_timeout must be > 0")
+
+
+class MR60Sensor(StreamSensor):
+    def __init__(self, spec: SensorSpec, ctx: SensorContext, options: MR60Options, model: Model,
+                 port: Callable[[], str], device: MR60Device | None = None) -> None:
+        super().__init__(spec, ctx)
+        self.options = options
+        self.model = model
+        self._port = port
+        self.emulator = device
+        self._parser = mr60.Parser()
+        self._accepted = _ACCEPTED[model]
+        self._last: dict[str, tuple[Value, float]] = {}
+        self._fallen = False
+        self.product: str | None = None
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if self.emulator is None:
+            super().run(emit, stop)
+            return
+        self.emulator.start()
+        try:
+            super().run(emit, stop)
+        finally:
+            self.emulator.stop()
+
+    def open_stream(self) -> ByteStream:
+        stream = open_serial(self._port(), self.options.baudrate)
+        return SilenceWatchdog(stream, self.ctx.clock, self.options.silence_timeout)
+
+    def on_open(self, stream: ByteStream) -> None:
+        self._parser = mr60.Parser()
+        self._last.clear()  # report the state again at once after a reconnect
+        queries = mr60.encode(mr60.CTRL_PRODUCT, mr60.PRODUCT_MODEL, mr60.QUERY_DATA)
+        queries += mr60.query(mr60.CTRL_HUMAN, 0x01)
+        if self.model == "mr60fda1":
+            queries += mr60.query(mr60.CTRL_FALL, 0x01)
+        stream.write(queries)
+
+    def feed(self, data: bytes) -> Iterable[Sample]:
+        out: list[Sample] = []
+        for item in self._parser.feed(data):
+            if isinstance(item, ProtocolError):
+                self.record_error(item.reason, item)
+            elif item.name == "product_info" and isinstance(item.value, str):
+                if item.value != self.product:
+                    self.product = item.value
+                    self.log.info("radar %s", item.value)
+            elif item.name in self._accepted and item.value is not None:
+                out += self._report(item.name, item.value)
+        return out
+
+    def _report(self, name: str, value: mr60.Value) -> list[Sample]:
+        if name == "fall":
+            return self._fall(bool(value))
+        if name in _STATES and isinstance(value, (bool, str)):
+            return self._limited(_STATES[name], value, None, on_change=True)
+        if not isinstance(value, int):
+            return []
+        if name in ("heart_rate", "respiration_rate"):
+            low, high = HEART_RANGE if name == "heart_rate" else RESPIRATION_RANGE
+            if value == 0:
+                return []
+            if not low <= value <= high:
+                return self._range(f"{name} {value}/min outside {low}..{high}")
+            return self._limited(name, value, "/min")
+        if name == "distance":
+            if value > MAX_DISTANCE_CM:
+                return self._range(f"distance {value} cm outside 0..{MAX_DISTANCE_CM}")
+            return self._limited(name, value / 100, "m")
+        if value > 100:
+            return self._range(f"{name} {value} outside 0..100")
+        return self._limited(name, value, None)
+
+    def _fall(self, fall: bool) -> list[Sample]:
+        if fall == self._fallen:
+            return []
+        self._fallen = fall
+        if fall:
+            return [Sample("fall", True, None, Priority.ALARM)]
+        return [Sample("fall", False)]
+
+    def _limited(self, name: str, value: Value, unit: str | None,
+                 on_change: bool = False) -> list[Sample]:
+        now = self.ctx.clock.monotonic()
+        last = self._last.get(name)
+        if last is not None and not (on_change and last[0] != value) \
+                and now - last[1] < self.options.report_interval:
+            return []
+        self._last[name] = (value, now)
+        return [Sample(name, value, unit)]
+
+    def _range(self, message: str) -> list[Sample]:
+        self.record_error("range", ValueOutOfRangeError(message))
+        return []
+
+
+def _builder(model: Model) -> Callable[[SensorSpec, MR60Options, SensorContext], Sensor]:
+    def build(spec: SensorSpec, options: MR60Options, ctx: SensorContext) -> Sensor:
+        if ctx.hardware == "emulated":
+            device = MR60Device(model, options.emulate)
+            return MR60Sensor(spec, ctx, options, model, lambda: device.path, device)
+        return MR60Sensor(spec, ctx, options, model, lambda: options.port)
+    return build
+
+
+TYPES = (
+    SensorType(
+        name="mr60fda1",
+        summary="Seeed MR60FDA1 60 GHz fall radar (UART): presence, motion, fall alarm",
+        options=MR60Options,
+        build=_builder("mr60fda1"),
+        default_channel=Channel.IT,
+        default_priority=Priority.NORMAL,
+        default_interval=5.0,
+    ),
+    SensorType(
+        name="mr60bha1",
+        summary="Seeed MR60BHA1 60 GHz radar (UART): presence, heart and respiration rates",
+        options=MR60Options,
+        build=_builder("mr60bha1"),
+        default_channel=Channel.IT,
+        default_priority=Priority.NORMAL,
+        default_interval=5.0,
+    ),
+)

@@ -1,0 +1,1 @@
+"""Device emulators that speak the real bytes and register maps (demo, tests, HIL rig)."""

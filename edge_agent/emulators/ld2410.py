@@ -1,0 +1,209 @@
+"""An HLK-LD2410 on a pty: pushes report frames, answers configuration commands.
+
+The scenario (``LD2410Emulate``, the sensor's ``emulate`` option) is a looping presence
+schedule plus faults: noise before frames, a bad check byte, silence, and an unplug.
+Tests can also script it directly: ``set_target()``, ``inject()``, ``unplug()``/``replug()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..clock import Clock
+from ..protocols import ld2410
+from ..protocols.ld2410 import Report, TargetState
+from .pty import PtyDevice
+
+StateName = Literal["none", "moving", "stationary", "both"]
+
+FIRMWARE_VALUE = bytes.fromhex("0001020116240622")  # type 0x0100, V1.02.22062416
+NOISE = b"\x00\xf4\x55\xfd\x13\x37\xf8\xaa"
+
+
+@dataclass(frozen=True)
+class PresenceStep:
+    """Hold one target state for ``seconds``."""
+
+    seconds: float = 10.0
+    state: StateName = "none"
+    distance_cm: int = 150
+    energy: int = 60
+
+
+def _default_schedule() -> list[PresenceStep]:
+    return [PresenceStep(20.0, "none"), PresenceStep(20.0, "moving", 220, 70),
+            PresenceStep(40.0, "stationary", 140, 45)]
+
+
+@dataclass(frozen=True)
+class LD2410Emulate:
+    """Scenario knobs for the emulated radar (times in seconds since it started)."""
+
+    schedule: list[PresenceStep] = field(default_factory=_default_schedule)
+    frame_interval: float = 0.1
+    noise_every: int = 0  # every Nth frame is preceded by noise bytes (0 = never)
+    bad_check_every: int = 0  # every Nth frame carries a wrong check byte (0 = never)
+    silence_after: float | None = None
+    silence_for: float = 10.0
+    unplug_after: float | None = None
+    unplug_for: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.frame_interval <= 0:
+            raise ValueError("frame_interval must be > 0")
+        if any(s.seconds <= 0 for s in self.schedule):
+            raise ValueError("every schedule step needs seconds > 0")
+        if any(not 0 <= s.distance_cm <= 0xFFFF or not 0 <= s.energy <= 100
+               for s in self.schedule):
+            raise ValueError("distance_cm must be 0..65535 and energy 0..100")
+        if self.noise_every < 0 or self.bad_check_every < 0:
+            raise ValueError("noise_every and bad_check_every must be >= 0")
+
+
+def make_report(state: TargetState, distance_cm: int, energy: int,
+                engineering: bool = False) -> Report:
+    """The report a radar sends for one target at ``distance_cm``."""
+    moving = state in (TargetState.MOVING, TargetState.BOTH)
+    still = state in (TargetState.STATIONARY, TargetState.BOTH)
+    present = state is not TargetState.NONE
+    gates: tuple[int, ...] = ()
+    if engineering:
+        hit = min(distance_cm // 75, ld2410.MAX_GATE)
+        gates = tuple(energy if present and g == hit else 5 for g in range(ld2410.MAX_GATE + 1))
+    return Report(
+        state=state,
+        moving_distance=distance_cm if moving else 0,
+        moving_energy=energy if moving else 0,
+        stationary_distance=distance_cm if still else 0,
+        stationary_energy=energy if still else 0,
+        detection_distance=distance_cm if present else 0,
+        engineering=engineering,
+        moving_gate_energy=gates,
+        stationary_gate_energy=gates,
+    )
+
+
+class LD2410Device(PtyDevice):
+    """The radar's side of the UART."""
+
+    def __init__(self, scenario: LD2410Emulate | None = None, *,
+                 clock: Clock | None = None) -> None:
+        super().__init__("ld2410", clock=clock)
+        self.scenario = scenario or LD2410Emulate()
+        self._parser = ld2410.Parser()
+        self._lock = threading.Lock()
+        self._override: tuple[TargetState, int, int] | None = None
+        self._start: float | None = None
+        self._next_frame = 0.0
+        self._frames = 0
+        self.engineering = False
+        self.config_mode = False
+        self.commands: deque[int] = deque(maxlen=64)  # last command words received
+        self._timer_stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    # -- control (any thread) ----------------------------------------------------------------
+
+    def set_target(self, state: StateName, distance_cm: int = 150, energy: int = 60) -> None:
+        """Override the schedule with a fixed target (tests, demos)."""
+        with self._lock:
+            self._override = (TargetState[state.upper()], distance_cm, energy)
+
+    def inject(self, data: bytes) -> bool:
+        """Send raw bytes (noise, hand-made frames) to the host."""
+        return self.write(data)
+
+    def start(self) -> None:
+        super().start()
+        if self.scenario.unplug_after is not None:
+            self._timer = threading.Thread(target=self._unplug_timer, name="ld2410-unplug",
+                                           daemon=True)
+            self._timer.start()
+
+    def stop(self) -> None:
+        self._timer_stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        super().stop()
+
+    # -- device thread -------------------------------------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        for item in self._parser.feed(data):
+            if isinstance(item, ld2410.CommandFrame) and not item.is_ack:
+                self._answer(item.word)
+
+    def on_replug(self) -> None:
+        self._parser = ld2410.Parser()
+        self.config_mode = False
+
+    def on_tick(self, now: float) -> None:
+        if self._start is None:
+            self._start = self._next_frame = now
+        if now < self._next_frame:
+            return
+        self._next_frame = now + self.scenario.frame_interval
+        t = now - self._start
+        sc = self.scenario
+        if self.config_mode or (sc.silence_after is not None
+                                and sc.silence_after <= t < sc.silence_after + sc.silence_for):
+            return
+        self._frames += 1
+        state, distance, energy = self._target(t)
+        frame = ld2410.encode_report(
+            make_report(state, distance, energy, self.engineering),
+            check=0x5A if _every(sc.bad_check_every, self._frames) else ld2410.REPORT_CHECK,
+        )
+        if _every(sc.noise_every, self._frames):
+            frame = NOISE + frame
+        self.write(frame)
+
+    def _target(self, t: float) -> tuple[TargetState, int, int]:
+        with self._lock:
+            if self._override is not None:
+                return self._override
+        steps = self.scenario.schedule
+        if not steps:
+            return TargetState.NONE, 0, 0
+        t %= sum(s.seconds for s in steps)
+        for step in steps:
+            if t < step.seconds:
+                return TargetState[step.state.upper()], step.distance_cm, step.energy
+            t -= step.seconds
+        last = steps[-1]
+        return TargetState[last.state.upper()], last.distance_cm, last.energy
+
+    def _answer(self, word: int) -> None:
+        self.commands.append(word)
+        if word == ld2410.CMD_ENABLE_CONFIG:
+            self.config_mode = True
+            self.write(ld2410.ack(word, 0, b"\x01\x00\x40\x00"))
+        elif not self.config_mode:
+            self.write(ld2410.ack(word, 1))  # commands need configuration mode
+        elif word == ld2410.CMD_END_CONFIG:
+            self.config_mode = False
+            self.write(ld2410.ack(word))
+        elif word == ld2410.CMD_READ_FIRMWARE:
+            self.write(ld2410.ack(word, 0, FIRMWARE_VALUE))
+        elif word in (ld2410.CMD_ENGINEERING_ON, ld2410.CMD_ENGINEERING_OFF):
+            self.engineering = word == ld2410.CMD_ENGINEERING_ON
+            self.write(ld2410.ack(word))
+        else:
+            self.write(ld2410.ack(word, 1))
+
+    def _unplug_timer(self) -> None:
+        sc = self.scenario
+        assert sc.unplug_after is not None
+        if self._timer_stop.wait(sc.unplug_after):
+            return
+        self.unplug()
+        if self._timer_stop.wait(sc.unplug_for):
+            return
+        self.replug()
+
+
+def _every(n: int, count: int) -> bool:
+    return n > 0 and count % n == 0

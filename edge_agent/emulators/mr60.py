@@ -1,0 +1,242 @@
+"""Seeed MR60FDA1 (fall) / MR60BHA1 (breathing, heart) radars on a pty.
+
+Every ``report_interval`` seconds the radar sends a burst of reports for the current
+scenario state (presence, motion, body movement; FDA1: fall and residence; BHA1: distance,
+direction, heart and breathing rates and waveforms) and answers queries. Scenario knobs
+(``MR60Emulate``, the sensor's ``emulate`` option): a looping presence schedule, a fall at
+time T, heart/breathing rates and faults (noise, bad checksum, silence, unplug).
+Tests can also script it: ``set_present()``, ``set_fall()``, ``set_vitals()``, ``inject()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..clock import Clock
+from ..protocols import mr60
+from .pty import PtyDevice
+
+Model = Literal["mr60fda1", "mr60bha1"]
+MotionName = Literal["none", "stationary", "moving"]
+NOISE = b"\x53\x00\x59\x54\x43\xff\x53"
+_MOTION = {"none": 0, "stationary": 1, "moving": 2}
+
+
+@dataclass(frozen=True)
+class OccupancyStep:
+    """Hold one occupancy state for ``seconds``."""
+
+    seconds: float = 30.0
+    present: bool = True
+    motion: MotionName = "stationary"
+    body_movement: int = 10
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0 or not 0 <= self.body_movement <= 100:
+            raise ValueError("seconds must be > 0 and body_movement 0..100")
+
+
+def _default_schedule() -> list[OccupancyStep]:
+    return [OccupancyStep(30.0, True, "moving", 40), OccupancyStep(60.0, True, "stationary", 5),
+            OccupancyStep(20.0, False, "none", 0)]
+
+
+@dataclass(frozen=True)
+class MR60Emulate:
+    """Scenario knobs for the emulated radar (times in seconds since it started)."""
+
+    schedule: list[OccupancyStep] = field(default_factory=_default_schedule)
+    fall_at: float | None = None  # MR60FDA1: a fall at this time...
+    fall_for: float = 30.0  # ...reported for this long
+    heart_rate: int = 72  # MR60BHA1, /min
+    respiration_rate: int = 16  # MR60BHA1, /min
+    distance_cm: int = 80  # MR60BHA1
+    report_interval: float = 1.0
+    noise_every: int = 0  # every Nth burst is preceded by noise bytes (0 = never)
+    bad_checksum_every: int = 0  # every Nth frame carries a wrong checksum (0 = never)
+    silence_after: float | None = None
+    silence_for: float = 10.0
+    unplug_after: float | None = None
+    unplug_for: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.report_interval <= 0 or self.fall_for <= 0:
+            raise ValueError("report_interval and fall_for must be > 0")
+        if not 0 <= self.heart_rate <= 255 or not 0 <= self.respiration_rate <= 255:
+            raise ValueError("heart_rate and respiration_rate must be 0..255")
+        if not 0 <= self.distance_cm <= 0xFFFF:
+            raise ValueError("distance_cm must be 0..65535")
+        if self.noise_every < 0 or self.bad_checksum_every < 0:
+            raise ValueError("noise_every and bad_checksum_every must be >= 0")
+
+
+@dataclass
+class _State:
+    present: bool
+    motion: MotionName
+    body_movement: int
+    fall: bool
+
+
+class MR60Device(PtyDevice):
+    """The radar's side of the UART."""
+
+    def __init__(self, model: Model, scenario: MR60Emulate | None = None, *,
+                 clock: Clock | None = None) -> None:
+        super().__init__(model, clock=clock)
+        self.model = model
+        self.scenario = scenario or MR60Emulate()
+        self._parser = mr60.Parser()
+        self._lock = threading.Lock()
+        self._occupancy: OccupancyStep | None = None
+        self._fall: bool | None = None
+        self._vitals: tuple[int, int] | None = None
+        self._start: float | None = None
+        self._next_burst = 0.0
+        self._bursts = 0
+        self._frames = 0
+        self._timer_stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    # -- control (any thread) ----------------------------------------------------------------
+
+    def set_present(self, present: bool, motion: MotionName = "stationary",
+                    body_movement: int = 10) -> None:
+        """Override the schedule's occupancy."""
+        with self._lock:
+            self._occupancy = OccupancyStep(1.0, present, motion, body_movement)
+
+    def set_fall(self, fall: bool) -> None:
+        """Override the scenario's fall state (MR60FDA1)."""
+        with self._lock:
+            self._fall = fall
+
+    def set_vitals(self, heart_rate: int, respiration_rate: int) -> None:
+        """Override the scenario's rates (MR60BHA1)."""
+        with self._lock:
+            self._vitals = (heart_rate, respiration_rate)
+
+    def inject(self, data: bytes) -> bool:
+        """Send raw bytes (noise, hand-made frames) to the host."""
+        return self.write(data)
+
+    def start(self) -> None:
+        super().start()
+        if self.scenario.unplug_after is not None:
+            self._timer = threading.Thread(target=self._unplug_timer, name="mr60-unplug",
+                                           daemon=True)
+            self._timer.start()
+
+    def stop(self) -> None:
+        self._timer_stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        super().stop()
+
+    # -- device thread -------------------------------------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        for item in self._parser.feed(data):
+            if isinstance(item, mr60.Frame) and item.value is None:
+                self._answer(item)
+
+    def on_replug(self) -> None:
+        self._parser = mr60.Parser()
+
+    def on_tick(self, now: float) -> None:
+        if self._start is None:
+            self._start = self._next_burst = now
+        if now < self._next_burst:
+            return
+        sc = self.scenario
+        self._next_burst = now + sc.report_interval
+        t = now - self._start
+        if sc.silence_after is not None and sc.silence_after <= t < sc.silence_after \
+                + sc.silence_for:
+            return
+        self._bursts += 1
+        burst = b"".join(self._frame(c, k, d) for c, k, d in self._reports(self._state(t)))
+        if _every(sc.noise_every, self._bursts):
+            burst = NOISE + burst
+        self.write(burst)
+
+    def _state(self, t: float) -> _State:
+        sc = self.scenario
+        with self._lock:
+            step, fall = self._occupancy, self._fall
+        if step is None:
+            step = _step_at(sc.schedule, t)
+        if fall is None:
+            fall = sc.fall_at is not None and sc.fall_at <= t < sc.fall_at + sc.fall_for
+        if fall:
+            step = OccupancyStep(1.0, True, "stationary", 0)
+        return _State(step.present, step.motion, step.body_movement, fall)
+
+    def _reports(self, s: _State) -> list[tuple[int, int, bytes]]:
+        out = [
+            (mr60.CTRL_HUMAN, 0x01, bytes([s.present])),
+            (mr60.CTRL_HUMAN, 0x02, bytes([_MOTION[s.motion]])),
+            (mr60.CTRL_HUMAN, 0x03, bytes([s.body_movement])),
+        ]
+        if self.model == "mr60fda1":
+            out += [(mr60.CTRL_FALL, 0x01, bytes([s.fall])),
+                    (mr60.CTRL_FALL, 0x05, bytes([s.present and s.motion == "stationary"]))]
+        elif s.present:
+            with self._lock:
+                heart, breath = self._vitals or (self.scenario.heart_rate,
+                                                 self.scenario.respiration_rate)
+            n = self._bursts
+            out += [
+                (mr60.CTRL_HUMAN, 0x04, self.scenario.distance_cm.to_bytes(2, "big")),
+                (mr60.CTRL_HUMAN, 0x05, bytes.fromhex("800a00280000")),
+                (mr60.CTRL_HEART, 0x02, bytes([heart])),
+                (mr60.CTRL_HEART, 0x05, bytes((128 + (n * 7 + i * 13) % 24) for i in range(5))),
+                (mr60.CTRL_BREATH, 0x01, b"\x01"),
+                (mr60.CTRL_BREATH, 0x02, bytes([breath])),
+                (mr60.CTRL_BREATH, 0x05, bytes((128 + (n * 3 + i * 5) % 40) for i in range(5))),
+            ]
+        return out
+
+    def _frame(self, control: int, command: int, data: bytes) -> bytes:
+        self._frames += 1
+        bad = _every(self.scenario.bad_checksum_every, self._frames)
+        return mr60.encode(control, command, data, bad_checksum=bad)
+
+    def _answer(self, q: mr60.Frame) -> None:
+        if q.control == mr60.CTRL_PRODUCT:
+            text = {mr60.PRODUCT_MODEL: self.model.upper(), 0xA4: "G60SM1SYv010009"}.get(q.command)
+            if text is not None:
+                self.write(mr60.encode(q.control, q.command, text.encode()))
+            return
+        t = 0.0 if self._start is None else self.clock.monotonic() - self._start
+        base = q.command & ~mr60.QUERY_BIT
+        for control, command, data in self._reports(self._state(t)):
+            if (control, command) == (q.control, base):
+                self.write(mr60.encode(q.control, q.command, data))
+
+    def _unplug_timer(self) -> None:
+        sc = self.scenario
+        assert sc.unplug_after is not None
+        if self._timer_stop.wait(sc.unplug_after):
+            return
+        self.unplug()
+        if self._timer_stop.wait(sc.unplug_for):
+            return
+        self.replug()
+
+
+def _step_at(steps: list[OccupancyStep], t: float) -> OccupancyStep:
+    if not steps:
+        return OccupancyStep(1.0, False, "none", 0)
+    t %= sum(s.seconds for s in steps)
+    for step in steps:
+        if t < step.seconds:
+            return step
+        t -= step.seconds
+    return steps[-1]
+
+
+def _every(n: int, count: int) -> bool:
+    return n > 0 and count % n == 0

@@ -1,0 +1,1 @@
+"""Hardware abstraction: small interfaces with a real and an emulated implementation."""

@@ -1,0 +1,1 @@
+"""Sans-I/O device protocol parsers: feed bytes, get frames or ProtocolErrors."""

@@ -1,0 +1,141 @@
+"""The emergency button on gpiozero's MockFactory: presses, bounce, hold, shutdown."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from edge_agent.clock import Clock, ManualClock, SystemClock
+from edge_agent.drivers.base import SensorContext, SensorSpec
+from edge_agent.drivers.button import ButtonEmulate, ButtonOptions, ButtonSensor, build
+from edge_agent.drivers.gpio_inputs import mock_pin_factory
+from edge_agent.model import Channel, Priority
+
+from .gpio_helpers import running
+
+
+def make(options: ButtonOptions | None = None, clock: Clock | None = None,
+         ) -> tuple[ButtonSensor, list[Any]]:
+    factories: list[Any] = []
+
+    def factory() -> Any:
+        f = mock_pin_factory()
+        factories.append(f)
+        return f
+
+    ctx = SensorContext("emulated", clock or ManualClock(), logging.getLogger("test"))
+    spec = SensorSpec("sos", "button", Channel.IT, Priority.ALARM, 10.0)
+    sensor = ButtonSensor(spec, ctx, options or ButtonOptions(pin=17), factory)
+    return sensor, factories
+
+
+def test_press_is_one_alarm() -> None:
+    sensor, _ = make()
+    with running(sensor) as r:
+        sensor.driver().activate()
+        got = r.next()
+        sensor.driver().deactivate()
+        assert r.drain() == []
+    assert (got.name, got.value, got.priority, got.channel) == (
+        "pressed", True, Priority.ALARM, Channel.IT)
+    assert got.sensor == "sos"
+
+
+def test_bouncing_contact_gives_one_press() -> None:
+    clock = ManualClock()
+    sensor, _ = make(clock=clock)
+    with running(sensor) as r:
+        pin = sensor.driver()
+        pin.activate(bounce_edges=5)
+        pin.deactivate(bounce_edges=5)
+        assert [x.name for x in r.drain()] == ["pressed"]
+        clock.advance(1.0)  # a second, separate press later is reported
+        pin.activate(bounce_edges=2)
+        assert r.next().name == "pressed"
+        pin.deactivate()
+
+
+def test_presses_closer_than_bounce_time_are_one() -> None:
+    clock = ManualClock()
+    sensor, _ = make(ButtonOptions(pin=17, bounce_ms=50), clock)
+    with running(sensor) as r:
+        pin = sensor.driver()
+        pin.activate()
+        clock.advance(0.01)
+        pin.deactivate()
+        clock.advance(0.01)
+        pin.activate()  # 10 ms after the release: bounce
+        clock.advance(0.5)
+        pin.deactivate()
+        clock.advance(0.5)
+        pin.activate()  # quiet for 500 ms: a real press
+        assert [x.name for x in r.drain()] == ["pressed", "pressed"]
+
+
+def test_long_press_is_held_alarm() -> None:
+    clock = ManualClock()
+    sensor, _ = make(ButtonOptions(pin=17, hold_seconds=3.0), clock)
+    with running(sensor) as r:
+        sensor.driver().activate()
+        first = r.next()
+        clock.advance(2.9)
+        assert r.drain(0.1) == []
+        clock.advance(0.2)
+        second = r.next()
+        clock.advance(10.0)
+        assert r.drain(0.1) == []  # held fires once per press
+        sensor.driver().deactivate()
+    assert (first.name, second.name) == ("pressed", "held")
+    assert second.value == "held" and second.priority is Priority.ALARM
+
+
+def test_stop_releases_pins_and_factory() -> None:
+    sensor, factories = make()
+    with running(sensor):
+        device = sensor._device
+        assert device is not None and not device.closed
+    assert device.closed
+    assert sensor._device is None and sensor._factory is None
+    assert len(factories) == 1
+
+
+def test_two_sensors_same_pin_have_separate_factories() -> None:
+    a, fa = make()
+    b, fb = make()
+    with running(a) as ra, running(b) as rb:
+        b.driver().activate()
+        assert rb.next().name == "pressed"
+        assert ra.drain(0.05) == []
+    assert fa[0] is not fb[0]
+
+
+def test_pull_down_button_is_active_high() -> None:
+    sensor, _ = make(ButtonOptions(pin=5, pull_up=False))
+    with running(sensor) as r:
+        sensor.driver().drive_high()
+        assert r.next().name == "pressed"
+
+
+def test_emulated_schedule_presses_now_and_then() -> None:
+    ctx = SensorContext("emulated", SystemClock(), logging.getLogger("test"))
+    spec = SensorSpec("sos", "button", Channel.IT, Priority.ALARM, 10.0)
+    opts = ButtonOptions(pin=17, hold_seconds=0.03, emulate=ButtonEmulate(
+        press_every_seconds=0.05, jitter_seconds=0.01, press_seconds=0.005,
+        hold_probability=1.0, bounce_edges=3, seed=1))
+    sensor = build(spec, opts, ctx)
+    assert isinstance(sensor, ButtonSensor)
+    with running(sensor) as r:
+        names = [r.next().name for _ in range(4)]
+    assert names == ["pressed", "held", "pressed", "held"]
+    assert sensor._emulator is None  # the schedule thread stopped with the sensor
+
+
+def test_options_validation() -> None:
+    with pytest.raises(ValueError):
+        ButtonOptions(pin=40)
+    with pytest.raises(ValueError):
+        ButtonOptions(pin=17, hold_seconds=0)
+    with pytest.raises(ValueError):
+        ButtonEmulate(hold_probability=2.0)

@@ -1,0 +1,152 @@
+"""iec62056-21 driver against the emulated meter on a real pty (serial_for_url)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from edge_agent.clock import SystemClock
+from edge_agent.drivers.base import SensorContext, SensorSpec
+from edge_agent.drivers.iec62056_21 import IecOptions, IecSensor, build
+from edge_agent.emulators.iec62056_21 import IecEmulation
+from edge_agent.errors import ChecksumError, DeviceNotFoundError, DeviceTimeoutError
+from edge_agent.model import Channel, Priority
+
+
+@contextmanager
+def sensor_for(emulate: IecEmulation | None = None, **kw: object) -> Iterator[IecSensor]:
+    opts = IecOptions(emulate=emulate or IecEmulation(), request_timeout=0.3,
+                      **kw)  # type: ignore[arg-type]
+    ctx = SensorContext("emulated", SystemClock(), logging.getLogger("test"))
+    spec = SensorSpec("probe", "iec62056-21", Channel.OT, Priority.NORMAL, 60.0)
+    sensor = build(spec, opts, ctx)
+    assert isinstance(sensor, IecSensor) and sensor.emulator is not None
+    sensor.emulator.start()
+    try:
+        sensor.open()
+        yield sensor
+    finally:
+        sensor.close()
+        sensor.emulator.stop()
+
+
+def test_readout_switches_baud_and_decodes() -> None:
+    with sensor_for(IecEmulation(power_w=600.0, voltage_v=231.0, max_baudrate=9600)) as s:
+        samples = {x.name: (x.value, x.unit) for x in s.sample()}
+        assert samples["power"] == (600.0, "W")
+        assert samples["voltage_l1"] == (231.0, "V")
+        assert samples["energy_import"] == (1234567.0, "Wh")
+        assert samples["frequency"] == (50.0, "Hz")
+        assert s.identification is not None and s.identification.baudrate == 9600
+        assert s.emulator is not None and s.emulator.readouts == 1
+        assert s.emulator.line_speed() == 9600  # the host switched after the option select
+
+
+def test_max_baudrate_caps_the_switch() -> None:
+    with sensor_for(IecEmulation(max_baudrate=19200), max_baudrate=2400) as s:
+        assert s.sample()
+        assert s.emulator is not None and s.emulator.line_speed() == 2400
+
+
+def test_repeated_polls_each_sign_on() -> None:
+    with sensor_for() as s:
+        s.sample()
+        s.sample()
+        assert s.emulator is not None
+        assert (s.emulator.sign_ons, s.emulator.readouts) == (2, 2)
+
+
+def test_obis_selection() -> None:
+    with sensor_for(obis=["1.8.0", "1-0:14.7.0"]) as s:
+        assert {x.name for x in s.sample()} == {"energy_import", "frequency"}
+
+
+def test_addressed_sign_on() -> None:
+    with sensor_for(IecEmulation(address="4711"), address="4711") as s:
+        assert s.sample()
+    with sensor_for(IecEmulation(address="4711"), address="0815", retries=0) as s, \
+            pytest.raises(DeviceTimeoutError):
+        s.sample()
+
+
+def test_retries_when_the_meter_does_not_answer() -> None:
+    with sensor_for(IecEmulation(ignore_sign_ons=2), retries=2) as s:
+        assert s.sample()
+        assert s.emulator is not None and s.emulator.sign_ons == 3
+
+
+def test_silent_meter_times_out_after_retries() -> None:
+    with sensor_for(IecEmulation(fault="silence"), retries=1) as s:
+        with pytest.raises(DeviceTimeoutError):
+            s.sample()
+        assert s.emulator is not None and s.emulator.sign_ons == 2
+
+
+def test_bad_bcc_is_a_checksum_error_then_recovers() -> None:
+    with sensor_for(IecEmulation(fault="bad_bcc")) as s:
+        with pytest.raises(ChecksumError):
+            s.sample()
+        assert s.emulator is not None
+        s.emulator.set_fault("none")
+        assert s.sample()
+
+
+def test_garbage_answer_times_out() -> None:
+    with sensor_for(IecEmulation(fault="garbage"), retries=0) as s, \
+            pytest.raises(DeviceTimeoutError):
+        s.sample()
+
+
+def test_out_of_range_value_is_dropped_and_counted() -> None:
+    with sensor_for(IecEmulation(values={"32.7.0": "2300.0*V"})) as s:
+        names = {x.name for x in s.sample()}
+        assert "voltage_l1" not in names and "voltage_l2" in names
+        assert s.stats.errors["range"] == 1
+
+
+def test_unplugged_probe_then_back() -> None:
+    with sensor_for() as s:
+        assert s.emulator is not None
+        s.emulator.unplug()
+        with pytest.raises(DeviceNotFoundError):
+            s.sample()
+        s.close()
+        with pytest.raises(DeviceNotFoundError):
+            s.open()
+        s.emulator.replug()
+        s.open()
+        assert s.sample()
+
+
+def test_run_loop_emits_readings() -> None:
+    import threading
+
+    opts = IecOptions(emulate=IecEmulation(), request_timeout=0.3)
+    ctx = SensorContext("emulated", SystemClock(), logging.getLogger("test"))
+    spec = SensorSpec("probe", "iec62056-21", Channel.OT, Priority.NORMAL, 0.05)
+    sensor = build(spec, opts, ctx)
+    got: list[object] = []
+    done = threading.Event()
+    stop = threading.Event()
+
+    def emit(batch: list[object]) -> None:
+        got.extend(batch)
+        if len(got) >= 20:
+            done.set()
+
+    t = threading.Thread(target=sensor.run, args=(emit, stop), daemon=True)
+    t.start()
+    assert done.wait(5)
+    stop.set()
+    t.join(5)
+    assert not t.is_alive()
+
+
+@pytest.mark.parametrize("kw", [{"obis": ["x"]}, {"max_baudrate": 115200},
+                                {"request_timeout": 0}, {"retries": -1}, {"address": "a/b"}])
+def test_bad_options(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        IecOptions(**kw)  # type: ignore[arg-type]

@@ -1,0 +1,198 @@
+"""modbus-rtu driver against the emulated SDM meter on a real pty (serial_for_url)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from edge_agent.clock import SystemClock
+from edge_agent.drivers.base import SensorContext, SensorSpec
+from edge_agent.drivers.modbus_rtu import ModbusOptions, ModbusSensor, build
+from edge_agent.emulators.modbus_rtu import ModbusEmulation
+from edge_agent.errors import (
+    ChecksumError,
+    DeviceNotFoundError,
+    DeviceTimeoutError,
+    FrameError,
+    HardwareError,
+)
+from edge_agent.model import Channel, Priority, Reading
+from edge_agent.protocols.modbus_rtu import Register
+
+
+def make(**kw: object) -> ModbusSensor:
+    opts = ModbusOptions(timeout=0.2, **kw)  # type: ignore[arg-type]
+    ctx = SensorContext("emulated", SystemClock(), logging.getLogger("test"))
+    spec = SensorSpec("sdm", "modbus-rtu", Channel.OT, Priority.NORMAL, 0.05)
+    sensor = build(spec, opts, ctx)
+    assert isinstance(sensor, ModbusSensor) and sensor.emulator is not None
+    return sensor
+
+
+@contextmanager
+def opened(**kw: object) -> Iterator[ModbusSensor]:
+    sensor = make(**kw)
+    assert sensor.emulator is not None
+    sensor.emulator.start()
+    try:
+        sensor.open()
+        yield sensor
+    finally:
+        sensor.close()
+        sensor.emulator.stop()
+
+
+def test_sdm120_values() -> None:
+    with opened(model="sdm120", emulate=ModbusEmulation(values={"voltage": 231.5})) as s:
+        got = {x.name: (x.value, x.unit) for x in s.sample()}
+        assert got["voltage"] == (231.5, "V")
+        assert got["power"] == (450.0, "W")
+        assert got["frequency"] == (50.0, "Hz")
+        assert got["energy_import"] == (pytest.approx(1_234_567.0), "Wh")
+        assert got["power_factor"][0] == pytest.approx(0.95)
+        assert len(got) == 9
+
+
+def test_sdm630_three_phases_in_five_requests() -> None:
+    with opened(model="sdm630", unit=7) as s:
+        got = {x.name for x in s.sample()}
+        assert {"voltage_l1", "voltage_l3", "current_l2", "power", "energy_export"} <= got
+        assert s.emulator is not None and s.emulator.requests == 5
+
+
+def test_energy_is_scaled_to_wh() -> None:
+    # emulated values are in the published unit (Wh); the meter stores kWh (12.5)
+    emu = ModbusEmulation(values={"energy_import": 12500.0})
+    with opened(model="sdm120", emulate=emu) as s:
+        assert s.emulator is not None
+        assert s.emulator._words[(4, 0x48)] == 0x4148  # float32 12.5, high word
+        got = {x.name: x.value for x in s.sample()}
+        assert got["energy_import"] == 12500.0
+
+
+def test_custom_register_map_with_holding_registers() -> None:
+    regs = [Register("temperature", 0x10, "int16", "holding", "Cel", 0.1),
+            Register("counter", 0x20, "uint32", "holding", "count")]
+    emu = ModbusEmulation(values={"temperature": 21.5, "counter": 70000})
+    with opened(model="custom", registers=regs, emulate=emu) as s:
+        got = {x.name: (x.value, x.unit) for x in s.sample()}
+        assert got["temperature"][0] == pytest.approx(21.5)
+        assert got["counter"] == (70000, "count")
+
+
+@pytest.mark.parametrize(("fault", "error"), [("silence", DeviceTimeoutError),
+                                               ("bad_crc", ChecksumError),
+                                               ("garbage", FrameError)])
+def test_faults_fail_the_poll_after_retries(fault: str, error: type[Exception]) -> None:
+    with opened(retries=1, emulate=ModbusEmulation(fault=fault)) as s:  # type: ignore[arg-type]
+        with pytest.raises(error):
+            s.sample()
+        assert s.emulator is not None and s.emulator.requests == 2  # one retry
+        s.emulator.set_fault("none")
+        assert s.sample()
+
+
+def test_exception_response_is_a_hardware_error() -> None:
+    with opened(emulate=ModbusEmulation(fault="exception", exception_code=4)) as s, \
+            pytest.raises(HardwareError, match="server device failure"):
+        s.sample()
+
+
+def test_unmapped_register_gets_illegal_data_address() -> None:
+    with opened(model="sdm120") as s:
+        assert s.emulator is not None
+        s.emulator._words.pop((4, 0x46))  # the meter lacks the frequency register
+        with pytest.raises(HardwareError, match="illegal data address"):
+            s.sample()
+
+
+def test_wrong_unit_times_out() -> None:
+    sensor = make(unit=2, retries=0)
+    assert sensor.emulator is not None
+    sensor.emulator.unit = 3
+    sensor.emulator.start()
+    try:
+        sensor.open()
+        with pytest.raises(DeviceTimeoutError):
+            sensor.sample()
+    finally:
+        sensor.close()
+        sensor.emulator.stop()
+
+
+def test_nan_and_out_of_range_values_are_dropped() -> None:
+    emu = ModbusEmulation(values={"voltage": float("nan"), "frequency": 99.0})
+    with opened(emulate=emu) as s:
+        names = {x.name for x in s.sample()}
+        assert "voltage" not in names and "frequency" not in names and "power" in names
+        assert s.stats.errors["range"] == 2
+
+
+def test_unplug_and_replug() -> None:
+    with opened() as s:
+        assert s.emulator is not None
+        s.emulator.unplug()
+        with pytest.raises(DeviceNotFoundError):
+            s.sample()
+        s.close()
+        with pytest.raises(DeviceNotFoundError):
+            s.open()
+        s.emulator.replug()
+        s.open()
+        assert s.sample()
+
+
+def test_run_loop_recovers_after_unplug() -> None:
+    sensor = make()
+    got: list[Reading] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def emit(batch: list[Reading]) -> None:
+        with lock:
+            got.extend(batch)
+
+    def count() -> int:
+        with lock:
+            return len(got)
+
+    t = threading.Thread(target=sensor.run, args=(emit, stop), daemon=True)
+    t.start()
+    ev = threading.Event()
+    try:
+        for _ in range(500):
+            if count() >= 9:
+                break
+            ev.wait(0.01)
+        assert sensor.emulator is not None
+        sensor.emulator.unplug()
+        for _ in range(500):
+            if sensor.stats.errors:
+                break
+            ev.wait(0.01)
+        n = count()
+        sensor.emulator.replug()
+        for _ in range(500):
+            if count() > n:
+                break
+            ev.wait(0.01)
+        assert count() > n
+        assert sum(sensor.stats.errors.values()) >= 1
+    finally:
+        stop.set()
+        t.join(5)
+    assert not t.is_alive()
+
+
+@pytest.mark.parametrize("kw", [{"unit": 0}, {"model": "custom"},
+                                {"registers": [Register("a", 0)]}, {"timeout": 0},
+                                {"framing": "8X1"},
+                                {"model": "custom",
+                                 "registers": [Register("a", 0), Register("a", 2)]}])
+def test_bad_options(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ModbusOptions(**kw)  # type: ignore[arg-type]

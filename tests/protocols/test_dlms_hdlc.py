@@ -1,0 +1,263 @@
+"""DLMS/COSEM HDLC push: framing, CRCs, segmentation, A-XDR, layouts, AES-GCM, rejections."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge_agent.emulators.dlms_hdlc import (
+    DlmsEmulation,
+    DlmsMeter,
+    array,
+    cosem_time,
+    hdlc_frames,
+    notification,
+    obis,
+    scaler_unit,
+    structure,
+    u16,
+    u32,
+    visible,
+)
+from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
+from edge_agent.protocols.dlms_hdlc import (
+    LLC,
+    Frame,
+    HdlcFrame,
+    Notification,
+    Parser,
+    _Reader,
+    cosem_datetime,
+    crc16_x25,
+    decode_apdu,
+    decode_data,
+    decrypt_glo,
+    encode_frame,
+    encrypt_glo,
+)
+
+EK = bytes(range(16))
+AK = bytes(range(0xD0, 0xE0))
+TITLE = b"EMU\x00\x00\x00\x00\x01"
+
+AIDON = notification(array(
+    structure(obis(1, 0, 1, 7, 0), u32(1122), scaler_unit(0, 27)),
+    structure(obis(1, 0, 32, 7, 0), u16(2307), scaler_unit(-1, 35)),
+    structure(obis(1, 0, 1, 8, 0), u32(10049926), scaler_unit(0, 30)),
+    structure(obis(1, 0, 14, 7, 0), u16(5000), scaler_unit(-2, 44)),
+    structure(obis(1, 0, 31, 7, 0), u16(49), scaler_unit(0, 35)),  # amps labelled as volts
+))
+KAMSTRUP = notification(structure(
+    visible("Kamstrup_V0001"),
+    obis(1, 1, 0, 0, 5), visible("5706567326590407"),
+    obis(1, 1, 1, 7, 0), u32(826),
+    obis(1, 1, 31, 7, 0), u32(237),
+    obis(1, 1, 32, 7, 0), u16(232),
+    obis(1, 1, 1, 8, 0), u32(123456),
+), invoke_id=0, when=cosem_time(1_700_000_000.0, deviation=-60))
+FRAME = encode_frame(LLC + AIDON)
+
+
+def parse_all(data: bytes, **kw: bytes) -> list[Frame | ProtocolError]:
+    p = Parser(**kw)
+    return p.feed(data) + p.flush()
+
+
+def summary(items: list[Frame | ProtocolError]) -> list[object]:
+    return [(type(i).__name__, str(i), i.offset) if isinstance(i, ProtocolError)
+            else json.dumps(i.to_json()) for i in items]
+
+
+def values(n: Notification) -> dict[str, object]:
+    return {m.name: (m.value, m.unit) for m in n.measurements}
+
+
+def test_crc16_x25_check_value() -> None:
+    assert crc16_x25(b"123456789") == 0x906E
+
+
+def test_aidon_style_with_scaler_and_unit() -> None:
+    [n] = parse_all(FRAME)
+    assert isinstance(n, Notification) and n.offset == 0 and not n.encrypted
+    assert values(n) == {"power_import": (1122.0, "W"), "voltage_l1": (230.7, "V"),
+                         "energy_import": (10049926.0, "Wh"), "frequency": (50.0, "Hz")}
+    doc = json.loads(json.dumps(n.to_json()))
+    assert doc["objects"][0] == {"obis": "1-0:1.7.0", "value": 1122}
+
+
+def test_kamstrup_style_alternating_with_implied_scalers_and_time() -> None:
+    [n] = parse_all(encode_frame(LLC + KAMSTRUP))
+    assert isinstance(n, Notification) and n.list_id == "Kamstrup_V0001"
+    assert values(n) == {"power_import": (826.0, "W"), "current_l1": (2.37, "A"),
+                         "voltage_l1": (232.0, "V"), "energy_import": (1234560.0, "Wh")}
+    assert n.timestamp == 1_700_000_000.0  # local time + deviation (-60 min) = UTC
+    assert n.time_text == "2023-11-14T23:13:20"
+
+
+def test_cosem_datetime_without_deviation_has_no_epoch() -> None:
+    text, epoch = cosem_datetime(bytes.fromhex("07e30c1001073b28ff8000ff")) or ("", 0.0)
+    assert (text, epoch) == ("2019-12-16T07:59:40", None)
+    assert cosem_datetime(bytes(12)) is None
+    assert cosem_datetime(b"\x07") is None
+
+
+def test_payload_containing_flag_bytes_is_framed_by_length() -> None:
+    apdu = notification(structure(obis(1, 0, 1, 7, 0), u32(0x7E7E7E7E)))
+    out = parse_all(encode_frame(LLC + apdu) + FRAME)
+    assert [type(o) for o in out] == [Notification, Notification]
+    assert out[1].offset == len(encode_frame(LLC + apdu)) - 1 + 1  # closing flag shared
+
+
+def test_segmented_apdu_is_joined() -> None:
+    frames = hdlc_frames(LLC + AIDON, 20)
+    assert len(frames) > 3
+    out = parse_all(b"".join(frames))
+    assert len(out) == 1 and isinstance(out[0], Notification)
+    assert values(out[0])["power_import"] == (1122.0, "W")
+
+
+def test_frame_without_information_and_non_llc_info() -> None:
+    out = parse_all(encode_frame(b"") + encode_frame(b"\x01\x02\x03"))
+    assert [type(o) for o in out] == [HdlcFrame, HdlcFrame]
+    assert isinstance(out[1], HdlcFrame) and out[1].info == b"\x01\x02\x03"
+    assert (out[1].dst, out[1].src) == (0x10, 0x41)
+
+
+def test_decode_data_types() -> None:
+    raw = bytes.fromhex("0209" "0301" "05fffffffe" "0f80" "10ff00" "11ff" "1601"
+                        "14ffffffffffffffff" "173fc00000" "0a026869")
+    value = decode_data(_Reader(raw, 0))
+    assert value == [True, -2, -128, -256, 255, 1, -1, 1.5, "hi"]
+
+
+# -- encryption -----------------------------------------------------------------------------
+
+
+def test_green_book_gcm_vector() -> None:
+    plain = bytes.fromhex("C0010000080000010000FF0200")
+    apdu = encrypt_glo(plain, EK, AK, bytes.fromhex("4D4D4D0000BC614E"), 0x01234567)
+    assert apdu.endswith(bytes.fromhex("411312FF935A47566827C467BC7D825C3BE4A77C3FCC056B6B"))
+    assert decrypt_glo(apdu, 0, EK, AK) == (plain, bytes.fromhex("4D4D4D0000BC614E"))
+
+
+def test_encrypted_push_decrypts_with_keys() -> None:
+    frame = encode_frame(LLC + encrypt_glo(AIDON, EK, AK, TITLE, 7))
+    [n] = parse_all(frame, key=EK, auth_key=AK)
+    assert isinstance(n, Notification) and n.encrypted and n.system_title == TITLE
+    assert values(n)["voltage_l1"] == (230.7, "V")
+
+
+def test_encryption_only_push() -> None:
+    apdu = encrypt_glo(AIDON, EK, b"", TITLE, 9, sc=0x20)
+    n = decode_apdu(apdu, 0, EK, None)
+    assert isinstance(n, Notification) and values(n)["power_import"] == (1122.0, "W")
+
+
+@pytest.mark.parametrize(("key", "auth", "reason"), [
+    (None, None, "no key"), (EK, None, "no authentication key"),
+    (bytes(16), AK, "tag mismatch"), (EK, bytes(16), "tag mismatch"),
+])
+def test_decryption_failures(key: bytes | None, auth: bytes | None, reason: str) -> None:
+    frame = encode_frame(LLC + encrypt_glo(AIDON, EK, AK, TITLE, 7))
+    p = Parser(key, auth)
+    [err] = p.feed(b"\x00" * 0 + frame)
+    assert isinstance(err, DecryptionError) and reason in str(err) and err.offset == 0
+
+
+def test_bad_key_length_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Parser(b"short")
+
+
+# -- rejections -----------------------------------------------------------------------------
+
+
+def test_bad_fcs() -> None:
+    bad = FRAME[:-3] + bytes([FRAME[-3] ^ 1]) + FRAME[-2:]
+    out = parse_all(bad + FRAME)
+    assert isinstance(out[0], ChecksumError) and "FCS" in str(out[0])
+    assert isinstance(out[1], Notification) and out[1].offset == len(bad)
+
+
+def test_bad_hcs() -> None:
+    body = bytearray(FRAME)
+    body[6] ^= 0xFF  # HCS low byte
+    fcs = crc16_x25(bytes(body[1:-3])).to_bytes(2, "little")
+    body[-3:-1] = fcs
+    [err] = parse_all(bytes(body))
+    assert isinstance(err, ChecksumError) and "HCS" in str(err)
+
+
+def test_garbage_and_truncation() -> None:
+    out = parse_all(b"junk" + FRAME[:40] + FRAME)
+    assert isinstance(out[0], FrameError) and out[0].offset == 0
+    assert any(isinstance(o, Notification) for o in out)
+    p = Parser()
+    assert p.feed(FRAME[:40]) == []
+    [err] = p.flush()
+    assert isinstance(err, FrameError) and "truncated" in str(err)
+
+
+def test_missing_last_segment_is_reported() -> None:
+    frames = hdlc_frames(LLC + AIDON, 20)
+    p = Parser()
+    assert p.feed(b"".join(frames[:-1])) == []
+    [err] = p.flush()
+    assert isinstance(err, FrameError) and "last segment" in str(err)
+
+
+@pytest.mark.parametrize("apdu", [
+    b"\x0e\x00\x00\x00\x00\x00\x00",  # not a notification
+    b"\x0f\x00\x00\x00\x00\x00\x02\x05",  # structure ends early
+    b"\x0f\x00\x00\x00\x00\x00\x00\x00\x99",  # bytes after the body
+    b"\x0f\x00\x00\x00\x00\x00\x63",  # unsupported tag
+    b"\x0f\x00\x00\x00\x00\x00\x09\x85\x01",  # bad length encoding
+])
+def test_malformed_apdus(apdu: bytes) -> None:
+    [err] = parse_all(encode_frame(LLC + apdu))
+    assert isinstance(err, FrameError)
+
+
+def test_emulated_meter_push_round_trips() -> None:
+    for layout in ("aidon", "kamstrup"):
+        meter = DlmsMeter(DlmsEmulation(layout=layout, max_info=64), key=EK, auth_key=AK)  # type: ignore[arg-type]
+        out = parse_all(meter.push(), key=EK, auth_key=AK)
+        assert len(out) == 1 and isinstance(out[0], Notification)
+        assert values(out[0])["power_import"] == (1122.0, "W")
+
+
+# -- properties -----------------------------------------------------------------------------
+
+pieces = st.lists(st.one_of(st.binary(max_size=30), st.just(FRAME), st.just(FRAME[:25]),
+                            st.just(b"\x7e"), st.just(b"\x7e\xa0"),
+                            st.sampled_from(hdlc_frames(LLC + AIDON, 30))), max_size=8)
+
+
+@settings(max_examples=300)
+@given(pieces)
+def test_any_bytes_decode_or_reject(parts: list[bytes]) -> None:
+    for o in parse_all(b"".join(parts), key=EK, auth_key=AK):
+        if not isinstance(o, ProtocolError):
+            json.dumps(o.to_json())
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=200))
+def test_any_apdu_decodes_or_rejects(apdu: bytes) -> None:
+    out = decode_apdu(b"\x0f" + apdu)
+    assert isinstance(out, Notification | ProtocolError)
+
+
+@settings(max_examples=300)
+@given(pieces)
+def test_whole_and_byte_by_byte_agree(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    p = Parser()
+    split: list[Frame | ProtocolError] = []
+    for i in range(len(data)):
+        split += p.feed(data[i:i + 1])
+    split += p.flush()
+    assert summary(parse_all(data)) == summary(split)

@@ -1,0 +1,158 @@
+"""Real meter captures from /work/shared/samples decode to the values they show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from edge_agent.errors import ChecksumError, ProtocolError
+from edge_agent.protocols import dsmr
+
+SAMPLES = Path("/work/shared/samples")
+
+pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="no sample captures here")
+
+
+def raw(name: str) -> bytes:
+    """A sample's bytes after its '# source' comment line."""
+    data = (SAMPLES / name).read_bytes()
+    if not data.startswith(b"#"):
+        return data
+    return data[data.index(b"\n") + 1:]
+
+
+def hex_lines(name: str) -> list[bytes]:
+    """A hex sample: one frame per non-comment line."""
+    return [bytes.fromhex(line) for line in raw(name).decode("ascii").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def utc(*args: int) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+
+
+# -- DSMR P1 --------------------------------------------------------------------------------
+
+
+def telegrams(name: str) -> tuple[list[dsmr.Telegram], list[ProtocolError]]:
+    p = dsmr.Parser()
+    out = p.feed(raw(name)) + p.flush()
+    return ([o for o in out if isinstance(o, dsmr.Telegram)],
+            [o for o in out if isinstance(o, ProtocolError)])
+
+
+def values(t: dsmr.Telegram) -> dict[str, object]:
+    return {m.name: m.value for m in t.measurements}
+
+
+def test_dsmr_v42_kaifa() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_1.txt")
+    assert errors == [] and t.crc == 0x6796 and t.version == "42"
+    assert t.timestamp == utc(2016, 11, 13, 19, 57, 57)  # 161113205757W
+    v = values(t)
+    assert v["energy_import_t1"] == 1581123.0 and v["energy_import_t2"] == 1435706.0
+    assert v["power_import"] == 2027.0 and v["tariff"] == 2
+    assert v["current_l2"] == 6.0 and v["power_import_l2"] == 1247.0
+    assert v["power_failures"] == 15 and v["long_power_failures"] == 7
+    assert v["mbus1_gas_volume"] == 981.443
+    gas = next(m for m in t.measurements if m.name == "mbus1_gas_volume")
+    assert gas.time == utc(2016, 11, 29, 19, 0, 0)  # 161129200000W
+
+
+def test_dsmr_v5() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_2.txt")
+    assert errors == [] and t.crc == 0x6EEE and t.version == "50"
+    v = values(t)
+    assert v["energy_import_t1"] == 4426.0 and v["energy_export_t1"] == 2444.0
+    assert (v["voltage_l1"], v["voltage_l3"]) == (230.0, 229.0)
+    assert (v["current_l1"], v["current_l3"]) == (0.48, 0.86)
+    assert v["power_import_l3"] == 142.0
+    assert v["equipment_id"] == "K8EG004046395507"
+    assert v["mbus1_gas_volume"] == 0.107
+
+
+def test_dsmr_v5_two_mbus_channels_summer_time() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_3.txt")
+    assert errors == []
+    assert t.timestamp == utc(2020, 4, 26, 20, 33, 25)  # 200426223325S
+    v = values(t)
+    assert "mbus1_gas_volume" not in v  # (00000000): an unconnected channel
+    assert v["mbus2_gas_volume"] == 246.138
+    assert v["voltage_sags_l3"] == 192
+
+
+def test_dsmr_unpadded_crc_heat_meter() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_4.txt")
+    assert errors == [] and t.crc == 0xB9F
+    assert values(t)["mbus1_heat_energy"] == 240.860e9  # GJ -> J
+
+
+@pytest.mark.parametrize("name", ["dsmr_ndokter-dsmr_parser_5.txt",
+                                  "dsmr_ndokter-dsmr_parser_6.txt"])
+def test_dsmr_fluvius(name: str) -> None:
+    [t], errors = telegrams(name)
+    assert errors == [] and t.version == "50217"
+    v = values(t)
+    assert v["fluvius_version"] == "50217"
+    assert {"power_import_avg", "power_import_max", "mbus1_gas_volume",
+            "mbus2_water_volume", "current_limit_l1"} <= set(v)
+
+
+def test_dsmr_fluvius_values() -> None:
+    [t], _ = telegrams("dsmr_ndokter-dsmr_parser_5.txt")
+    v = values(t)
+    assert v["energy_import_t2"] == 15758.0 and v["energy_export_t2"] == 11.0
+    assert v["power_import_avg"] == 2351.0 and v["power_import_max"] == 2589.0
+    assert v["mbus1_gas_volume"] == 112.384 and v["mbus2_water_volume"] == 872.234
+    peak = next(m for m in t.measurements if m.name == "power_import_max")
+    assert peak.time == utc(2020, 5, 9, 11, 45, 58)  # 200509134558S
+
+
+def test_dsmr_sagemcom_wh_and_varh() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_7.txt")
+    assert errors == []
+    v = values(t)
+    assert v["energy_import"] == 6545766.0 and v["power_import"] == 286.0
+    assert v["reactive_energy_export"] == 3897726.0 and v["reactive_power_export"] == 166.0
+
+
+def test_dsmr_iskra_ie() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_8.txt")
+    assert errors == []
+    v = values(t)
+    assert v["power_export"] == 270.0 and v["voltage_l3"] == 243.3
+    assert v["energy_export_t2"] == 10282.0
+
+
+def test_dsmr_eon_hungary() -> None:
+    [t], errors = telegrams("dsmr_ndokter-dsmr_parser_9.txt")
+    assert errors == []
+    v = values(t)
+    assert v["energy_import"] == 173640.0 and v["energy_export"] == 627177.0
+    assert v["frequency"] == 50.0 and v["power_export"] == 2601.0
+    assert v["reactive_energy_q3"] == 160487.0 and v["current_limit_l1"] == 200.0
+    assert v["energy_absolute"] == 800817.0
+
+
+def test_dsmr_v22_and_v3_without_crc() -> None:
+    [t22], errors = telegrams("dsmr_ndokter-dsmr_parser_10.txt")
+    assert errors == [] and t22.crc is None
+    assert values(t22)["mbus1_gas_volume"] == 1.001
+    assert values(t22)["power_import"] == 1010.0
+    [t3], errors = telegrams("dsmr_ndokter-dsmr_parser_11.txt")
+    assert errors == [] and t3.crc is None
+    assert values(t3)["energy_import_t1"] == 12345678.0
+    assert values(t3)["current_limit"] == 16.0
+
+
+@pytest.mark.parametrize(("name", "energy"), [
+    ("dsmr_ndokter-dsmr_parser_12.txt", 52185782.5309),
+    ("dsmr_ndokter-dsmr_parser_13.txt", 32549506.1662),
+])
+def test_dsmr_easymeter_with_trailing_garbage(name: str, energy: float) -> None:
+    [t], errors = telegrams(name)
+    assert values(t)["energy_import"] == energy
+    assert len(errors) == 1  # the lines after '!' are not a telegram
+    assert not isinstance(errors[0], ChecksumError)
