@@ -1,0 +1,146 @@
+"""``python -m hil.bench [--quick] [--out FILE.md]``: every benchmark, one table.
+
+Each figure comes from a fresh child process; baselines run in the same invocation against
+the same throwaway mosquitto (never port 1883).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.mosquitto import Mosquitto
+from hil.common import env_info, markdown_table, run_child
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ingest_total: int
+    ingest_batch: int
+    naive: int
+    backlog: int
+    backlog_small: int
+    paho: int
+    alarms: int
+    disk_seconds: int
+    disk_paced_seconds: int
+
+
+FULL = Sizes(1_000_000, 10_000, 2_000, 1_000_000, 100_000, 20_000, 200, 30, 10)
+QUICK = Sizes(200_000, 10_000, 500, 100_000, 20_000, 5_000, 50, 10, 0)
+MB = 1024 * 1024
+
+
+def _f(x: Any, digits: int = 0) -> str:
+    return f"{float(x):,.{digits}f}"
+
+
+def run(sizes: Sizes, log: Any = print) -> tuple[list[list[str]], dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="hil-bench-", dir="/var/tmp"))
+    raw: dict[str, Any] = {}
+    rows: list[list[str]] = []
+    try:
+        with Mosquitto(work / "broker") as broker:
+            port = str(broker.port)
+            log(f"ingest: {sizes.ingest_total} readings in batches of {sizes.ingest_batch}")
+            ing = raw["ingest"] = run_child("hil.bench.ingest", str(sizes.ingest_total),
+                                            str(sizes.ingest_batch), str(sizes.naive))
+            rows.append(["ingest into encrypted store (readings/s)", _f(ing["store"]),
+                         ">= 100,000", f"raw SQLite batch {_f(ing['sqlite_batched'])}",
+                         f"{ing['store'] / ing['sqlite_batched']:.2f}x; "
+                         f"vs naive {_f(ing['sqlite_naive'])}/s: "
+                         f"{ing['store'] / ing['sqlite_naive']:.0f}x",
+                         _ok(ing["store"] >= 100_000)])
+
+            log(f"fill: backlogs of {sizes.backlog} and {sizes.backlog_small} readings")
+            big, small = work / "big", work / "small"
+            raw["fill"] = run_child("hil.bench.drain", "fill", str(big), str(sizes.backlog))
+            run_child("hil.bench.drain", "fill", str(small), str(sizes.backlog_small))
+            log("drain (no subscriber attached)")
+            shutil.copytree(big, work / "d1")
+            dr = raw["drain"] = run_child("hil.bench.drain", "drain", str(work / "d1"), port)
+            shutil.copytree(small, work / "d2")
+            drs = raw["drain_small"] = run_child("hil.bench.drain", "drain", str(work / "d2"),
+                                                 port)
+            log(f"baseline: raw paho, {sizes.paho} messages")
+            pa = raw["paho"] = run_child("hil.bench.drain", "paho", port, str(sizes.paho))
+            rows.append([f"drain {sizes.backlog:,} backlog, QoS 1 (readings/s)",
+                         _f(dr["rate"]), ">= 100,000",
+                         f"raw paho 1 msg/reading {_f(pa['rate'])}",
+                         f"{dr['rate'] / pa['rate']:.1f}x", _ok(dr["rate"] >= 100_000)])
+
+            log(f"alarms: {sizes.alarms} x 20 ms during the drain")
+            al = raw["alarms"] = run_child("hil.bench.drain", "alarms", str(big), port,
+                                           str(sizes.alarms), "0.02")
+            pal = raw["paho_alarms"] = run_child("hil.bench.drain", "paho-alarms", port,
+                                                 str(sizes.alarms), "0.02")
+            rows.append([f"alarm latency p50 / p99 during drain (ms), {al['received']}/"
+                         f"{al['alarms']} received", f"{al['p50_ms']:.1f} / {al['p99_ms']:.1f}",
+                         "p99 <= 25", f"raw paho idle {pal['p50_ms']:.1f} / {pal['p99_ms']:.1f}",
+                         f"p99 {al['p99_ms'] / pal['p99_ms']:.1f}x",
+                         _ok(al["p99_ms"] <= 25 and al["received"] == al["alarms"])])
+
+            rows.append([f"VmRSS max during drain, {sizes.backlog:,} backlog (MB)",
+                         f"{dr['rss_max'] / MB:.1f} (VmHWM {dr['hwm'] / MB:.1f})", "<= 80",
+                         f"{sizes.backlog_small:,} backlog: {drs['rss_max'] / MB:.1f} "
+                         f"(VmHWM {drs['hwm'] / MB:.1f})",
+                         f"{dr['rss_max'] / drs['rss_max']:.2f}x",
+                         _ok(dr["hwm"] <= 80 * MB and dr["rss_max"] <= 1.1 * drs["rss_max"])])
+
+            log(f"disk: {sizes.disk_seconds} s at 100 readings/s")
+            dk = raw["disk"] = run_child("hil.bench.diskio", str(sizes.disk_seconds), "0")
+            rows.append(["bytes written per reading, 100/s, 1 s commit",
+                         f"{dk['store_per_reading']:.1f}", "<= 1.0 x JSON",
+                         f"JSON {dk['json_per_reading']:.1f}; naive SQLite "
+                         f"{dk['naive_per_reading']:,.0f}",
+                         f"{dk['store_per_reading'] / dk['json_per_reading']:.2f}x JSON; "
+                         f"{dk['naive_per_reading'] / dk['store_per_reading']:.0f}x less than "
+                         "naive",
+                         _ok(dk["store_per_reading"] <= dk["json_per_reading"])])
+            if sizes.disk_paced_seconds:
+                log(f"disk, paced: {sizes.disk_paced_seconds} s of real time")
+                dp = raw["disk_paced"] = run_child("hil.bench.diskio",
+                                                   str(sizes.disk_paced_seconds), "1")
+                rows.append(["same, paced 1 commit per real second",
+                             f"{dp['store_per_reading']:.1f}", "<= 1.0 x JSON",
+                             f"JSON {dp['json_per_reading']:.1f}",
+                             f"{dp['store_per_reading'] / dp['json_per_reading']:.2f}x JSON",
+                             _ok(dp["store_per_reading"] <= dp["json_per_reading"])])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows, raw
+
+
+def _ok(cond: bool) -> str:
+    return "met" if cond else "MISSED"
+
+
+HEADERS = ["measure", "edge-agent", "target", "baseline (same run)", "ratio", "verdict"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hil.bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run, < 60 s)")
+    ap.add_argument("--out", type=Path, help="also write the table as markdown here")
+    args = ap.parse_args(argv)
+    t = time.monotonic()
+    rows, _ = run(QUICK if args.quick else FULL,
+                  log=lambda m: print(f"[{time.monotonic() - t:5.1f}s] {m}", file=sys.stderr))
+    table = markdown_table(HEADERS, rows)
+    head = (f"edge-agent benchmark ({'quick' if args.quick else 'full'}), {env_info()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - t:.0f} s")
+    print(head)
+    print(table)
+    if args.out:
+        args.out.write_text(f"{head}\n\n{table}\n")
+    return 0 if all(r[-1] == "met" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

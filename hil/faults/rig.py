@@ -1,0 +1,207 @@
+"""The rig: the real agent process, a consumer on the platform side, the offline store check."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_agent.consumer import Consumer
+from edge_agent.model import Channel
+from edge_agent.store.channel_store import ChannelStore
+from edge_agent.store.keys import load_key
+from edge_agent.store.ranges import RangeSet
+from edge_agent.uplink.mqtt import ALARM_SLACK
+from hil.common import PREFIX, PY, REPO, wait_for, write_site
+
+LOAD = "  - {{id: gen, type: load, channel: ot, rate: {rate}, chunk: 0.02}}\n"
+ALARM = "  - {{id: sos, type: load, channel: ot, priority: alarm, rate: {rate}}}\n"
+
+
+@dataclass
+class Result:
+    name: str
+    injected: str
+    saw: str = ""
+    ok: bool = False
+    accepted: int = 0  # sequence numbers handed out (top)
+    received: int = 0  # distinct seqs the consumer saw
+    evicted: int = 0  # reported by the store (all reasons)
+    silent_loss: int = 0  # accepted, not received, not pending, not reported
+    duplicates: int = 0
+    dup_bound: int = 0
+    order_violations: int = 0
+    figures: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def row(self) -> list[str]:
+        figs = ", ".join(f"{k} {v}" for k, v in self.figures.items())
+        return [self.name, self.injected, str(self.accepted), str(self.received),
+                str(self.evicted), str(self.silent_loss), f"{self.duplicates}/{self.dup_bound}",
+                str(self.order_violations), figs, "PASS" if self.ok else "FAIL"]
+
+
+HEADERS = ["scenario", "injected", "accepted", "received", "evicted (reported)",
+           "silent loss", "dups/bound", "order viol.", "figures", "verdict"]
+
+
+class AgentProcess:
+    """``python -m edge_agent.cli run -c CFG``, restartable, killable."""
+
+    def __init__(self, cfg: Path, log: Path) -> None:
+        self.cfg, self.log = cfg, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "edge_agent.cli", "run", "-c", str(self.cfg)],
+                stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.starts += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def consumer(port: int, keep: bool = False) -> Consumer:
+    c = Consumer("127.0.0.1", port, PREFIX, keep_messages=keep)
+    c.client.reconnect_delay_set(0.05, 0.5)
+    return c.start()
+
+
+@dataclass
+class StoreView:
+    top: int
+    evicted: RangeSet
+    evicted_by_reason: dict[str, int]
+    pending: RangeSet
+    quarantined_files: int
+
+
+def read_store(state: Path, channel: Channel = Channel.OT) -> StoreView:
+    """Open the store offline (the agent has stopped): accepted, evicted, still pending."""
+    key = load_key(state / "keys" / f"{channel.value}.key")
+    s = ChannelStore(state / "store", channel, key)
+    try:
+        pending = RangeSet()
+        for lane in range(3):
+            for ref in s._pending[lane].values():
+                pending.add(ref.first, ref.last)
+        qdir = s.dir / "quarantine"
+        return StoreView(s.next_seq - 1, RangeSet(s._evicted), dict(s.stats().evicted),
+                         pending, len(list(qdir.iterdir())) if qdir.exists() else 0)
+    finally:
+        s.close()
+
+
+def judge(res: Result, c: Consumer, view: StoreView, resends: int, batch_max: int = 500,
+          window: int = 8, extra_ok: bool = True) -> Result:
+    """No gap except reported evictions (pending = still durable), bounded dups, lane order."""
+    rec = c.snapshot()
+    received = rec.ranges
+    missing = RangeSet()
+    for a, b in received.gaps(1, view.top) if view.top else []:
+        missing.add(a, b)
+    silent = 0
+    for a, b in missing:
+        for lo, hi in _subtract(a, b, view.evicted, view.pending):
+            silent += hi - lo + 1
+    res.accepted = view.top
+    res.received = sum(b - a + 1 for a, b in received if a <= view.top) if view.top else 0
+    res.evicted = sum(b - a + 1 for a, b in view.evicted)
+    res.silent_loss = silent
+    res.duplicates = rec.duplicates
+    res.dup_bound = max(1, resends) * (window + ALARM_SLACK) * batch_max
+    res.order_violations = rec.lane_order_violations
+    if rec.bad:
+        res.notes.append(f"bad messages: {rec.bad[:3]}")
+    res.ok = (silent == 0 and rec.duplicates <= res.dup_bound
+              and rec.lane_order_violations == 0 and not rec.bad and extra_ok)
+    return res
+
+
+def _subtract(a: int, b: int, *sets: RangeSet) -> list[tuple[int, int]]:
+    """Parts of a..b covered by none of ``sets``."""
+    cover = RangeSet()
+    for s in sets:
+        for x, y in s:
+            if y >= a and x <= b:
+                cover.add(max(a, x), min(b, y))
+    return cover.gaps(a, b)
+
+
+def drain_and_stop(agent: AgentProcess, c: Consumer, timeout: float = 30.0) -> bool:
+    """Run the agent until its health says the backlog is empty, then SIGTERM it."""
+    if not agent.alive:
+        agent.start()
+    n0 = len(c.snapshot().health)
+
+    def empty() -> bool:
+        h = c.snapshot().health
+        if len(h) <= n0:
+            return False
+        st = h[-1].get("store", {})
+        return sum(st.get("backlog", {"x": 1}).values()) == 0
+    ok = wait_for(empty, timeout)
+    agent.stop()
+    return ok
+
+
+def site(workdir: Path, brokers: list[str], load_rate: int = 200, alarm_rate: float = 0,
+         extra_ot: str = "", store: str = "", keepalive: str = "") -> Path:
+    sensors = LOAD.format(rate=load_rate) if load_rate else ""
+    if alarm_rate:
+        sensors += ALARM.format(rate=alarm_rate)
+    if keepalive:
+        extra_ot += f"    keepalive: {keepalive}\n"
+    return write_site(workdir, brokers, sensors=sensors, store=store, extra_ot=extra_ot)
+
+
+def quiet_site(workdir: Path, brokers: list[str], extra_ot: str = "") -> Path:
+    """The same site without sensors: used to drain what is left after a fault."""
+    return write_site(workdir, brokers, sensors="  []\n", extra_ot=extra_ot,
+                      name="site-quiet.yaml")
+
+
+def agent_log_tail(log: Path, n: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-n:])
+    return ""
+
+
+def progress(c: Consumer) -> int:
+    return c.snapshot().readings
+
+
+def wait_progress(c: Consumer, more: int, timeout: float = 15.0) -> bool:
+    start = progress(c)
+    return wait_for(lambda: progress(c) >= start + more, timeout)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)

@@ -1,0 +1,77 @@
+"""A fast subset of the fault-injection rig (hil/faults): every test asserts zero silent loss.
+
+The full suite is ``python -m hil.faults`` (``--nightly`` for many more iterations).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from edge_agent.model import Channel
+from edge_agent.store.channel_store import ChannelStore
+from hil.common import readings
+from hil.faults import powerloss, scenarios, storefaults
+from hil.faults.rig import Result
+
+pytestmark = pytest.mark.slow
+
+
+def _clean(r: Result) -> None:
+    assert r.silent_loss == 0, r.saw
+    assert r.order_violations == 0, r.saw
+    assert r.duplicates <= r.dup_bound, r.saw
+    assert r.ok, f"{r.saw} {r.notes}"
+
+
+def test_crash_kill9_x20(tmp_path: Path) -> None:
+    r = scenarios.crash(tmp_path, iterations=20, up=(0.2, 1.0), seed=1)
+    _clean(r)
+    assert r.received > 0
+
+
+def test_power_loss_x50(tmp_path: Path) -> None:
+    r = powerloss.power_loss(tmp_path, iterations=50, seed=2)
+    _clean(r)
+    assert r.figures["reopen_failed"] == 0 and r.figures["seq_reused"] == 0
+
+
+def test_broker_kill_restart(tmp_path: Path) -> None:
+    _clean(scenarios.broker_kill(tmp_path, kills=2, seed=3))
+
+
+def test_proxy_stall_detected_within_keepalive_budget(tmp_path: Path) -> None:
+    r = scenarios.network(tmp_path, keepalive=2.0, stalls=1)
+    _clean(r)
+
+
+def test_corruption_quarantined_reported_no_crash_loop(tmp_path: Path) -> None:
+    _clean(storefaults.corruption(tmp_path))
+
+
+@pytest.mark.xfail(strict=True, reason="cutting the newest record looks like a torn write: "
+                   "quarantined but its seq range is not named and is reused")
+def test_truncated_newest_record_is_named_and_never_reused(tmp_path: Path) -> None:
+    new = storefaults.truncate_every_offset(tmp_path)["newest"]
+    assert new["silent"] == 0 and new["seq_reused"] == 0
+
+
+def test_fsync_failure_not_accepted_and_reported(tmp_path: Path) -> None:
+    _clean(storefaults.fsync_failure(tmp_path, fail_for=0.5))
+
+
+def test_batch_spanning_a_segment_boundary_is_accepted(tmp_path: Path) -> None:
+    """Regression: a multi-record batch that fills a segment used to trip an assertion
+    (the full segment was closed before its fsync)."""
+    key = secrets.token_bytes(32)
+    s = ChannelStore(tmp_path, Channel.OT, key, segment_bytes=2048, reserve_bytes=0)
+    ranges = [r for i in range(5) for r in s.append(readings(2000, start=i * 2000))]
+    s.close()
+    s2 = ChannelStore(tmp_path, Channel.OT, key, reserve_bytes=0)
+    try:
+        assert sum(b - a + 1 for a, b in ranges) == 10_000
+        assert s2.stats().backlog["normal"] == 10_000
+    finally:
+        s2.close()
