@@ -1,0 +1,271 @@
+"""End-to-end sealing of data payloads (HPKE, RFC 9180) to the welfare platform's key.
+
+The broker (and anyone on the path after TLS ends) sees only the envelope metadata:
+
+    {"node": "pi-0042", "channel": "it", "lane": "normal", "seq": [17, 516],
+     "suite": "x25519", "sealed": "<base64 of HPKE enc || ciphertext>"}
+
+The SenML array is the plaintext. The clear fields are bound into the HPKE key schedule
+(the ``info`` input: ``b"edge-agent seal v1\\0"`` + the canonical JSON of node, channel,
+lane, seq, suite), so a broker that rewrites the sequence range, the lane, the node or the
+channel makes the message fail to open instead of mis-attributing it.
+
+Suites (single-shot base mode, a fresh ephemeral KEM key per message):
+
+    x25519           DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305
+    mlkem768-x25519  ML-KEM-768 + X25519 hybrid KEM (post-quantum), HKDF-SHA256,
+                     ChaCha20-Poly1305
+
+ChaCha20-Poly1305 because the Pi 3/4 CPUs have no AES instructions.
+
+Key files are PEM. An X25519 key uses the standard PKCS#8 / SubjectPublicKeyInfo PEM; a
+hybrid key has no standard PEM form yet, so it is written under our own labels
+(``EDGE-AGENT MLKEM768-X25519 PUBLIC KEY``: ML-KEM-768 encapsulation key || X25519 public
+key; ``... PRIVATE KEY``: the 64-byte ML-KEM seed || the X25519 private key).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+
+from .errors import EdgeAgentError
+
+SuiteName = Literal["x25519", "mlkem768-x25519"]
+SUITES: tuple[SuiteName, ...] = ("x25519", "mlkem768-x25519")
+INFO_PREFIX = b"edge-agent seal v1\x00"
+HEAD_FIELDS = ("node", "channel", "lane", "seq")
+_HYBRID_PUB = "EDGE-AGENT MLKEM768-X25519 PUBLIC KEY"
+_HYBRID_PRIV = "EDGE-AGENT MLKEM768-X25519 PRIVATE KEY"
+_MLKEM768_PUB = 1184
+_MLKEM_SEED = 64
+_X25519 = 32
+
+PublicKey = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
+PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+
+
+class SealError(EdgeAgentError, ValueError):
+    """A sealed payload could not be opened, or a key file is not a sealing key."""
+
+
+def suite(name: SuiteName) -> hpke.Suite:
+    kem = hpke.KEM.X25519 if name == "x25519" else hpke.KEM.MLKEM768_X25519
+    return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+
+def info(head: Mapping[str, Any], suite_name: str) -> bytes:
+    """The context bound into the key schedule: the clear envelope fields, canonical."""
+    fields = {k: head[k] for k in HEAD_FIELDS if k in head}
+    fields["suite"] = suite_name
+    return INFO_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                                    ensure_ascii=True).encode()
+
+
+class Sealer:
+    """Seals payloads to one public key. Thread-safe (no state besides the key)."""
+
+    def __init__(self, public_key: PublicKey, suite_name: SuiteName = "x25519") -> None:
+        if suite_name not in SUITES:
+            raise SealError(f"unknown suite {suite_name!r} (known: {', '.join(SUITES)})")
+        expect = x25519.X25519PublicKey if suite_name == "x25519" \
+            else hpke.MLKEM768X25519PublicKey
+        if not isinstance(public_key, expect):
+            raise SealError(f"the public key does not fit suite {suite_name!r}")
+        self.public_key = public_key
+        self.suite_name = suite_name
+        self._suite = suite(suite_name)
+
+    @classmethod
+    def from_file(cls, path: Path, suite_name: SuiteName = "x25519") -> Sealer:
+        return cls(load_public_key(path), suite_name)
+
+    def seal(self, head: Mapping[str, Any], senml: bytes) -> bytes:
+        """The complete data message: ``head`` in clear, ``senml`` (JSON bytes) sealed."""
+        ct = self._suite.encrypt(senml, self.public_key, info=info(head, self.suite_name))
+        msg = {k: head[k] for k in HEAD_FIELDS if k in head}
+        msg["suite"] = self.suite_name
+        msg["sealed"] = base64.b64encode(ct).decode("ascii")
+        return json.dumps(msg, separators=(",", ":")).encode()
+
+
+def open_sealed(payload: bytes | str | Mapping[str, Any],
+                private_key: PrivateKey) -> dict[str, Any]:
+    """Open a sealed data message: the envelope with ``senml`` (a list) for ``sealed``.
+
+    This is the reference decryptor for the platform. Raises SealError when the payload is
+    not a sealed message, the suite does not match the key, or authentication fails (wrong
+    key, or any clear field or ciphertext byte was changed).
+    """
+    try:
+        msg = dict(payload) if isinstance(payload, Mapping) else json.loads(payload)
+    except ValueError as exc:
+        raise SealError(f"not JSON: {exc}") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("sealed"), str):
+        raise SealError("not a sealed message (no 'sealed' field)")
+    name = msg.get("suite", "x25519")
+    if name not in SUITES:
+        raise SealError(f"unknown suite {name!r}")
+    key_suite = "x25519" if isinstance(private_key, x25519.X25519PrivateKey) \
+        else "mlkem768-x25519"
+    if name != key_suite:
+        raise SealError(f"message sealed with suite {name!r}, key is for {key_suite!r}")
+    try:
+        ct = base64.b64decode(msg["sealed"], validate=True)
+        pt = suite(cast(SuiteName, name)).decrypt(ct, private_key, info=info(msg, name))
+    except (ValueError, InvalidTag) as exc:
+        raise SealError(f"cannot open seq {msg.get('seq')}: authentication failed "
+                        f"({type(exc).__name__})") from None
+    out = {k: v for k, v in msg.items() if k != "sealed"}
+    out["senml"] = json.loads(pt)
+    return out
+
+
+# ------------------------------------------------------------------ key files
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    suite: SuiteName
+    private_key: PrivateKey
+    public_key: PublicKey
+
+
+def generate(suite_name: SuiteName = "x25519") -> KeyPair:
+    if suite_name == "x25519":
+        xk = x25519.X25519PrivateKey.generate()
+        return KeyPair(suite_name, xk, xk.public_key())
+    m = mlkem.MLKEM768PrivateKey.generate()
+    x = x25519.X25519PrivateKey.generate()
+    priv = hpke.MLKEM768X25519PrivateKey(m, x)
+    return KeyPair(suite_name, priv, hpke.MLKEM768X25519PublicKey(m.public_key(),
+                                                                  x.public_key()))
+
+
+def _pem(label: str, data: bytes) -> bytes:
+    b64 = base64.encodebytes(data).decode("ascii").replace("\n", "")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
+            ).encode("ascii")
+
+
+def _unpem(text: bytes, label: str) -> bytes | None:
+    begin, end = f"-----BEGIN {label}-----".encode(), f"-----END {label}-----".encode()
+    if begin not in text:
+        return None
+    body = text.split(begin, 1)[1].split(end, 1)[0]
+    return base64.b64decode(b"".join(body.split()))
+
+
+def generate_files(suite_name: SuiteName, private_path: Path, public_path: Path) -> KeyPair:
+    """Create a key pair and its two PEM files (private 0600, public 0644)."""
+    if suite_name == "x25519":
+        kp = generate("x25519")
+        xk = cast(x25519.X25519PrivateKey, kp.private_key)
+        _write_new(private_path, xk.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()), 0o600)
+        _write_new(public_path, xk.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), 0o644)
+        return kp
+    m = mlkem.MLKEM768PrivateKey.generate()
+    x = x25519.X25519PrivateKey.generate()
+    xraw = x.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                           serialization.NoEncryption())
+    xpub = x.public_key().public_bytes(serialization.Encoding.Raw,
+                                       serialization.PublicFormat.Raw)
+    _write_new(private_path, _pem(_HYBRID_PRIV, m.private_bytes_raw() + xraw), 0o600)
+    _write_new(public_path, _pem(_HYBRID_PUB, m.public_key().public_bytes_raw() + xpub), 0o644)
+    return KeyPair(suite_name, hpke.MLKEM768X25519PrivateKey(m, x),
+                   hpke.MLKEM768X25519PublicKey(m.public_key(), x.public_key()))
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_public_key(path: Path) -> PublicKey:
+    data = path.read_bytes()
+    raw = _unpem(data, _HYBRID_PUB)
+    if raw is not None:
+        if len(raw) != _MLKEM768_PUB + _X25519:
+            raise SealError(f"{path}: bad ML-KEM-768/X25519 public key length")
+        return hpke.MLKEM768X25519PublicKey(
+            mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUB]),
+            x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUB:]))
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise SealError(f"{path}: not a PEM public key: {exc}") from None
+    if not isinstance(key, x25519.X25519PublicKey):
+        raise SealError(f"{path}: not an X25519 or ML-KEM-768/X25519 public key")
+    return key
+
+
+def load_private_key(path: Path) -> PrivateKey:
+    from .store.keys import check_private
+
+    check_private(path)
+    data = path.read_bytes()
+    raw = _unpem(data, _HYBRID_PRIV)
+    if raw is not None:
+        if len(raw) != _MLKEM_SEED + _X25519:
+            raise SealError(f"{path}: bad ML-KEM-768/X25519 private key length")
+        return hpke.MLKEM768X25519PrivateKey(
+            mlkem.MLKEM768PrivateKey.from_seed_bytes(raw[:_MLKEM_SEED]),
+            x25519.X25519PrivateKey.from_private_bytes(raw[_MLKEM_SEED:]))
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SealError(f"{path}: not a PEM private key: {exc}") from None
+    if not isinstance(key, x25519.X25519PrivateKey):
+        raise SealError(f"{path}: not an X25519 or ML-KEM-768/X25519 private key")
+    return key
+
+
+def suite_of(key: PublicKey | PrivateKey) -> SuiteName:
+    if isinstance(key, x25519.X25519PublicKey | x25519.X25519PrivateKey):
+        return "x25519"
+    return "mlkem768-x25519"
+
+
+def run_unseal(key_file: Path, source: str, out: Any, err: Any) -> int:
+    """``edge-agent unseal``: payload JSON lines in, opened JSON lines out."""
+    try:
+        key = load_private_key(key_file)
+    except (OSError, SealError) as exc:
+        print(f"unseal: {exc}", file=err)
+        return 2
+    import sys
+
+    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    bad = 0
+    try:
+        for n, line in enumerate(stream, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                print(json.dumps(open_sealed(line, key), separators=(",", ":")), file=out)
+            except SealError as exc:
+                bad += 1
+                print(f"unseal: line {n}: {exc}", file=err)
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    return 1 if bad else 0
