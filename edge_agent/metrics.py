@@ -1,0 +1,133 @@
+"""Prometheus textfile (node_exporter textfile collector) from the status snapshot.
+
+The same counters as the health message, with labels channel / lane / sensor. Written
+atomically (temporary file in the same directory + rename), mode 0644 so node_exporter,
+running as another user, can read it. Only ``.prom`` files are collected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .status import write_atomic
+
+_Sample = tuple[dict[str, str], float]
+
+# name -> (type, help)
+_METRICS: dict[str, tuple[str, str]] = {
+    "edge_agent_up": ("gauge", "1 while the daemon runs and its pipeline is alive"),
+    "edge_agent_status_timestamp_seconds": ("gauge", "when this file was written"),
+    "edge_agent_channel_connected": ("gauge", "1 when the channel's MQTT connection is up"),
+    "edge_agent_backlog_readings": ("gauge", "accepted readings not yet delivered, per lane"),
+    "edge_agent_oldest_undelivered_age_seconds": (
+        "gauge", "age of the oldest undelivered reading (0 when none)"),
+    "edge_agent_last_publish_timestamp_seconds": (
+        "gauge", "time of the last acknowledged publish"),
+    "edge_agent_store_bytes": ("gauge", "bytes the channel store uses on disk"),
+    "edge_agent_next_seq": ("gauge", "the next sequence number the channel will assign"),
+    "edge_agent_inflight_messages": ("gauge", "messages awaiting PUBACK"),
+    "edge_agent_cert_expiry_days": ("gauge", "days left on the soonest-expiring certificate"),
+    "edge_agent_accepted_readings_total": ("counter", "readings committed to the store"),
+    "edge_agent_not_accepted_readings_total": (
+        "counter", "readings refused by the store (full disk, storage failure)"),
+    "edge_agent_published_readings_total": ("counter", "readings acknowledged by the broker"),
+    "edge_agent_published_messages_total": ("counter", "messages acknowledged by the broker"),
+    "edge_agent_rejected_messages_total": (
+        "counter", "messages the broker refused (PUBACK >= 0x80), dead-lettered"),
+    "edge_agent_connects_total": ("counter", "successful broker connections"),
+    "edge_agent_connect_failures_total": ("counter", "failed broker connection attempts"),
+    "edge_agent_evicted_readings_total": ("counter", "readings evicted by policy, per reason"),
+    "edge_agent_quarantined_files_total": ("counter", "corrupt store files moved aside"),
+    "edge_agent_dead_letters_total": ("counter", "batches dead-lettered"),
+    "edge_agent_security_events_total": ("counter", "security events, per category.outcome"),
+    "edge_agent_sensor_up": ("gauge", "1 when the sensor's thread runs"),
+    "edge_agent_sensor_readings_total": ("counter", "readings the sensor produced"),
+    "edge_agent_sensor_errors_total": ("counter", "sensor errors, per kind"),
+    "edge_agent_sensor_restarts_total": ("counter", "sensor restarts by the supervisor"),
+    "edge_agent_sensor_dropped_total": (
+        "counter", "readings dropped by the privacy stage (not on the allow-list)"),
+}
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def samples(doc: dict[str, Any], alive: bool = True) -> dict[str, list[_Sample]]:
+    out: dict[str, list[_Sample]] = {name: [] for name in _METRICS}
+
+    def add(name: str, value: float | None, **labels: str) -> None:
+        if value is not None:
+            out[name].append((labels, float(value)))
+
+    add("edge_agent_up", 1.0 if alive else 0.0)
+    add("edge_agent_status_timestamp_seconds", doc.get("written_at"))
+    for ch, c in (doc.get("channels") or {}).items():
+        add("edge_agent_channel_connected", 1.0 if c.get("connected") else 0.0, channel=ch)
+        for lane, n in (c.get("backlog") or {}).items():
+            add("edge_agent_backlog_readings", n, channel=ch, lane=lane)
+        add("edge_agent_oldest_undelivered_age_seconds", c.get("oldest_undelivered_age") or 0.0,
+            channel=ch)
+        add("edge_agent_last_publish_timestamp_seconds", c.get("last_publish"), channel=ch)
+        add("edge_agent_store_bytes", c.get("bytes_on_disk"), channel=ch)
+        add("edge_agent_next_seq", c.get("next_seq"), channel=ch)
+        add("edge_agent_inflight_messages", c.get("inflight"), channel=ch)
+        add("edge_agent_cert_expiry_days", c.get("cert_expiry_days"), channel=ch)
+        add("edge_agent_accepted_readings_total", c.get("accepted"), channel=ch)
+        add("edge_agent_not_accepted_readings_total", c.get("not_accepted"), channel=ch)
+        add("edge_agent_published_readings_total", c.get("published_readings"), channel=ch)
+        add("edge_agent_published_messages_total", c.get("published_messages"), channel=ch)
+        add("edge_agent_rejected_messages_total", c.get("rejected_messages"), channel=ch)
+        add("edge_agent_connects_total", c.get("connects"), channel=ch)
+        add("edge_agent_connect_failures_total", c.get("connect_failures"), channel=ch)
+        for reason, n in (c.get("evicted") or {}).items():
+            add("edge_agent_evicted_readings_total", n, channel=ch, reason=reason)
+        add("edge_agent_quarantined_files_total", c.get("quarantined"), channel=ch)
+        add("edge_agent_dead_letters_total", c.get("dead_letters"), channel=ch)
+        for event, n in (c.get("security") or {}).items():
+            add("edge_agent_security_events_total", n, channel=ch, event=event)
+    for sid, s in (doc.get("sensors") or {}).items():
+        ch = str(s.get("channel", ""))
+        add("edge_agent_sensor_up", 1.0 if s.get("alive") else 0.0, sensor=sid, channel=ch)
+        add("edge_agent_sensor_readings_total", s.get("readings"), sensor=sid, channel=ch)
+        for kind, n in (s.get("errors") or {}).items():
+            add("edge_agent_sensor_errors_total", n, sensor=sid, channel=ch, kind=str(kind))
+        add("edge_agent_sensor_restarts_total", s.get("restarts"), sensor=sid, channel=ch)
+        for reading, n in (s.get("dropped") or {}).items():
+            add("edge_agent_sensor_dropped_total", n, sensor=sid, channel=ch, reading=reading)
+    return out
+
+
+def render(doc: dict[str, Any], alive: bool = True) -> str:
+    lines: list[str] = []
+    for name, rows in samples(doc, alive).items():
+        if not rows:
+            continue
+        kind, text = _METRICS[name]
+        lines.append(f"# HELP {name} {text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(_line(name, labels, value) for labels, value in rows)
+    return "\n".join(lines) + "\n"
+
+
+def _line(name: str, labels: dict[str, str], value: float) -> str:
+    if not labels:
+        return f"{name} {_fmt(value)}"
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {_fmt(value)}"
+
+
+def write_textfile(path: Path, doc: dict[str, Any], alive: bool = True) -> None:
+    write_atomic(path, render(doc, alive), mode=0o644)
+
+
+def names() -> Iterable[str]:
+    return _METRICS.keys()

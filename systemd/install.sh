@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# Install, upgrade or remove edge-agent as a hardened systemd service.
+#
+#   sudo systemd/install.sh                    # install or upgrade from this checkout
+#   sudo systemd/install.sh dist/edge_agent-0.1.0-py3-none-any.whl
+#   sudo systemd/install.sh --dry-run          # print what would be done
+#   sudo systemd/install.sh --uninstall        # remove the program; asks about keys and data
+#   sudo systemd/install.sh --uninstall --purge   # ... and crypto-shred keys and data
+#   systemd/install.sh --prefix /tmp/root      # everything under /tmp/root (no users, no systemctl)
+#
+# Idempotent: running it again upgrades the program and the unit, never touches an
+# existing /etc/edge-agent/site.yaml, and leaves /var/lib/edge-agent (keys, buffered
+# readings, sequence numbers) alone.
+set -euo pipefail
+
+PREFIX=""
+DRY_RUN=0
+UNINSTALL=0
+PURGE=0
+SOURCE=""
+PYTHON="${PYTHON:-python3}"
+PIP_ARGS=()
+USER_NAME="edge-agent"
+GROUPS_NEEDED=(i2c gpio dialout)
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+
+usage() {
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    echo "Options: --prefix DIR  --dry-run  --uninstall  --purge  --python PY  --pip-arg ARG"
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
+        --prefix=*) PREFIX="${1#*=}"; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        --uninstall) UNINSTALL=1; shift ;;
+        --purge) PURGE=1; shift ;;
+        --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
+        --pip-arg) PIP_ARGS+=("${2:?--pip-arg needs a value}"); shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        -*) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+        *) SOURCE="$1"; shift ;;
+    esac
+done
+
+if [ -n "$PREFIX" ]; then
+    PREFIX="$(mkdir -p "$PREFIX" && cd "$PREFIX" && pwd)"
+fi
+OPT="$PREFIX/opt/edge-agent"
+VENV="$OPT/venv"
+ETC="$PREFIX/etc/edge-agent"
+STATE="$PREFIX/var/lib/edge-agent"
+CREDSTORE="$PREFIX/etc/credstore/edge-agent"
+UNIT_DIR="$PREFIX/etc/systemd/system"
+UNIT="$UNIT_DIR/edge-agent.service"
+DROPIN="$UNIT_DIR/edge-agent.service.d"
+BIN_LINK="$PREFIX/usr/local/bin/edge-agent"
+
+say() { echo "edge-agent install: $*"; }
+
+# run CMD...: execute, or only print it with --dry-run
+run() {
+    if [ "$DRY_RUN" = 1 ]; then
+        printf '+'; printf ' %q' "$@"; printf '\n'
+    else
+        "$@"
+    fi
+}
+
+systemd_running() {
+    [ -z "$PREFIX" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
+}
+
+need_root() {
+    if [ -z "$PREFIX" ] && [ "$DRY_RUN" = 0 ] && [ "$(id -u)" != 0 ]; then
+        echo "install.sh: run as root (sudo), or use --prefix DIR / --dry-run" >&2
+        exit 1
+    fi
+}
+
+# ------------------------------------------------------------------ install / upgrade
+
+create_user() {
+    if [ -n "$PREFIX" ]; then
+        say "prefix install: skipping system user and groups"
+        return
+    fi
+    local g
+    for g in "${GROUPS_NEEDED[@]}"; do
+        if ! getent group "$g" >/dev/null; then
+            run groupadd --system "$g"
+        fi
+    done
+    if ! getent group "$USER_NAME" >/dev/null; then
+        run groupadd --system "$USER_NAME"
+    fi
+    if ! id -u "$USER_NAME" >/dev/null 2>&1; then
+        run useradd --system --gid "$USER_NAME" --home-dir /var/lib/edge-agent \
+            --no-create-home --shell /usr/sbin/nologin \
+            --comment "edge-agent sensor agent" "$USER_NAME"
+    fi
+    # the unit grants these with SupplementaryGroups=; membership helps manual runs too
+    run usermod -a -G "$(IFS=,; echo "${GROUPS_NEEDED[*]}")" "$USER_NAME"
+}
+
+install_package() {
+    local src="${SOURCE:-$REPO}"
+    if [ ! -e "$src" ]; then
+        echo "install.sh: $src not found (give a wheel file or run from a checkout)" >&2
+        exit 1
+    fi
+    run install -d -m 0755 "$OPT"
+    if [ ! -x "$VENV/bin/python" ]; then
+        run "$PYTHON" -m venv "$VENV"
+    else
+        say "upgrading the program in $VENV"
+    fi
+    run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
+        ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$src"
+    if [ -f "$REPO/README.md" ]; then
+        run install -m 0644 "$REPO/README.md" "$OPT/README.md"
+    fi
+    run install -d -m 0755 "$(dirname "$BIN_LINK")"
+    run ln -sfn "$VENV/bin/edge-agent" "$BIN_LINK"
+}
+
+install_files() {
+    local owner=() example
+    if [ -z "$PREFIX" ]; then owner=(-o root -g "$USER_NAME"); fi
+    run install -d -m 0755 "$UNIT_DIR"
+    run install -m 0644 "$HERE/edge-agent.service" "$UNIT"
+    run install -d -m 0750 ${owner[@]+"${owner[@]}"} "$ETC" "$ETC/tls"
+    example="$REPO/configs/elderly-home.yaml"
+    if [ -f "$example" ]; then
+        run install -m 0640 ${owner[@]+"${owner[@]}"} "$example" "$ETC/site.yaml.example"
+        if [ -e "$ETC/site.yaml" ]; then
+            say "keeping the existing $ETC/site.yaml"
+        else
+            run install -m 0640 ${owner[@]+"${owner[@]}"} "$example" "$ETC/site.yaml"
+            say "wrote an example $ETC/site.yaml: edit it for this site"
+        fi
+    fi
+    if [ ! -e "$ETC/edge-agent.env" ]; then
+        if [ "$DRY_RUN" = 1 ]; then
+            run write "$ETC/edge-agent.env"
+        else
+            umask 027
+            printf '%s\n' "# Environment for edge-agent (systemd EnvironmentFile=): \${NAME} in site.yaml" \
+                "# EDGE_TLS_DIR=/etc/edge-agent/tls" > "$ETC/edge-agent.env"
+            umask 022
+        fi
+    fi
+    # the state dir: created if absent, never modified (keys and buffered readings live there)
+    if [ ! -d "$STATE" ]; then
+        if [ -z "$PREFIX" ]; then
+            run install -d -m 0700 -o "$USER_NAME" -g "$USER_NAME" "$STATE"
+        else
+            run install -d -m 0700 "$STATE"
+        fi
+    else
+        say "keeping $STATE (keys and buffered data) as it is"
+    fi
+    credentials_dropin
+}
+
+# LoadCredential= lines for the keys present in the credstore (a missing one would fail
+# the start, so only existing files are listed).
+credentials_dropin() {
+    local lines=() ch
+    for ch in ot it; do
+        if [ -f "$CREDSTORE/$ch.key" ]; then
+            lines+=("LoadCredential=$ch.key:/etc/credstore/edge-agent/$ch.key")
+        fi
+    done
+    if [ ${#lines[@]} -eq 0 ]; then
+        if [ -e "$DROPIN/credentials.conf" ]; then run rm -f "$DROPIN/credentials.conf"; fi
+        return
+    fi
+    run install -d -m 0755 "$DROPIN"
+    if [ "$DRY_RUN" = 1 ]; then
+        run write "$DROPIN/credentials.conf" "${lines[@]}"
+    else
+        printf '%s\n' "# written by install.sh from $CREDSTORE" "[Service]" "${lines[@]}" \
+            > "$DROPIN/credentials.conf"
+    fi
+}
+
+enable_service() {
+    if ! systemd_running; then
+        say "systemd is not running here (container or --prefix): not enabling the service"
+        return
+    fi
+    run systemctl daemon-reload
+    run systemctl enable edge-agent.service
+    if systemctl is-active --quiet edge-agent.service; then
+        run systemctl restart edge-agent.service
+        say "restarted the running service with the new version"
+    else
+        say "next: edit $ETC/site.yaml, check it with 'edge-agent doctor -c $ETC/site.yaml',"
+        say "      then: systemctl start edge-agent"
+    fi
+}
+
+# ------------------------------------------------------------------ uninstall
+
+shred_data() {
+    say "crypto-shredding: the key files first, so buffered data is unreadable even if a copy"
+    say "of the store survives (flash wear levelling may keep old blocks)"
+    local keydirs=("$STATE/keys" "$CREDSTORE" "$ETC/tls")
+    local d
+    for d in "${keydirs[@]}"; do
+        if [ -d "$d" ]; then
+            run find "$d" -type f -exec shred -u -z {} +
+        fi
+    done
+    if [ -d "$STATE" ]; then
+        run rm -rf --one-file-system "$STATE"
+    fi
+    if [ -d "$CREDSTORE" ]; then
+        run rm -rf "$CREDSTORE"
+    fi
+}
+
+uninstall() {
+    if systemd_running; then
+        run systemctl disable --now edge-agent.service || true
+    fi
+    run rm -f "$UNIT" "$BIN_LINK"
+    run rm -rf "$DROPIN" "$OPT"
+    if systemd_running; then
+        run systemctl daemon-reload
+    fi
+    local answer="n"
+    if [ "$PURGE" = 1 ]; then
+        answer="y"
+    elif [ -t 0 ] && [ -d "$STATE" ]; then
+        read -r -p "Shred the keys and all buffered data in $STATE? [y/N] " answer || answer="n"
+    fi
+    case "$answer" in
+        y|Y|yes|YES)
+            shred_data
+            run rm -rf "$ETC"
+            ;;
+        *)
+            say "kept $STATE (keys, buffered data) and $ETC (config);"
+            say "remove them later with: install.sh --uninstall --purge"
+            ;;
+    esac
+    say "uninstalled"
+}
+
+need_root
+if [ "$UNINSTALL" = 1 ]; then
+    uninstall
+    exit 0
+fi
+if [ "$PURGE" = 1 ]; then
+    echo "install.sh: --purge goes with --uninstall" >&2
+    exit 2
+fi
+create_user
+install_package
+install_files
+enable_service
+say "done: $("$VENV/bin/edge-agent" --version 2>/dev/null || echo "edge-agent (not runnable yet: \"$VENV/bin/edge-agent --version\" failed)")"

@@ -1,0 +1,143 @@
+"""`edge-agent status` against a running agent (real mosquitto), and the metrics textfile."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge_agent.consumer import Consumer
+from edge_agent.metrics import render
+from edge_agent.mosquitto import Mosquitto
+from edge_agent.status import format_status, read_status, run_status, write_status
+from tests.conftest import start_agent, wait_for, write_site
+
+SENSORS = ("  - {id: gen, type: load, channel: ot, rate: 50}\n"
+           "  - {id: climate, type: sht31, channel: it, interval: 1s}\n")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge_agent.cli", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_status_of_a_running_agent(tmp_path: Path, broker: Mosquitto) -> None:
+    prom = tmp_path / "textfile" / "edge_agent.prom"
+    prom.parent.mkdir()
+    cfg = write_site(tmp_path, broker.url, broker.url, sensors=SENSORS)
+    cfg.write_text(cfg.read_text() + f"metrics: {{textfile: {prom}, interval: 1s}}\n")
+    consumer = Consumer("127.0.0.1", broker.port, "edge/test/n1/ot").start()
+    p = start_agent(cfg, tmp_path / "agent.log")
+    state = tmp_path / "state"
+    try:
+        assert wait_for(lambda: consumer.received().count() >= 50)
+
+        def fresh() -> bool:
+            doc = read_status(state)[1] or {}
+            s = (doc.get("sensors") or {}).get("climate") or {}
+            return bool(doc.get("channels", {}).get("ot", {}).get("last_publish")) and "last" in s
+
+        assert wait_for(fresh)
+        r = cli("status", "-c", str(cfg))
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+        assert ": running" in out
+        assert f"channel ot: connected to {broker.url}" in out
+        assert "channel it: connected" in out
+        assert "backlog:" in out and "oldest undelivered" in out and "last publish:" in out
+        assert re.search(r"gen \[load\] ok: counter=\d+", out)
+        assert re.search(r"climate \[sht31\] ok: \w+=", out)
+        j = cli("status", "--json", "--state-dir", str(state))
+        assert j.returncode == 0
+        doc = json.loads(j.stdout)
+        assert doc["verdict"] == "running" and doc["pid"] == p.pid
+        assert doc["channels"]["ot"]["connected"] is True
+        assert set(doc["channels"]["ot"]["backlog"]) == {"alarm", "normal", "bulk"}
+        assert doc["channels"]["ot"]["published_readings"] > 0
+        assert stat.S_IMODE((state / "status.json").stat().st_mode) == 0o600
+
+        assert wait_for(prom.exists)
+        text = prom.read_text()
+        assert "# TYPE edge_agent_published_readings_total counter" in text
+        assert re.search(r'edge_agent_backlog_readings\{channel="ot",lane="normal"\} \d+', text)
+        assert re.search(r'edge_agent_sensor_readings_total\{channel="ot",sensor="gen"\} \d+',
+                         text)
+        assert stat.S_IMODE(prom.stat().st_mode) == 0o644
+        assert not list(prom.parent.glob(".*tmp"))  # atomic: no leftovers
+
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        r = cli("status", "-c", str(cfg))
+        assert r.returncode == 3
+        assert "NOT RUNNING: the daemon stopped cleanly" in r.stdout
+        assert "edge_agent_up 0" in prom.read_text()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        consumer.stop()
+
+
+def test_killed_daemon_and_stale_file(tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = write_site(tmp_path, broker.url, sensors=SENSORS.splitlines()[0] + "\n")
+    p = start_agent(cfg, tmp_path / "agent.log")
+    state = tmp_path / "state"
+    try:
+        assert wait_for(lambda: read_status(state)[0] == "running")
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        verdict, _ = read_status(state)
+        assert verdict == "not-running"
+        r = cli("status", "--state-dir", str(state))
+        assert r.returncode == 3 and "the daemon that wrote this status is gone" in r.stdout
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # a live pid (this process) that stopped writing: hung
+    doc = json.loads((state / "status.json").read_text())
+    doc.update(pid=os.getpid(), written_at=time.time() - 60, interval=2.0)
+    write_status(state, doc)
+    verdict, doc2 = read_status(state)
+    assert verdict == "stale"
+    buf = io.StringIO()
+    assert doc2 is not None
+    format_status(verdict, doc2, buf)
+    assert "NOT RESPONDING" in buf.getvalue()
+
+
+def test_no_status_file(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run_status(tmp_path, False, out, err) == 3
+    assert "not running" in err.getvalue()
+    assert run_status(tmp_path, True, out, err) == 3
+    assert json.loads(out.getvalue())["verdict"] == "missing"
+
+
+def test_metrics_render_format() -> None:
+    doc = {"written_at": 1.5, "channels": {"ot": {
+        "connected": True, "backlog": {"alarm": 0, "normal": 3}, "evicted": {"size": 7},
+        "security": {"auth.failure": 2}, "published_readings": 10, "last_publish": None}},
+        "sensors": {'we"ird': {"channel": "ot", "alive": True, "readings": 4,
+                               "errors": {"timeout": 1}, "restarts": 0}}}
+    text = render(doc)
+    line = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? -?[0-9.e+]+$')
+    helped: set[str] = set()
+    for ln in text.splitlines():
+        if ln.startswith("# HELP "):
+            helped.add(ln.split()[2])
+        elif ln.startswith("# TYPE "):
+            assert ln.split()[2] in helped and ln.split()[3] in ("gauge", "counter")
+        else:
+            assert line.match(ln), ln
+            assert ln.split("{")[0].split(" ")[0] in helped
+    assert 'edge_agent_evicted_readings_total{channel="ot",reason="size"} 7' in text
+    assert 'sensor="we\\"ird"' in text
+    assert "edge_agent_last_publish_timestamp_seconds" not in text  # no value, no sample
