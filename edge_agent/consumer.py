@@ -60,13 +60,15 @@ class Consumer:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.host, self.port = host, port
 
     def start(self, timeout: float = 10.0) -> Consumer:
         self.client.connect(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if not self._connected.wait(timeout):
-            raise TimeoutError(f"consumer could not connect to {self.host}:{self.port}")
+            raise TimeoutError(f"consumer could not connect and subscribe to "
+                               f"{self.host}:{self.port}")
         return self
 
     def stop(self) -> None:
@@ -76,7 +78,12 @@ class Consumer:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
                     props: Any) -> None:
         client.subscribe(f"{self.prefix}/#", qos=1)
-        self._connected.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      props: Any) -> None:
+        # start() returns once the subscription is in place, not merely the connection
+        if all(not rc.is_failure for rc in reason_codes):
+            self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
         kind = m.topic.rsplit("/", 1)[-1]

@@ -73,31 +73,58 @@ def test_both_channels_deliver_contiguous_and_separated(
 
 def test_broker_restart_loses_nothing_and_keeps_lane_order(
         tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
-    ot = broker_factory()
+    # The consumer must be subscribed before the agent reconnects to the restarted broker, or
+    # it would miss what the broker acknowledged to nobody. The broker refuses the agent's
+    # credentials until the consumer is in place (a refused CONNECT is retried, not lost).
+    pw = tmp_path / "passwd"
+
+    def users(*names: str) -> None:
+        pw.write_text("")
+        for name in names:
+            subprocess.run(["mosquitto_passwd", "-b", str(pw), name, f"{name}-pw"], check=True)
+        pw.chmod(0o644)
+
+    users("agent", "viewer")
+    (tmp_path / "agent.pw").write_text("agent-pw\n")
+    (tmp_path / "agent.pw").chmod(0o600)
+    ot = broker_factory(allow_anonymous=False, extra=f"password_file {pw}\n")
     cfg = write_site(tmp_path, ot.url, sensors=LOAD_OT,
-                     extra_ot="    reconnect_min: 100ms\n    reconnect_max: 500ms\n")
+                     extra_ot="    reconnect_min: 100ms\n    reconnect_max: 500ms\n"
+                              f"    username: agent\n    password_file: {tmp_path / 'agent.pw'}\n")
+
+    def viewer() -> Consumer:
+        return Consumer("127.0.0.1", ot.port, "edge/test/n1/ot", username="viewer",
+                        password="viewer-pw").start()
+
     agent = run_agent(cfg)
-    c = consumer(ot, "ot")
+    c = viewer()
     assert wait_for(lambda: c.rec.readings > 100)
+    ot.kill()  # before the consumer stops: it has seen all the broker acknowledged
     c.stop()
-    ot.kill()
     time.sleep(2.0)  # readings keep being accepted into the store meanwhile
     backlog = agent.stores[Channel.OT].stats().backlog["normal"]
     assert backlog > 100
+    users("viewer")
     ot.start()
-    c2 = consumer(ot, "ot")
+    c2 = viewer()
+    users("agent", "viewer")
+    assert ot.proc is not None
+    ot.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its password file
+
+    def delivered() -> RangeSet:
+        got = c.received()
+        for a, b in c2.received():
+            got.add(a, b)
+        return got
+
     top = agent.stores[Channel.OT].next_seq - 1
-    assert wait_for(lambda: c2.received().covers(c2.received().max() and top, top)
-                    if c2.received().max() >= top else False, timeout=30)
+    assert wait_for(lambda: delivered().gaps(1, top) == [], timeout=30)
     agent.stop_event.set()
     agent.shutdown()
     rec = c2.snapshot()
     assert rec.lane_order_violations == 0
     assert not rec.bad
-    got = c.received()
-    for a, b in rec.ranges:
-        got.add(a, b)
-    assert got.gaps(1, top) == []
+    assert delivered().gaps(1, top) == []
 
 
 def test_sigkill_mid_stream_then_restart_delivers_every_accepted_reading(

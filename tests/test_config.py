@@ -207,3 +207,9 @@ def test_fuzz_config_shapes(doc: dict[str, object]) -> None:
         parse(yaml.safe_dump(doc))
     except ConfigError as exc:
         assert all(p.line >= 1 for p in exc.problems)
+
+
+def test_unknown_home_directory_is_a_problem_not_a_crash() -> None:
+    out = problems(GOOD.replace("/var/lib/edge-agent", "~no-such-user-xyz/state"))
+    assert out == ["site.yaml:4: state_dir: cannot expand the home directory in "
+                   "'~no-such-user-xyz/state'"]

@@ -189,7 +189,10 @@ class Validator:
                 return self._fail(node, path, "must not be empty")
         elif tp is Path:
             if isinstance(v, str) and v:
-                p = Path(v).expanduser()
+                try:
+                    p = Path(v).expanduser()
+                except RuntimeError:  # "~name" for a user that does not exist
+                    return self._fail(node, path, f"cannot expand the home directory in {v!r}")
                 return p if p.is_absolute() else (self.base_dir / p)
         else:
             raise TypeError(f"unsupported config type {tp!r}")
