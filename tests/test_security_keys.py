@@ -20,7 +20,7 @@ from edge_agent.runtime import Agent
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.keys import create_key, load_key
-from edge_agent.store.periodkeys import PeriodKeyring, key_ids_in_use
+from edge_agent.store.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring
 from tests.conftest import EDGE_AGENT, write_site
 
 DAY = 86400.0
@@ -221,3 +221,32 @@ def test_agent_uses_period_keys_by_default_and_static_key_when_zero(tmp_path: Pa
     agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
     assert agent.keyrings == {}
     agent.shutdown()
+
+
+def test_systemd_credentials_supply_the_at_rest_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LoadCredential=: keys come from $CREDENTIALS_DIRECTORY, none is made in the state dir."""
+    cfg = _site(tmp_path)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    for ch in ("ot", "it"):
+        create_key(creds / f"{ch}.key")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.shutdown()
+    keys_dir = tmp_path / "state" / "keys"
+    assert not (keys_dir / "ot.key").exists() and not (keys_dir / "it.key").exists()
+    # period keys are wrapped with the credential key: another key cannot open them
+    clock = ManualClock(1_800_000_000.0)
+    ok = open_keyring(tmp_path / "state", "it", load_key(creds / "it.key"), DAY, 7 * DAY, clock)
+    assert isinstance(ok, PeriodKeyring)
+    kid, _ = ok.current(clock.time())
+    wrong = tmp_path / "wrong.key"
+    create_key(wrong)
+    other = open_keyring(tmp_path / "state", "it", load_key(wrong), DAY, 7 * DAY, clock)
+    assert isinstance(other, PeriodKeyring)
+    with pytest.raises(KeyFileError, match="cannot unwrap"):
+        other.get(kid)
+    (creds / "it.key").chmod(0o644)
+    with pytest.raises(KeyFileError, match=str(creds / "it.key")):
+        Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
