@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 from ..emulators.i2c_accel import AccelEmulate, ADXL345Device, Motion, MPU6050Device
 from ..errors import DeviceNotFoundError
-from ..hal.i2c import EmulatedI2CBus, SMBus2Bus
 from ..hal.interfaces import I2CBus
 from ..model import Channel, Priority
 from ..protocols import accel as p
-from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .base import Sample, Sensor, SensorContext, SensorSpec
 from .fall_detect import ActivityMeter, FallDetector
+from .i2c_sensor import I2CSensor, bus_opener
 from .registry_types import SensorType
 
 G = 9.80665  # m/s2 per g
@@ -89,42 +89,27 @@ class ADXL345(Chip):
         return p.adxl_decode(bus.write_read(address, bytes([p.ADXL_DATAX0]), 6))
 
 
-class AccelSensor(PollingSensor):
+class AccelSensor(I2CSensor):
     """Polls every 1/sample_rate_hz seconds (the config's ``interval`` is not used)."""
 
     def __init__(self, spec: SensorSpec, ctx: SensorContext, options: AccelOptions,
                  chip: Chip, open_bus: Callable[[], I2CBus]) -> None:
-        super().__init__(dataclasses.replace(spec, interval=1.0 / options.sample_rate_hz), ctx)
+        super().__init__(dataclasses.replace(spec, interval=1.0 / options.sample_rate_hz), ctx,
+                         open_bus)
         self.options = options
         self.chip = chip
         self.address = options.address if options.address is not None else chip.default_address
-        self._open_bus = open_bus
-        self._bus: I2CBus | None = None
         self.detector = FallDetector()
         self._activity = ActivityMeter()
         self._period_start: float | None = None
         self.emulator: MPU6050Device | ADXL345Device | None = None
 
-    def open(self) -> None:
-        bus = self._open_bus()
-        try:
-            self.chip.setup(bus, self.address, self.options.range_g)
-        except BaseException:
-            bus.close()
-            raise
-        self._bus = bus
+    def setup(self, bus: I2CBus) -> None:
+        self.chip.setup(bus, self.address, self.options.range_g)
         self.detector.reset()  # a gap in the data must not complete a half-seen fall
 
-    def close(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.close()
-
-    def sample(self) -> Iterable[Sample]:
-        if self._bus is None:
-            self.open()
-        assert self._bus is not None
-        ax, ay, az = self.chip.read(self._bus, self.address, self.options.range_g)
+    def measure(self, bus: I2CBus) -> Iterable[Sample]:
+        ax, ay, az = self.chip.read(bus, self.address, self.options.range_g)
         now = self.ctx.clock.monotonic()
         out: list[Sample] = []
         if self.detector.update(now, ax, ay, az):
@@ -145,13 +130,13 @@ class AccelSensor(PollingSensor):
 def _builder(chip: type[Chip]) -> Callable[[SensorSpec, AccelOptions, SensorContext], Sensor]:
     def build(spec: SensorSpec, options: AccelOptions, ctx: SensorContext) -> Sensor:
         c = chip()
-        if ctx.hardware != "emulated":
-            return AccelSensor(spec, ctx, options, c, lambda: SMBus2Bus(options.bus))
-        motion = Motion(ctx.clock, options.emulate)
-        device = MPU6050Device(motion) if chip is MPU6050 else ADXL345Device(motion)
-        bus = EmulatedI2CBus()
-        sensor = AccelSensor(spec, ctx, options, c, lambda: bus)
-        bus.attach(sensor.address, device)
+        device: MPU6050Device | ADXL345Device | None = None
+        if ctx.hardware == "emulated":
+            motion = Motion(ctx.clock, options.emulate)
+            device = MPU6050Device(motion) if chip is MPU6050 else ADXL345Device(motion)
+        address = options.address if options.address is not None else c.default_address
+        open_bus, _ = bus_opener(ctx, options.bus, address, device)
+        sensor = AccelSensor(spec, ctx, options, c, open_bus)
         sensor.emulator = device
         return sensor
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 from ..emulators.i2c_bme280 import BME280Device, BME280Emulate
 from ..errors import DeviceNotFoundError, DeviceTimeoutError, ValueOutOfRangeError
-from ..hal.i2c import EmulatedI2CBus, SMBus2Bus, no_wait
 from ..hal.interfaces import I2CBus
 from ..model import Channel, Priority
 from ..protocols import bme280 as p
-from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .base import Sample, Sensor, SensorContext, SensorSpec
+from .i2c_sensor import I2CSensor, Wait, bus_opener
 from .registry_types import SensorType
 
 STATUS_POLLS = 20
@@ -33,17 +33,13 @@ class BME280Options:
             raise ValueError("oversampling must be 1, 2, 4, 8 or 16")
 
 
-class BME280Sensor(PollingSensor):
+class BME280Sensor(I2CSensor):
     """Reset and read the trim on open; each poll triggers a forced measurement."""
 
     def __init__(self, spec: SensorSpec, ctx: SensorContext, options: BME280Options,
-                 open_bus: Callable[[], I2CBus],
-                 wait: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(spec, ctx)
+                 open_bus: Callable[[], I2CBus], wait: Wait = time.sleep) -> None:
+        super().__init__(spec, ctx, open_bus, wait)
         self.options = options
-        self._open_bus = open_bus
-        self._wait = wait
-        self._bus: I2CBus | None = None
         self.calibration: p.Calibration | None = None
         self.emulator: BME280Device | None = None
         osrs = p.OVERSAMPLING[options.oversampling]
@@ -55,35 +51,23 @@ class BME280Sensor(PollingSensor):
     def _reg(self, bus: I2CBus, reg: int, n: int) -> bytes:
         return bus.write_read(self.options.address, bytes([reg]), n)
 
-    def open(self) -> None:
-        bus = self._open_bus()
+    def setup(self, bus: I2CBus) -> None:
         addr = self.options.address
-        try:
-            chip = self._reg(bus, p.REG_CHIP_ID, 1)[0]
-            if chip != p.CHIP_ID:
-                raise DeviceNotFoundError(
-                    errno.ENODEV, f"0x{addr:02X}: chip id 0x{chip:02X}, not a BME280 (0x60)")
-            bus.write(addr, bytes([p.REG_RESET, p.RESET_WORD]))
-            self._wait(0.003)
-            self.calibration = p.parse_calibration(
-                self._reg(bus, p.REG_CALIB_T_P, p.CALIB_T_P_LEN),
-                self._reg(bus, p.REG_CALIB_H, p.CALIB_H_LEN))
-            bus.write(addr, bytes([p.REG_CTRL_HUM, self._ctrl_hum, p.REG_CONFIG, 0x00]))
-        except BaseException:
-            bus.close()
-            raise
-        self._bus = bus
+        self.calibration = None
+        chip = self._reg(bus, p.REG_CHIP_ID, 1)[0]
+        if chip != p.CHIP_ID:
+            raise DeviceNotFoundError(
+                errno.ENODEV, f"0x{addr:02X}: chip id 0x{chip:02X}, not a BME280 (0x60)")
+        bus.write(addr, bytes([p.REG_RESET, p.RESET_WORD]))
+        self._wait(0.003)
+        self.calibration = p.parse_calibration(
+            self._reg(bus, p.REG_CALIB_T_P, p.CALIB_T_P_LEN),
+            self._reg(bus, p.REG_CALIB_H, p.CALIB_H_LEN))
+        bus.write(addr, bytes([p.REG_CTRL_HUM, self._ctrl_hum, p.REG_CONFIG, 0x00]))
 
-    def close(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.close()
-
-    def sample(self) -> Iterable[Sample]:
-        if self._bus is None or self.calibration is None:
-            self.open()
-        assert self._bus is not None and self.calibration is not None
-        bus, addr = self._bus, self.options.address
+    def measure(self, bus: I2CBus) -> Iterable[Sample]:
+        assert self.calibration is not None  # setup() succeeded before any measure()
+        addr = self.options.address
         bus.write(addr, bytes([p.REG_CTRL_MEAS, self._ctrl_meas]))
         self._wait(self._measure_time)
         for _ in range(STATUS_POLLS):
@@ -104,14 +88,11 @@ class BME280Sensor(PollingSensor):
 
 
 def build(spec: SensorSpec, options: BME280Options, ctx: SensorContext) -> Sensor:
-    if ctx.hardware == "emulated":
-        bus = EmulatedI2CBus()
-        device = BME280Device(options.emulate)
-        bus.attach(options.address, device)
-        sensor = BME280Sensor(spec, ctx, options, lambda: bus, no_wait)
-        sensor.emulator = device
-        return sensor
-    return BME280Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+    device = BME280Device(options.emulate) if ctx.hardware == "emulated" else None
+    open_bus, wait = bus_opener(ctx, options.bus, options.address, device)
+    sensor = BME280Sensor(spec, ctx, options, open_bus, wait)
+    sensor.emulator = device
+    return sensor
 
 
 TYPES = (

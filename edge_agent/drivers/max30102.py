@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from ..emulators.i2c_max30102 import MAX30102Device, MAX30102Emulate
 from ..errors import DeviceNotFoundError
-from ..hal.i2c import EmulatedI2CBus, SMBus2Bus, no_wait
 from ..hal.interfaces import I2CBus
 from ..model import Channel, Priority
 from ..protocols import max30102 as p
-from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .base import Sample, Sensor, SensorContext, SensorSpec
 from .fall_detect import ThresholdAlarm
+from .i2c_sensor import I2CSensor, Wait, bus_opener
 from .registry_types import SensorType
 
 
@@ -54,17 +54,13 @@ class MAX30102Options:
         return self.sample_rate_hz / self.sample_average
 
 
-class MAX30102Sensor(PollingSensor):
+class MAX30102Sensor(I2CSensor):
     """Configures SpO2 mode (red + IR, 18-bit) and drains the FIFO every poll."""
 
     def __init__(self, spec: SensorSpec, ctx: SensorContext, options: MAX30102Options,
-                 open_bus: Callable[[], I2CBus],
-                 wait: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(spec, ctx)
+                 open_bus: Callable[[], I2CBus], wait: Wait = time.sleep) -> None:
+        super().__init__(spec, ctx, open_bus, wait)
         self.options = options
-        self._open_bus = open_bus
-        self._wait = wait
-        self._bus: I2CBus | None = None
         size = round(options.window_seconds * options.fifo_rate)
         self._red: deque[int] = deque(maxlen=size)
         self._ir: deque[int] = deque(maxlen=size)
@@ -76,56 +72,44 @@ class MAX30102Sensor(PollingSensor):
         self.last_estimate: p.Estimate | None = None
         self.emulator: MAX30102Device | None = None
 
-    def _reg(self, reg: int, n: int) -> bytes:
-        assert self._bus is not None
-        return self._bus.write_read(p.ADDRESS, bytes([reg]), n)
+    @staticmethod
+    def _reg(bus: I2CBus, reg: int, n: int) -> bytes:
+        return bus.write_read(p.ADDRESS, bytes([reg]), n)
 
-    def open(self) -> None:
-        self._bus = self._open_bus()
-        try:
-            part = self._reg(p.REG_PART_ID, 1)[0]
-            if part != p.PART_ID:
-                raise DeviceNotFoundError(
-                    errno.ENODEV, f"part id 0x{part:02X}, not a MAX30102 (0x15)")
-            o = self.options
-            w = self._bus.write
-            w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_RESET]))
-            self._wait(0.01)
-            w(p.ADDRESS, bytes([p.REG_FIFO_CONFIG,
-                                (p.SAMPLE_AVERAGES[o.sample_average] << 5) | p.FIFO_ROLLOVER]))
-            # ADC range 4096 nA, sample rate, 411 us pulses (18-bit)
-            w(p.ADDRESS, bytes([p.REG_SPO2_CONFIG,
-                                (1 << 5) | (p.SAMPLE_RATES[o.sample_rate_hz] << 2) | 0x03]))
-            pa = min(0xFF, round(o.led_current_ma / 0.2))
-            w(p.ADDRESS, bytes([p.REG_LED1_PA, pa, pa]))
-            w(p.ADDRESS, bytes([p.REG_FIFO_WR_PTR, 0, 0, 0]))
-            w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_SPO2]))
-        except BaseException:
-            self.close()
-            raise
+    def setup(self, bus: I2CBus) -> None:
+        part = self._reg(bus, p.REG_PART_ID, 1)[0]
+        if part != p.PART_ID:
+            raise DeviceNotFoundError(
+                errno.ENODEV, f"part id 0x{part:02X}, not a MAX30102 (0x15)")
+        o = self.options
+        w = bus.write
+        w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_RESET]))
+        self._wait(0.01)
+        w(p.ADDRESS, bytes([p.REG_FIFO_CONFIG,
+                            (p.SAMPLE_AVERAGES[o.sample_average] << 5) | p.FIFO_ROLLOVER]))
+        # ADC range 4096 nA, sample rate, 411 us pulses (18-bit)
+        w(p.ADDRESS, bytes([p.REG_SPO2_CONFIG,
+                            (1 << 5) | (p.SAMPLE_RATES[o.sample_rate_hz] << 2) | 0x03]))
+        pa = min(0xFF, round(o.led_current_ma / 0.2))
+        w(p.ADDRESS, bytes([p.REG_LED1_PA, pa, pa]))
+        w(p.ADDRESS, bytes([p.REG_FIFO_WR_PTR, 0, 0, 0]))
+        w(p.ADDRESS, bytes([p.REG_MODE_CONFIG, p.MODE_SPO2]))
         self._restart_window()
-
-    def close(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.close()
 
     def _restart_window(self) -> None:
         self._red.clear()
         self._ir.clear()
         self._last_report = self.ctx.clock.monotonic()
 
-    def sample(self) -> Iterable[Sample]:
-        if self._bus is None:
-            self.open()
-        wr, ovf, rd = self._reg(p.REG_FIFO_WR_PTR, 3)
+    def measure(self, bus: I2CBus) -> Iterable[Sample]:
+        wr, ovf, rd = self._reg(bus, p.REG_FIFO_WR_PTR, 3)
         n = p.fifo_count(wr & 0x1F, rd & 0x1F, ovf & 0x1F)
         if ovf & 0x1F:
             # samples were lost: the window is no longer continuous, start over
             self.overflows += 1
             self._restart_window()
         if n:
-            for red, ir in p.decode_fifo(self._reg(p.REG_FIFO_DATA, 6 * n), 2):
+            for red, ir in p.decode_fifo(self._reg(bus, p.REG_FIFO_DATA, 6 * n), 2):
                 self._red.append(red)
                 self._ir.append(ir)
         now = self.ctx.clock.monotonic()
@@ -157,14 +141,13 @@ def build(spec: SensorSpec, options: MAX30102Options, ctx: SensorContext) -> Sen
     if spec.interval * options.fifo_rate > p.FIFO_DEPTH * 0.75:
         ctx.log.warning("%s: interval %.2fs lets the 32-sample FIFO overflow at %.0f Hz",
                         spec.id, spec.interval, options.fifo_rate)
-    if ctx.hardware == "emulated":
-        bus = EmulatedI2CBus()
-        device = MAX30102Device(ctx.clock, options.emulate)
-        bus.attach(p.ADDRESS, device)
-        sensor = MAX30102Sensor(spec, ctx, options, lambda: bus, no_wait)
-        sensor.emulator = device
-        return sensor
-    return MAX30102Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+    device = MAX30102Device(ctx.clock, options.emulate) if ctx.hardware == "emulated" else None
+    open_bus, wait = bus_opener(ctx, options.bus, p.ADDRESS, device)
+    sensor = MAX30102Sensor(spec, ctx, options, open_bus, wait)
+    sensor.emulator = device
+    return sensor
+
+
 TYPES = (
     SensorType(
         name="max30102",

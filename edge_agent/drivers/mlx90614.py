@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..emulators.i2c_mlx90614 import MLX90614Device, MLX90614Emulate
 from ..errors import ValueOutOfRangeError
-from ..hal.i2c import EmulatedI2CBus, SMBus2Bus
 from ..hal.interfaces import I2CBus
 from ..model import Channel, Priority
 from ..protocols import mlx90614 as p
-from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .base import Sample, Sensor, SensorContext, SensorSpec
 from .fall_detect import ThresholdAlarm
+from .i2c_sensor import I2CSensor, Wait, bus_opener
 from .registry_types import SensorType
 
 
@@ -32,43 +33,28 @@ class MLX90614Options:
             raise ValueError("fever_alarm_hysteresis must be >= 0")
 
 
-class MLX90614Sensor(PollingSensor):
+class MLX90614Sensor(I2CSensor):
     """Reads ambient (as a sanity check) and object temperature every poll."""
 
     def __init__(self, spec: SensorSpec, ctx: SensorContext, options: MLX90614Options,
-                 open_bus: Callable[[], I2CBus]) -> None:
-        super().__init__(spec, ctx)
+                 open_bus: Callable[[], I2CBus], wait: Wait = time.sleep) -> None:
+        super().__init__(spec, ctx, open_bus, wait)
         self.options = options
-        self._open_bus = open_bus
-        self._bus: I2CBus | None = None
         self._alarm = (ThresholdAlarm(options.fever_alarm_celsius, options.fever_alarm_hysteresis)
                        if options.fever_alarm_celsius is not None else None)
         self.emulator: MLX90614Device | None = None
 
-    def _read(self, command: int) -> float:
-        assert self._bus is not None
+    def _read(self, bus: I2CBus, command: int) -> float:
         addr = self.options.address
         return p.decode_temperature(addr, command,
-                                    self._bus.write_read(addr, bytes([command]), 3)).celsius
+                                    bus.write_read(addr, bytes([command]), 3)).celsius
 
-    def open(self) -> None:
-        self._bus = self._open_bus()
-        try:
-            self._read(p.RAM_TA)  # probe: the device answers with a valid PEC
-        except BaseException:
-            self.close()
-            raise
+    def setup(self, bus: I2CBus) -> None:
+        self._read(bus, p.RAM_TA)  # probe: the device answers with a valid PEC
 
-    def close(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.close()
-
-    def sample(self) -> Iterable[Sample]:
-        if self._bus is None:
-            self.open()
-        ambient = self._read(p.RAM_TA)
-        obj = self._read(p.RAM_TOBJ1)
+    def measure(self, bus: I2CBus) -> Iterable[Sample]:
+        ambient = self._read(bus, p.RAM_TA)
+        obj = self._read(bus, p.RAM_TOBJ1)
         for name, value, (lo, hi) in (("ambient", ambient, p.T_AMBIENT_RANGE),
                                       ("object", obj, p.T_OBJECT_RANGE)):
             if not lo <= value <= hi:
@@ -82,14 +68,12 @@ class MLX90614Sensor(PollingSensor):
 
 
 def build(spec: SensorSpec, options: MLX90614Options, ctx: SensorContext) -> Sensor:
-    if ctx.hardware == "emulated":
-        bus = EmulatedI2CBus()
-        device = MLX90614Device(ctx.clock, options.address, options.emulate)
-        bus.attach(options.address, device)
-        sensor = MLX90614Sensor(spec, ctx, options, lambda: bus)
-        sensor.emulator = device
-        return sensor
-    return MLX90614Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+    device = (MLX90614Device(ctx.clock, options.address, options.emulate)
+              if ctx.hardware == "emulated" else None)
+    open_bus, wait = bus_opener(ctx, options.bus, options.address, device)
+    sensor = MLX90614Sensor(spec, ctx, options, open_bus, wait)
+    sensor.emulator = device
+    return sensor
 
 
 TYPES = (

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from ..emulators.i2c_sht31 import SHT31Device, SHT31Emulate
 from ..errors import ValueOutOfRangeError
-from ..hal.i2c import EmulatedI2CBus, SMBus2Bus, no_wait
 from ..hal.interfaces import I2CBus
 from ..model import Channel, Priority
 from ..protocols import sht31
-from .base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from .base import Sample, Sensor, SensorContext, SensorSpec
 from .fall_detect import ThresholdAlarm
+from .i2c_sensor import I2CSensor, Wait, bus_opener
 from .registry_types import SensorType
 
 MEASURE_WAIT = 0.016  # high repeatability: max 15.5 ms
@@ -34,47 +34,29 @@ class SHT31Options:
             raise ValueError("heat_alarm_hysteresis must be >= 0")
 
 
-class SHT31Sensor(PollingSensor):
+class SHT31Sensor(I2CSensor):
     """Soft reset on open, then one single-shot high-repeatability measurement per poll."""
 
     def __init__(self, spec: SensorSpec, ctx: SensorContext, options: SHT31Options,
-                 open_bus: Callable[[], I2CBus],
-                 wait: Callable[[float], None] = time.sleep) -> None:
-        super().__init__(spec, ctx)
+                 open_bus: Callable[[], I2CBus], wait: Wait = time.sleep) -> None:
+        super().__init__(spec, ctx, open_bus, wait)
         self.options = options
-        self._open_bus = open_bus
-        self._wait = wait
-        self._bus: I2CBus | None = None
         self._alarm = (ThresholdAlarm(options.heat_alarm_celsius, options.heat_alarm_hysteresis)
                        if options.heat_alarm_celsius is not None else None)
         self.emulator: SHT31Device | None = None
 
-    def open(self) -> None:
-        bus = self._open_bus()
-        try:
-            addr = self.options.address
-            bus.write(addr, sht31.command(sht31.CMD_SOFT_RESET))
-            self._wait(0.002)
-            sht31.decode_word(bus.write_read(addr, sht31.command(sht31.CMD_READ_STATUS), 3))
-            bus.write(addr, sht31.command(sht31.CMD_CLEAR_STATUS))
-        except BaseException:
-            bus.close()
-            raise
-        self._bus = bus
-
-    def close(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.close()
-
-    def sample(self) -> Iterable[Sample]:
-        if self._bus is None:
-            self.open()
-        assert self._bus is not None
+    def setup(self, bus: I2CBus) -> None:
         addr = self.options.address
-        self._bus.write(addr, sht31.command(sht31.CMD_MEASURE_HIGH))
+        bus.write(addr, sht31.command(sht31.CMD_SOFT_RESET))
+        self._wait(0.002)
+        sht31.decode_word(bus.write_read(addr, sht31.command(sht31.CMD_READ_STATUS), 3))
+        bus.write(addr, sht31.command(sht31.CMD_CLEAR_STATUS))
+
+    def measure(self, bus: I2CBus) -> Iterable[Sample]:
+        addr = self.options.address
+        bus.write(addr, sht31.command(sht31.CMD_MEASURE_HIGH))
         self._wait(MEASURE_WAIT)
-        m = sht31.decode_measurement(self._bus.read(addr, 6))
+        m = sht31.decode_measurement(bus.read(addr, 6))
         t, rh = m.temperature, m.humidity
         if not sht31.T_MIN <= t <= sht31.T_MAX:
             raise ValueOutOfRangeError(f"temperature {t:.2f} degC outside the sensor's range")
@@ -87,14 +69,11 @@ class SHT31Sensor(PollingSensor):
 
 
 def build(spec: SensorSpec, options: SHT31Options, ctx: SensorContext) -> Sensor:
-    if ctx.hardware == "emulated":
-        bus = EmulatedI2CBus()
-        device = SHT31Device(ctx.clock, options.emulate)
-        bus.attach(options.address, device)
-        sensor = SHT31Sensor(spec, ctx, options, lambda: bus, no_wait)
-        sensor.emulator = device
-        return sensor
-    return SHT31Sensor(spec, ctx, options, lambda: SMBus2Bus(options.bus))
+    device = SHT31Device(ctx.clock, options.emulate) if ctx.hardware == "emulated" else None
+    open_bus, wait = bus_opener(ctx, options.bus, options.address, device)
+    sensor = SHT31Sensor(spec, ctx, options, open_bus, wait)
+    sensor.emulator = device
+    return sensor
 
 
 TYPES = (
