@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ChecksumError, FrameError, ProtocolError
+from .noise import NoiseRun
 
 REPORT_HEADER = b"\xf4\xf3\xf2\xf1"
 REPORT_FOOTER = b"\xf8\xf7\xf6\xf5"
@@ -39,7 +40,6 @@ MAX_LENGTH = 64
 """Largest intra-frame length accepted; bounds the bytes held for an incomplete frame."""
 MAX_GATE = 8
 MAX_EXTRA = 4  # engineering frames of some firmware carry light/output bytes after the gates
-NOISE_REPORT = 4096  # a run of noise is reported at least every this many bytes
 
 CMD_ENABLE_CONFIG = 0x00FF
 CMD_END_CONFIG = 0x00FE
@@ -286,8 +286,7 @@ class Parser:
         self.max_length = max_length
         self._buf = bytearray()
         self._base = 0  # stream offset of _buf[0]
-        self._noise_start = 0
-        self._noise_len = 0
+        self._noise = NoiseRun()
         self._resync = False
 
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
@@ -306,7 +305,7 @@ class Parser:
             if n - pos < 6:
                 break
             offset = self._base + pos
-            out_list += self._flush_noise()
+            out_list += self._noise.flush()
             self._resync = False
             length = int.from_bytes(buf[pos + 4:pos + 6], "little")
             if length < 2 or length > self.max_length:
@@ -329,24 +328,7 @@ class Parser:
         return out_list
 
     def _skip(self, start: int, count: int) -> list[ProtocolError]:
-        if self._resync:
-            return []
-        if self._noise_len == 0:
-            self._noise_start = self._base + start
-        self._noise_len += count
-        out: list[ProtocolError] = []
-        while self._noise_len >= NOISE_REPORT:
-            out.append(FrameError(f"{NOISE_REPORT} bytes of noise skipped", self._noise_start))
-            self._noise_start += NOISE_REPORT
-            self._noise_len -= NOISE_REPORT
-        return out
-
-    def _flush_noise(self) -> list[ProtocolError]:
-        if self._noise_len == 0:
-            return []
-        err = FrameError(f"{self._noise_len} bytes of noise skipped", self._noise_start)
-        self._noise_len = 0
-        return [err]
+        return [] if self._resync else self._noise.skip(self._base + start, count)
 
 
 def _next_candidate(buf: bytearray, start: int, end: int) -> int:

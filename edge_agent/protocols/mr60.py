@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ChecksumError, FrameError, ProtocolError
+from .noise import NoiseRun
 
 HEADER = b"\x53\x59"
 FOOTER = b"\x54\x43"
@@ -36,7 +37,6 @@ QUERY_BIT = 0x80
 QUERY_DATA = b"\x0f"
 MAX_DATA = 128
 """Largest data length accepted; bounds the bytes held for an incomplete frame."""
-NOISE_REPORT = 4096
 
 CTRL_SYSTEM = 0x01
 CTRL_PRODUCT = 0x02
@@ -215,8 +215,7 @@ class Parser:
         self.max_data = max_data
         self._buf = bytearray()
         self._base = 0
-        self._noise_start = 0
-        self._noise_len = 0
+        self._noise = NoiseRun()
         self._resync = False
 
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
@@ -233,7 +232,7 @@ class Parser:
             if n - pos < 6:
                 break
             offset = self._base + pos
-            out += self._flush_noise()
+            out += self._noise.flush()
             self._resync = False
             length = int.from_bytes(buf[pos + 4:pos + 6], "big")
             if length > self.max_data:
@@ -257,24 +256,7 @@ class Parser:
         return out
 
     def _skip(self, start: int, count: int) -> list[ProtocolError]:
-        if self._resync:
-            return []
-        if self._noise_len == 0:
-            self._noise_start = self._base + start
-        self._noise_len += count
-        out: list[ProtocolError] = []
-        while self._noise_len >= NOISE_REPORT:
-            out.append(FrameError(f"{NOISE_REPORT} bytes of noise skipped", self._noise_start))
-            self._noise_start += NOISE_REPORT
-            self._noise_len -= NOISE_REPORT
-        return out
-
-    def _flush_noise(self) -> list[ProtocolError]:
-        if self._noise_len == 0:
-            return []
-        err = FrameError(f"{self._noise_len} bytes of noise skipped", self._noise_start)
-        self._noise_len = 0
-        return [err]
+        return [] if self._resync else self._noise.skip(self._base + start, count)
 
 
 def _check(frame: bytes, offset: int) -> Frame | ProtocolError:
