@@ -5,7 +5,10 @@
 "error", "detail"}`` for each rejected one. Exit status 0 when it ran (rejections included),
 2 for an unknown protocol, an unreadable capture or key file.
 
-Capture files are raw bytes or hex text (see ``load_capture``).
+Capture files are raw bytes or hex text (see ``load_capture``). The whole capture is fed,
+then the parser is flushed, so a frame cut off at the end of the capture is reported too.
+A DLMS capture may hold HDLC frames or bare APDUs (it does not start with the 0x7E flag);
+an encrypted APDU decoded without ``--key`` is a frame marked ``"decrypted": false``.
 """
 
 from __future__ import annotations
@@ -87,15 +90,19 @@ def run_decode(protocol: str, path: Path, out: TextIO, key_file: Path | None = N
         parser = _make_parser(protocol, module, key_file)
     except (OSError, EdgeAgentError, ValueError) as exc:
         return _fail(f"cannot use key file {key_file}: {exc}")
-    for item in parser.feed(load_capture(raw)):
+    items = list(parser.feed(load_capture(raw)))
+    flush = getattr(parser, "flush", None)
+    if callable(flush):  # the end of the capture: report what is left over
+        items += flush()
+    for item in items:
         out.write(json.dumps(_record(protocol, item)) + "\n")
     return 0
 
 
 def _make_parser(protocol: str, module: Any, key_file: Path | None) -> Any:
-    if protocol in KEYED and key_file is not None:
-        key, auth_key = _load_dlms_keys(key_file)
-        return module.Parser(key=key, auth_key=auth_key)
+    if protocol == "dlms-hdlc":  # a capture may be HDLC frames or bare APDUs
+        key, auth_key = _load_dlms_keys(key_file) if key_file is not None else (None, None)
+        return module.Parser(key=key, auth_key=auth_key, framing="auto")
     return module.Parser()
 
 

@@ -10,6 +10,7 @@ without errors.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,10 +42,16 @@ def site_for_test(name: str, tmp_path: Path, broker: Mosquitto) -> SiteConfig:
         (tmp_path / "tls" / ch).mkdir(parents=True)
         for f in ("ca.pem", "client.pem", "client.key"):
             (tmp_path / "tls" / ch / f).write_text("placeholder\n")
+    keys = tmp_path / "meter-keys"  # the grid operator's DLMS keys (encrypted HAN push)
+    keys.mkdir(mode=0o700)
+    (keys / "meter-grid.key").write_text(
+        f"EK={secrets.token_hex(16)}\nAK={secrets.token_hex(16)}\n")
+    (keys / "meter-grid.key").chmod(0o600)
     cfg = load_config(REPO / "configs" / name, SENSOR_TYPES,
                       env={"EDGE_STATE_DIR": str(tmp_path / "state"),
                            "EDGE_TLS_DIR": str(tmp_path / "tls"),
                            "EDGE_METRICS_DIR": str(tmp_path),
+                           "EDGE_KEY_DIR": str(keys),
                            "EDGE_IT_SEAL_KEY": str(tmp_path / "platform.pub")})
     local = BrokerURL.parse(broker.url)
     channels = {ch: dataclasses.replace(cc, brokers=[local], tls=dataclasses.replace(

@@ -8,7 +8,14 @@ readable by its owner only (mode 0600 or stricter)::
     AK=D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF
 
 ``EK`` (encryption key) is required, ``AK`` (authentication key) only for authenticated
-pushes; 32 hex digits each. Blank lines and ``#`` comments are ignored.
+pushes; 32 hex digits each. Blank lines and ``#`` comments are ignored. A key file that is
+missing, malformed or open to group/others stops this sensor at start (KeyFileError).
+
+Rejections are counted per reason in the sensor's stats: ``checksum`` (HCS/FCS),
+``frame`` (garbage, truncated or malformed frames and APDUs), ``decryption`` (wrong key,
+missing AK, or an encrypted push while no ``key_file`` is configured) and ``range``
+(implausible values); a port that vanishes or stays silent for ``silence_timeout`` seconds
+is reopened with backoff.
 """
 
 from __future__ import annotations
@@ -21,14 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
-from ..errors import KeyFileError, ProtocolError, ValueOutOfRangeError
+from ..errors import DecryptionError, KeyFileError, ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import dlms_hdlc
 from ..protocols.obis import plausible
+from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .dsmr import SilentPortWatch, obis_selection, open_serial
 from .registry_types import SensorType
+from .serial_port import SilenceWatchdog, check_framing, open_serial
 
 
 def load_keys(path: Path) -> tuple[bytes, bytes | None]:
@@ -83,8 +91,7 @@ class DlmsOptions:
         obis_selection(self.obis)
         if self.baudrate <= 0 or self.silence_timeout <= 0:
             raise ValueError("baudrate and silence_timeout must be > 0")
-        if len(self.framing) != 3 or self.framing[1] not in "NEO":
-            raise ValueError("framing must look like 8N1 or 8E1")
+        check_framing(self.framing)
 
 
 class DlmsSensor(StreamSensor):
@@ -117,7 +124,7 @@ class DlmsSensor(StreamSensor):
 
     def open_stream(self) -> ByteStream:
         stream = open_serial(self._port(), self.options.baudrate, framing=self.options.framing)
-        return SilentPortWatch(stream, self.ctx.clock, self.options.silence_timeout)
+        return SilenceWatchdog(stream, self.ctx.clock, self.options.silence_timeout)
 
     def on_open(self, stream: ByteStream) -> None:
         self._parser = self._new_parser()
@@ -127,6 +134,11 @@ class DlmsSensor(StreamSensor):
         for item in self._parser.feed(data):
             if isinstance(item, ProtocolError):
                 self.record_error(item.reason, item)
+            elif isinstance(item, dlms_hdlc.CipheredApdu):
+                error = DecryptionError(
+                    f"encrypted push from system title {item.system_title.hex()} and no "
+                    "key_file configured", item.offset)
+                self.record_error(error.reason, error)
             elif isinstance(item, dlms_hdlc.Notification):
                 out += self.samples(item)
         return out

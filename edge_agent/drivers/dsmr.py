@@ -4,31 +4,26 @@ DSMR 4/5 (and ESMR 5, Fluvius): 115200 8N1 with CRC; DSMR 2.2/3: 9600 7E1, no CR
 known OBIS quantity becomes a reading (``obis`` selects a subset), scaled to SenML units
 (Wh, W, V, A, m3, J), timed by the meter's own timestamps. Text values (equipment id,
 version) are published when they change. At most one telegram per ``interval`` seconds is
-published (0 = every telegram). Also hosts the serial helpers the other meter drivers use.
+published (0 = every telegram). A port silent for ``silence_timeout`` seconds is reopened.
 """
 
 from __future__ import annotations
 
-import contextlib
-import termios
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import serial
-
-from ..clock import Clock
 from ..emulators.dsmr import DsmrEmulation, DsmrEmulator
-from ..errors import DeviceNotFoundError, DeviceTimeoutError, ProtocolError, ValueOutOfRangeError
+from ..errors import ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import dsmr
-from ..protocols.obis import normalize, plausible
+from ..protocols.obis import plausible
+from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
-
-_PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+from .serial_port import SilenceWatchdog, check_framing, open_serial
 
 
 class DsmrVersion(str):
@@ -48,124 +43,6 @@ class DsmrVersion(str):
         return self in ("5", "4")
 
 
-def obis_selection(codes: list[str]) -> frozenset[str]:
-    """Canonical OBIS codes of an ``obis:`` option; ValueError names a bad one."""
-    out = set()
-    for code in codes:
-        canon = normalize(code)
-        if canon is None:
-            raise ValueError(f"obis: {code!r} is not an OBIS code (like 1-0:1.8.1)")
-        out.add(canon)
-    return frozenset(out)
-
-
-def open_serial(port: str, baudrate: int, *, framing: str = "8N1",
-                timeout: float = 0.1) -> ByteStream:
-    """Open a port through ``serial_for_url`` (``8N1``/``7E1``); absent = DeviceNotFoundError."""
-    try:
-        stream = serial.serial_for_url(
-            port, baudrate=baudrate, bytesize=int(framing[0]), parity=_PARITY[framing[1]],
-            stopbits=int(framing[2]), timeout=timeout)
-    except (serial.SerialException, termios.error, OSError) as exc:
-        raise DeviceNotFoundError(f"cannot open {port}: {exc}") from exc
-    return SerialPort(stream)
-
-
-class SerialPort:
-    """A pyserial port whose failures are all HardwareErrors.
-
-    A vanished adapter makes pyserial raise SerialException, ``termios.error`` (not an
-    OSError) or OSError depending on the call; drivers see DeviceNotFoundError. The baud
-    rate is only reprogrammed when it changes (a pty rejects a no-op change with 7E1).
-    """
-
-    def __init__(self, stream: Any) -> None:
-        self._s = stream
-
-    def _fail(self, what: str, exc: BaseException) -> DeviceNotFoundError:
-        return DeviceNotFoundError(f"port {what} failed: {exc}")
-
-    @property
-    def baudrate(self) -> int:
-        return int(self._s.baudrate)
-
-    @baudrate.setter
-    def baudrate(self, value: int) -> None:
-        if self._s.baudrate == value:
-            return
-        try:
-            self._s.baudrate = value
-        except (serial.SerialException, termios.error, OSError, ValueError) as exc:
-            raise self._fail(f"switch to {value} baud", exc) from exc
-
-    def read(self, size: int = 1) -> bytes:
-        try:
-            return bytes(self._s.read(size))
-        except (serial.SerialException, termios.error, OSError) as exc:
-            raise self._fail("read", exc) from exc
-
-    def write(self, data: bytes) -> int | None:
-        try:
-            n = self._s.write(data)
-        except (serial.SerialException, termios.error, OSError) as exc:
-            raise self._fail("write", exc) from exc
-        return None if n is None else int(n)
-
-    def flush(self) -> None:
-        """Wait until written bytes have left (before a baud rate switch)."""
-        try:
-            self._s.flush()
-        except (serial.SerialException, termios.error, OSError) as exc:
-            raise self._fail("flush", exc) from exc
-
-    def reset_input_buffer(self) -> None:
-        try:
-            self._s.reset_input_buffer()
-        except (serial.SerialException, termios.error, OSError) as exc:
-            raise self._fail("reset", exc) from exc
-
-    def close(self) -> None:
-        # a vanished device may fail to close; nothing to do
-        with contextlib.suppress(serial.SerialException, termios.error, OSError):
-            self._s.close()
-
-
-class SilentPortWatch:
-    """A ByteStream whose read raises DeviceTimeoutError after ``timeout`` s without data."""
-
-    def __init__(self, stream: ByteStream, clock: Clock, timeout: float) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._timeout = timeout
-        self._last = clock.monotonic()
-
-    @property
-    def baudrate(self) -> int:
-        return self._stream.baudrate
-
-    @baudrate.setter
-    def baudrate(self, value: int) -> None:
-        self._stream.baudrate = value
-
-    def read(self, size: int = 1) -> bytes:
-        data = self._stream.read(size)
-        now = self._clock.monotonic()
-        if data:
-            self._last = now
-        elif now - self._last > self._timeout:
-            raise DeviceTimeoutError(f"no data for {now - self._last:.1f} s")
-        return data
-
-    def write(self, data: bytes) -> int | None:
-        return self._stream.write(data)
-
-    def reset_input_buffer(self) -> None:
-        self._stream.reset_input_buffer()
-
-    def close(self) -> None:
-        self._stream.close()
-
-
 @dataclass(frozen=True)
 class DsmrOptions:
     port: str = "/dev/ttyUSB0"
@@ -181,10 +58,8 @@ class DsmrOptions:
         obis_selection(self.obis)
         if self.baudrate is not None and self.baudrate <= 0:
             raise ValueError("baudrate must be > 0")
-        if self.framing is not None and (
-                len(self.framing) != 3 or self.framing[0] not in "5678"
-                or self.framing[1] not in _PARITY or self.framing[2] not in "12"):
-            raise ValueError("framing must look like 8N1 or 7E1")
+        if self.framing is not None:
+            check_framing(self.framing)
         if self.silence_timeout <= 0:
             raise ValueError("silence_timeout must be > 0")
 
@@ -221,7 +96,7 @@ class DsmrSensor(StreamSensor):
     def open_stream(self) -> ByteStream:
         baudrate, framing = self.options.line
         stream = open_serial(self._port(), baudrate, framing=framing)
-        return SilentPortWatch(stream, self.ctx.clock, self.options.silence_timeout)
+        return SilenceWatchdog(stream, self.ctx.clock, self.options.silence_timeout)
 
     def on_open(self, stream: ByteStream) -> None:
         self._parser = dsmr.Parser(require_crc=self._require_crc)

@@ -1,8 +1,13 @@
 """``iec62056-21``: a meter read through an IEC 62056-21 optical probe (mode C data readout).
 
 Every poll: sign-on at 300 baud 7E1, read the identification, select data readout at the
-meter's baud rate (capped by ``max_baudrate``), switch, read the data block. A meter that
-does not answer within ``request_timeout`` is asked again up to ``retries`` times.
+meter's baud rate (capped by ``max_baudrate``), switch, read the data block.
+
+``request_timeout`` is the longest silence tolerated while waiting for an answer: a slow
+readout keeps the dialogue alive as long as bytes arrive. A dialogue that fails (no answer,
+a BCC mismatch or a garbled message from a noisy optical head, a NAK) is started again from
+the sign-on up to ``retries`` times; then the poll fails with the last error (counted per
+reason, the port is reopened with backoff). Implausible values are dropped and counted.
 """
 
 from __future__ import annotations
@@ -13,14 +18,15 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..emulators.iec62056_21 import IecEmulation, IecMeter
-from ..errors import DeviceTimeoutError, ProtocolError, ValueOutOfRangeError
+from ..errors import DeviceTimeoutError, FrameError, ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import iec62056_21 as iec
 from ..protocols.obis import plausible
+from ..protocols.obis import selection as obis_selection
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
-from .dsmr import obis_selection, open_serial
 from .registry_types import SensorType
+from .serial_port import open_serial
 
 M = TypeVar("M", iec.Identification, iec.DataBlock)
 
@@ -76,11 +82,11 @@ class IecSensor(PollingSensor):
             self._stream = None
 
     def sample(self) -> list[Sample]:
-        last: DeviceTimeoutError | None = None
+        last: DeviceTimeoutError | ProtocolError | None = None
         for _ in range(self.options.retries + 1):
             try:
                 return self.readout()
-            except DeviceTimeoutError as exc:
+            except (DeviceTimeoutError, ProtocolError) as exc:
                 last = exc
         assert last is not None
         raise last
@@ -106,16 +112,27 @@ class IecSensor(PollingSensor):
         return self.samples(block)
 
     def _wait(self, stream: ByteStream, parser: iec.Parser, kind: type[M]) -> M:
+        """The next ``kind`` message; DeviceTimeoutError after ``request_timeout`` of silence."""
         clock = self.ctx.clock
-        deadline = clock.monotonic() + self.options.request_timeout
+        timeout = self.options.request_timeout
+        deadline = clock.monotonic() + timeout
+        received = 0
         while clock.monotonic() < deadline:
-            for item in parser.feed(stream.read(256)):
+            data = stream.read(256)
+            if data:  # the meter is talking: a long readout at a low baud rate is fine
+                deadline = clock.monotonic() + timeout
+                received += len(data)
+                if received > 2 * parser.max_message:  # talking, but never what we wait for
+                    raise FrameError(f"no {kind.__name__.lower()} in {received} bytes")
+            for item in parser.feed(data):
                 if isinstance(item, ProtocolError):
                     raise item
+                if isinstance(item, iec.Control) and item.name == "NAK":
+                    raise FrameError(f"meter answered NAK while a {kind.__name__.lower()} "
+                                     "was expected", item.offset)
                 if isinstance(item, kind):
                     return item
-        raise DeviceTimeoutError(
-            f"no {kind.__name__.lower()} within {self.options.request_timeout} s")
+        raise DeviceTimeoutError(f"no {kind.__name__.lower()} (silent for {timeout} s)")
 
     def samples(self, block: iec.DataBlock) -> list[Sample]:
         out: list[Sample] = []

@@ -12,17 +12,15 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import serial
-
-from ..clock import Clock
 from ..emulators.ld2410 import LD2410Device, LD2410Emulate
-from ..errors import DeviceNotFoundError, DeviceTimeoutError, ProtocolError, ValueOutOfRangeError
+from ..errors import ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import ld2410
 from ..protocols.ld2410 import Report, TargetState
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
+from .serial_port import SilenceWatchdog, open_serial
 
 MAX_DISTANCE_CM = 800  # 9 gates of 0.75 m, with margin
 MAX_ENERGY = 100
@@ -44,51 +42,6 @@ class LD2410Options:
             raise ValueError("report_interval must be >= 0")
         if self.silence_timeout <= 0:
             raise ValueError("silence_timeout must be > 0")
-
-
-class SilenceWatchdog:
-    """A ByteStream wrapper whose read raises DeviceTimeoutError after ``timeout`` s of silence."""
-
-    def __init__(self, stream: ByteStream, clock: Clock, timeout: float) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._timeout = timeout
-        self._last = clock.monotonic()
-
-    @property
-    def baudrate(self) -> int:
-        return self._stream.baudrate
-
-    @baudrate.setter
-    def baudrate(self, value: int) -> None:
-        self._stream.baudrate = value
-
-    def read(self, size: int = 1) -> bytes:
-        data = self._stream.read(size)
-        now = self._clock.monotonic()
-        if data:
-            self._last = now
-        elif now - self._last > self._timeout:
-            raise DeviceTimeoutError(f"no data for {now - self._last:.1f} s")
-        return data
-
-    def write(self, data: bytes) -> int | None:
-        return self._stream.write(data)
-
-    def reset_input_buffer(self) -> None:
-        self._stream.reset_input_buffer()
-
-    def close(self) -> None:
-        self._stream.close()
-
-
-def open_serial(port: str, baudrate: int) -> ByteStream:
-    """Open a port through ``serial_for_url``; an absent port is DeviceNotFoundError."""
-    try:
-        stream: ByteStream = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-    except serial.SerialException as exc:
-        raise DeviceNotFoundError(f"cannot open {port}: {exc}") from exc
-    return stream
 
 
 def target_distance(report: Report) -> int:
@@ -128,7 +81,7 @@ class LD2410Sensor(StreamSensor):
             self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
-        stream = open_serial(self._port(), self.options.baudrate)
+        stream = open_serial(self._port(), self.options.baudrate, timeout=0.05)
         return SilenceWatchdog(stream, self.ctx.clock, self.options.silence_timeout)
 
     def on_open(self, stream: ByteStream) -> None:

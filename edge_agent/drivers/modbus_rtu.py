@@ -3,7 +3,9 @@
 ``model: sdm120 | sdm630`` uses the shipped Eastron maps; ``model: custom`` reads the
 ``registers:`` list. Registers are grouped into as few requests as possible. A request
 without a valid answer within ``timeout`` (silence, bad CRC, garbage) is retried
-``retries`` times; an exception response is a HardwareError (counted, the poll fails).
+``retries`` times. An exception response is the device's answer, so it is not retried: it
+is a ModbusExceptionError (a HardwareError, counted under that name) and the poll fails.
+NaN/infinite or implausible values are dropped and counted as ``range``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ from ..model import Channel, Priority
 from ..protocols import modbus_rtu as mb
 from ..protocols.obis import plausible
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
-from .dsmr import open_serial
 from .registry_types import SensorType
+from .serial_port import check_framing, open_serial
+
+
+class ModbusExceptionError(HardwareError):
+    """The slave answered a read with a Modbus exception response."""
+
+    def __init__(self, unit: int, function: int, address: int, code: int,
+                 description: str) -> None:
+        self.unit, self.function, self.address, self.code = unit, function, address, code
+        super().__init__(f"unit {unit} answered exception {code} ({description}) to FC "
+                         f"{function} @{address}")
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,7 @@ class ModbusOptions:
             raise ValueError("register names must be unique")
         if self.baudrate <= 0 or self.timeout <= 0 or not 0 <= self.retries <= 10:
             raise ValueError("need baudrate > 0, timeout > 0, 0 <= retries <= 10")
-        if len(self.framing) != 3 or self.framing[1] not in "NEO":
-            raise ValueError("framing must look like 8N1 or 8E1")
+        check_framing(self.framing)
 
     @property
     def register_map(self) -> tuple[mb.Register, ...]:
@@ -125,9 +136,8 @@ class ModbusSensor(PollingSensor):
                 if frame.unit != unit or frame.function != plan.function:
                     continue  # our echo, or another master's traffic
                 if isinstance(frame, mb.ExceptionResponse):
-                    raise HardwareError(f"unit {unit} answered exception {frame.code} "
-                                        f"({frame.description}) to FC {plan.function} "
-                                        f"@{plan.address}")
+                    raise ModbusExceptionError(unit, plan.function, plan.address, frame.code,
+                                               frame.description)
                 if isinstance(frame, mb.ReadResponse):
                     return frame
         for item in parser.flush():  # a corrupted answer is a checksum/frame error

@@ -21,8 +21,8 @@ from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority, Value
 from ..protocols import mr60
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .ld2410 import SilenceWatchdog, open_serial
 from .registry_types import SensorType
+from .serial_port import SilenceWatchdog, open_serial
 
 HEART_RANGE = (30, 220)
 RESPIRATION_RANGE = (4, 60)
@@ -79,7 +79,7 @@ class MR60Sensor(StreamSensor):
             self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
-        stream = open_serial(self._port(), self.options.baudrate)
+        stream = open_serial(self._port(), self.options.baudrate, timeout=0.05)
         return SilenceWatchdog(stream, self.ctx.clock, self.options.silence_timeout)
 
     def on_open(self, stream: ByteStream) -> None:

@@ -5,7 +5,9 @@ option select, "switches" to the agreed baud rate and sends the data readout aft
 ``switch_delay``. A pty has no physical baud rate, but the host's termios speed is visible:
 when the host is not at the rate the dialogue agreed, the meter's bytes arrive garbled, as
 on a real line. Faults: ``silence``, ``bad_bcc``, ``garbage``; ``ignore_sign_ons`` drops the
-first N sign-ons (to exercise retries); ``unplug()``/``replug()``.
+first N sign-ons and ``corrupt_readouts`` spoils the BCC of the first N readouts (to exercise
+retries); ``nak_options`` answers every option select with NAK; ``readout_chunk`` sends the
+readout N bytes per tick, like a slow line; ``unplug()``/``replug()``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class IecEmulation:
     values: dict[str, str] = field(default_factory=dict)  # data set address -> raw value
     fault: Fault = "none"
     ignore_sign_ons: int = 0
+    corrupt_readouts: int = 0
+    nak_options: bool = False
+    readout_chunk: int = 0  # 0 = the whole readout at once
     switch_delay: float = 0.03
 
     def __post_init__(self) -> None:
@@ -50,6 +55,8 @@ class IecEmulation:
             raise ValueError(f"emulate.max_baudrate must be one of {sorted(BAUD_CHAR)}")
         if len(self.manufacturer) != 3 or not self.manufacturer.isalpha():
             raise ValueError("emulate.manufacturer must be 3 letters")
+        if min(self.ignore_sign_ons, self.corrupt_readouts, self.readout_chunk) < 0:
+            raise ValueError("emulate counts must be >= 0")
 
 
 class IecMeter(PtyDevice):
@@ -65,8 +72,10 @@ class IecMeter(PtyDevice):
         self.sign_ons = 0  # sign-ons seen (including ignored ones)
         self.readouts = 0  # data blocks sent
         self._ignore = self.emulation.ignore_sign_ons
+        self._corrupt = self.emulation.corrupt_readouts
         self._parser = Parser()
         self._due: float | None = None
+        self._trickle = b""  # the rest of a readout sent in chunks
         self._lock = threading.Lock()
 
     def set_fault(self, fault: Fault) -> None:
@@ -79,7 +88,7 @@ class IecMeter(PtyDevice):
 
     def on_replug(self) -> None:
         self._parser = Parser()
-        self.baudrate, self._due = 300, None
+        self.baudrate, self._due, self._trickle = 300, None, b""
 
     def on_data(self, data: bytes) -> None:
         for msg in self._parser.feed(data):
@@ -91,9 +100,14 @@ class IecMeter(PtyDevice):
     def on_tick(self, now: float) -> None:
         if self._due is not None and now >= self._due:
             self._due = None
-            self._send(self._readout())
+            self._trickle = self._readout()
             self.readouts += 1
-            self.baudrate = 300  # the session ends; the next one starts at 300 baud
+        if self._trickle:
+            n = self.emulation.readout_chunk or len(self._trickle)
+            self._send(self._trickle[:n])
+            self._trickle = self._trickle[n:]
+            if not self._trickle:
+                self.baudrate = 300  # the session ends; the next one starts at 300 baud
 
     def _sign_on(self, msg: SignOn) -> None:
         self.sign_ons += 1
@@ -107,13 +121,14 @@ class IecMeter(PtyDevice):
             fault = self.fault
         if fault == "silence":
             return
-        self.baudrate, self._due = 300, None
+        self.baudrate, self._due, self._trickle = 300, None, b""
         z = BAUD_CHAR[emu.max_baudrate]
         self._send(f"/{emu.manufacturer}{z}{emu.ident}\r\n".encode("ascii"))
 
     def _option(self, msg: OptionSelect) -> None:
         rate = msg.baudrate
-        if msg.mode != "0" or rate is None or rate > self.emulation.max_baudrate:
+        if msg.mode != "0" or rate is None or rate > self.emulation.max_baudrate \
+                or self.emulation.nak_options:
             self._send(bytes([NAK]))
             return
         self.baudrate = rate
@@ -146,6 +161,9 @@ class IecMeter(PtyDevice):
             lines.update(self.values)
             fault = self.fault
         block = encode_data_block([f"{k}({v})" for k, v in lines.items()])
+        if self._corrupt > 0:
+            self._corrupt -= 1
+            fault = "bad_bcc"
         if fault == "bad_bcc":
             return block[:-1] + bytes([block[-1] ^ 0xFF])
         if fault == "garbage":

@@ -8,6 +8,14 @@ APDU (0xDB) wrapping one (AES-128-GCM, IV = system title || invocation counter, 
 AAD = security control byte || AK). The notification body (A-XDR) is mapped to OBIS values
 for the common push layouts: arrays of ``(OBIS, value[, (scaler, unit)])`` structures
 (Aidon) and flat structures where logical names and values alternate (Kamstrup).
+
+Without a key an encrypted APDU is not an error: it comes out as a ``CipheredApdu`` frame
+(system title, invocation counter), so a capture can be inspected before the key is known.
+
+``Parser(framing=...)``: ``"hdlc"`` (default: a live HAN port), ``"apdu"`` (a stream of bare
+APDUs, each ``0F``/``DB``, optionally behind the LLC header, delimited by its own encoding) or
+``"auto"`` (captures: HDLC if the first byte is the 0x7E flag, else bare APDUs if it starts
+one). A live port can start mid-frame, so only captures use ``"auto"``.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import calendar
 import dataclasses
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -30,6 +38,10 @@ LLC_RESPONSE = bytes([0xE6, 0xE6, 0x00])
 MAX_APDU = 64 * 1024  # joined segments
 JUNK_REPORT = 256
 TAG_LEN = 12
+DATA_NOTIFICATION = 0x0F
+GLO_CIPHERING = 0xDB
+APDU_STARTS = frozenset({DATA_NOTIFICATION, GLO_CIPHERING, LLC[0]})
+Framing = Literal["hdlc", "apdu", "auto"]
 
 # DLMS unit enumeration (Blue Book) -> SenML unit
 UNITS: dict[int, str | None] = {
@@ -61,15 +73,23 @@ def crc16_x25(data: bytes) -> int:
 Data = None | bool | int | float | bytes | str | list["Data"]
 
 
+class _Truncated(FrameError):
+    """The APDU ends before its encoding does (a stream parser waits for more bytes)."""
+
+
 class _Reader:
     def __init__(self, data: bytes, offset: int) -> None:
         self.data = data
         self.pos = 0
         self.offset = offset  # stream offset of the APDU, for errors
 
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise FrameError("APDU ends inside a value", self.offset)
+            raise _Truncated("APDU ends inside a value", self.offset)
         out = self.data[self.pos:self.pos + n]
         self.pos += n
         return out
@@ -101,8 +121,10 @@ def decode_data(r: _Reader, depth: int = 0) -> Data:
         return None
     if tag in (1, 2):  # array, structure
         count = r.length()
-        if count > len(r.data):
+        if count > MAX_APDU:
             raise FrameError("impossible element count", r.offset)
+        if count > r.remaining:  # every element takes at least one byte
+            raise _Truncated("APDU ends inside an array/structure", r.offset)
         return [decode_data(r, depth + 1) for _ in range(count)]
     if tag in _FIXED:
         fmt, size = _FIXED[tag]
@@ -115,7 +137,10 @@ def decode_data(r: _Reader, depth: int = 0) -> Data:
         return r.take(r.length() if tag == 9 else 1)
     if tag in (10, 12):  # visible-string, utf8-string
         raw = r.take(r.length())
-        return raw.decode("utf-8" if tag == 12 else "latin-1")
+        try:
+            return raw.decode("utf-8" if tag == 12 else "latin-1")
+        except UnicodeDecodeError:
+            raise FrameError("utf8-string is not valid UTF-8", r.offset) from None
     if tag == 25:
         return r.take(12)
     if tag == 26:
@@ -216,7 +241,26 @@ class HdlcFrame:
                 "control": self.control, "info": self.info.hex()}
 
 
-Frame = Notification | HdlcFrame
+@dataclass(frozen=True)
+class CipheredApdu:
+    """A general-glo-ciphering APDU left encrypted: no key was given to decrypt it."""
+
+    offset: int
+    system_title: bytes
+    security_control: int
+    invocation_counter: int
+    payload_len: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "dlms-ciphered-apdu", "offset": self.offset, "encrypted": True,
+                "decrypted": False, "reason": "no key given",
+                "system_title": self.system_title.hex(),
+                "security_control": self.security_control,
+                "invocation_counter": self.invocation_counter,
+                "payload_len": self.payload_len}
+
+
+Frame = Notification | CipheredApdu | HdlcFrame
 
 
 def _address(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
@@ -236,14 +280,19 @@ class Parser:
     """Feed HAN-port bytes, get Notifications (and other HDLC frames) and ProtocolErrors.
 
     ``key`` (16-byte EK) and ``auth_key`` (16-byte AK) decrypt general-glo-ciphering APDUs.
+    ``framing`` says what wraps the APDUs (see the module docstring).
     """
 
-    def __init__(self, key: bytes | None = None, auth_key: bytes | None = None) -> None:
+    def __init__(self, key: bytes | None = None, auth_key: bytes | None = None, *,
+                 framing: Framing = "hdlc") -> None:
         for k in (key, auth_key):
             if k is not None and len(k) != 16:
                 raise ValueError("DLMS keys are 16 bytes (AES-128)")
+        if framing not in ("hdlc", "apdu", "auto"):
+            raise ValueError(f"unknown DLMS framing {framing!r}")
         self.key = key
         self.auth_key = auth_key
+        self.framing: Framing = framing
         self._buf = bytearray()
         self._base = 0
         self._segments = bytearray()
@@ -254,7 +303,11 @@ class Parser:
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
         self._buf += data
         out: list[Frame | ProtocolError] = []
-        while self._buf and self._step(out):
+        if self.framing == "auto" and self._buf:
+            first = self._buf[0]
+            self.framing = "apdu" if first != FLAG and first in APDU_STARTS else "hdlc"
+        step = self._apdu_step if self.framing == "apdu" else self._step
+        while self._buf and step(out):
             pass
         return out
 
@@ -263,7 +316,8 @@ class Parser:
         rest = bytes(self._buf).strip(bytes([FLAG]))
         if rest:
             self._end_junk(out)
-            out.append(FrameError(f"truncated frame ({len(self._buf)} bytes)", self._base))
+            what = "APDU" if self.framing == "apdu" else "frame"
+            out.append(FrameError(f"truncated {what} ({len(self._buf)} bytes)", self._base))
         self._base += len(self._buf)
         self._buf.clear()
         self._end_junk(out)
@@ -281,7 +335,8 @@ class Parser:
 
     def _end_junk(self, out: list[Frame | ProtocolError]) -> None:
         if self._junk_start is not None:
-            out.append(FrameError(f"{self._junk_len} bytes outside HDLC frames",
+            where = "APDUs" if self.framing == "apdu" else "HDLC frames"
+            out.append(FrameError(f"{self._junk_len} bytes outside {where}",
                                   self._junk_start))
             self._junk_start = None
 
@@ -358,15 +413,75 @@ class Parser:
             return decode_apdu(info[3:], offset, self.key, self.auth_key)
         return HdlcFrame(offset, dst[0], src[0], control, info)
 
+    # -- bare APDUs --------------------------------------------------------------------------
+
+    def _apdu_step(self, out: list[Frame | ProtocolError]) -> bool:
+        buf = self._buf
+        if buf[0] not in APDU_STARTS:
+            return self._junk(out)
+        offset = self._base
+        error: FrameError | None = None
+        length = 1  # on an error, skip the start byte: what follows is junk until an APDU
+        try:
+            length = apdu_length(bytes(buf[:MAX_APDU + 3]), offset)
+        except _Truncated:
+            if len(buf) <= MAX_APDU + 3:
+                return False  # wait for the rest
+            error = FrameError(f"APDU longer than {MAX_APDU} bytes", offset)
+        except FrameError as exc:
+            if buf[0] == LLC[0] and bytes(buf[:3]) not in (LLC, LLC_RESPONSE):
+                return self._junk(out)  # an 0xE6 that opens no LLC header is junk
+            error = exc
+        self._end_junk(out)
+        apdu = bytes(buf[:length])
+        self._drop(length)
+        if error is not None:
+            out.append(error)
+            return True
+        if apdu[:3] in (LLC, LLC_RESPONSE):
+            apdu = apdu[3:]
+        out.append(decode_apdu(apdu, offset, self.key, self.auth_key))
+        return True
+
 
 # -- APDUs ----------------------------------------------------------------------------------
 
 
+def apdu_length(data: bytes, offset: int = 0) -> int:
+    """The length of the APDU (or LLC header + APDU) at the start of ``data``.
+
+    Raises ``_Truncated`` (a FrameError) when ``data`` ends before the APDU does, FrameError
+    when the bytes cannot start a DataNotification or general-glo-ciphering APDU.
+    """
+    skip = 0
+    if data[:1] == LLC[:1]:
+        if len(data) < 3:
+            raise _Truncated("APDU ends inside the LLC header", offset)
+        if data[:3] not in (LLC, LLC_RESPONSE):
+            raise FrameError("bad LLC header", offset)
+        skip = 3
+    r = _Reader(data[skip:], offset)
+    tag = r.byte()
+    if tag == GLO_CIPHERING:
+        r.take(r.length())  # system title
+        r.take(r.length())  # security control, invocation counter, payload (+ tag)
+    elif tag == DATA_NOTIFICATION:
+        _notification_fields(r)
+    else:
+        raise FrameError(f"not a DataNotification or ciphered APDU (tag 0x{tag:02X})", offset)
+    return skip + r.pos
+
+
 def decode_apdu(apdu: bytes, offset: int = 0, key: bytes | None = None,
-                auth_key: bytes | None = None) -> Notification | ProtocolError:
-    """A DataNotification APDU, plain or general-glo-ciphered. Never raises ProtocolError."""
+                auth_key: bytes | None = None) -> Notification | CipheredApdu | ProtocolError:
+    """A DataNotification APDU, plain or general-glo-ciphered. Never raises ProtocolError.
+
+    A ciphered APDU with no ``key`` is a CipheredApdu (not decrypted, not an error).
+    """
     try:
-        if apdu[:1] == b"\xdb":
+        if apdu[:1] == bytes([GLO_CIPHERING]):
+            if key is None:
+                return ciphered_header(apdu, offset)
             plain, title = decrypt_glo(apdu, offset, key, auth_key)
             note = _notification(plain, offset)
             return dataclasses.replace(note, encrypted=True, system_title=title)
@@ -375,16 +490,29 @@ def decode_apdu(apdu: bytes, offset: int = 0, key: bytes | None = None,
         return exc
 
 
-def decrypt_glo(apdu: bytes, offset: int, key: bytes | None,
-                auth_key: bytes | None) -> tuple[bytes, bytes]:
-    """general-glo-ciphering -> (plaintext APDU, system title). Raises DecryptionError."""
+def _glo_parts(apdu: bytes, offset: int) -> tuple[bytes, int, bytes, bytes]:
+    """general-glo-ciphering -> (system title, security control, counter, payload)."""
     r = _Reader(apdu, offset)
     r.byte()  # 0xDB
     title = r.take(r.length())
     body = r.take(r.length())
     if len(title) != 8 or len(body) < 5:
         raise FrameError("bad general-glo-ciphering header", offset)
-    sc, counter, payload = body[0], body[1:5], body[5:]
+    if r.pos != len(apdu):
+        raise FrameError(f"{len(apdu) - r.pos} bytes after the ciphered APDU", offset)
+    return title, body[0], body[1:5], body[5:]
+
+
+def ciphered_header(apdu: bytes, offset: int = 0) -> CipheredApdu:
+    """What a general-glo-ciphering APDU shows in clear. Raises FrameError."""
+    title, sc, counter, payload = _glo_parts(apdu, offset)
+    return CipheredApdu(offset, title, sc, int.from_bytes(counter, "big"), len(payload))
+
+
+def decrypt_glo(apdu: bytes, offset: int, key: bytes | None,
+                auth_key: bytes | None) -> tuple[bytes, bytes]:
+    """general-glo-ciphering -> (plaintext APDU, system title). Raises DecryptionError."""
+    title, sc, counter, payload = _glo_parts(apdu, offset)
     if key is None:
         raise DecryptionError("encrypted APDU and no key configured", offset)
     iv = title + counter
@@ -443,16 +571,22 @@ def _ber_length(n: int) -> bytes:
     return bytes([0x80 | len(raw)]) + raw
 
 
-def _notification(apdu: bytes, offset: int) -> Notification:
-    r = _Reader(apdu, offset)
-    if r.byte() != 0x0F:
-        raise FrameError(f"not a DataNotification (APDU tag 0x{apdu[0]:02X})", offset)
+def _notification_fields(r: _Reader) -> tuple[int, bytes, Data]:
+    """(invoke id, raw date-time, body) of a DataNotification whose tag was read."""
     invoke_id = int.from_bytes(r.take(4), "big")
     first = r.byte()
     if first == 0x09:  # date-time written as a tagged octet-string
         first = r.byte()
     raw_time = r.take(first)
-    body = decode_data(r)
+    return invoke_id, raw_time, decode_data(r)
+
+
+def _notification(apdu: bytes, offset: int) -> Notification:
+    r = _Reader(apdu, offset)
+    if not apdu or r.byte() != DATA_NOTIFICATION:
+        tag = f"0x{apdu[0]:02X}" if apdu else "none"
+        raise FrameError(f"not a DataNotification (APDU tag {tag})", offset)
+    invoke_id, raw_time, body = _notification_fields(r)
     if r.pos != len(apdu):
         raise FrameError(f"{len(apdu) - r.pos} bytes after the notification body", offset)
     when = cosem_datetime(raw_time) if raw_time else None

@@ -10,6 +10,13 @@ just seen. A shorter response shape can in principle match a request by chance (
 After garbage, responses are recognised again once a request is seen (requests are always
 recognised), so feed the parser your own request before the answer.
 Write frames (FC 05/06/15/16) are recognised and shown raw.
+
+Why not pymodbus: this codec is sans-I/O (bytes in, frames out), so the same parser serves
+the driver and the decode tool, which must read two-direction captures (requests and
+responses interleaved on one line) that a client-side framer does not parse; it needs no
+asyncio and stays small on a Pi Zero 2 W (the driver reads a few registers every few
+seconds); and pymodbus changed its framer/client API several times across 3.x, which the
+driver would have to follow. FC 03/04 polling, CRC and exception responses are ~200 lines.
 """
 
 from __future__ import annotations

@@ -65,6 +65,17 @@ def normalize(text: str) -> str | None:
     return None if code is None else str(code)
 
 
+def selection(codes: list[str]) -> frozenset[str]:
+    """Canonical OBIS codes of a meter driver's ``obis:`` option; ValueError names a bad one."""
+    out = set()
+    for code in codes:
+        canon = normalize(code)
+        if canon is None:
+            raise ValueError(f"obis: {code!r} is not an OBIS code (like 1-0:1.8.1)")
+        out.add(canon)
+    return frozenset(out)
+
+
 @dataclass(frozen=True)
 class Quantity:
     """What an OBIS code measures.

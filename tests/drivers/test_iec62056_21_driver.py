@@ -12,14 +12,15 @@ from edge_agent.clock import SystemClock
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.iec62056_21 import IecOptions, IecSensor, build
 from edge_agent.emulators.iec62056_21 import IecEmulation
-from edge_agent.errors import ChecksumError, DeviceNotFoundError, DeviceTimeoutError
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.errors import ChecksumError, DeviceNotFoundError, DeviceTimeoutError, FrameError
 from edge_agent.model import Channel, Priority
 
 
 @contextmanager
 def sensor_for(emulate: IecEmulation | None = None, **kw: object) -> Iterator[IecSensor]:
-    opts = IecOptions(emulate=emulate or IecEmulation(), request_timeout=0.3,
-                      **kw)  # type: ignore[arg-type]
+    kw = {"request_timeout": 0.3, **kw}
+    opts = IecOptions(emulate=emulate or IecEmulation(), **kw)  # type: ignore[arg-type]
     ctx = SensorContext("emulated", SystemClock(), logging.getLogger("test"))
     spec = SensorSpec("probe", "iec62056-21", Channel.OT, Priority.NORMAL, 60.0)
     sensor = build(spec, opts, ctx)
@@ -92,6 +93,59 @@ def test_bad_bcc_is_a_checksum_error_then_recovers() -> None:
         assert s.emulator is not None
         s.emulator.set_fault("none")
         assert s.sample()
+
+
+def test_noisy_readout_is_retried_from_the_sign_on() -> None:
+    with sensor_for(IecEmulation(corrupt_readouts=1), retries=1) as s:
+        assert {x.name for x in s.sample()} >= {"energy_import", "power"}
+        assert s.emulator is not None
+        assert (s.emulator.sign_ons, s.emulator.readouts) == (2, 2)
+
+
+def test_noisy_readout_without_retries_fails_the_poll() -> None:
+    with sensor_for(IecEmulation(corrupt_readouts=1), retries=0) as s:
+        with pytest.raises(ChecksumError):
+            s.sample()
+        assert s.sample()  # the next poll gets a clean readout
+
+
+def test_nak_to_the_option_select_fails_without_waiting_for_data() -> None:
+    # at 300 baud the host hears the NAK (after a switch it would arrive garbled)
+    with sensor_for(IecEmulation(nak_options=True), retries=1, max_baudrate=300,
+                    request_timeout=5.0) as s:
+        with pytest.raises(FrameError, match="NAK"):
+            s.sample()
+        assert s.emulator is not None
+        assert (s.emulator.sign_ons, s.emulator.readouts) == (2, 0)
+
+
+def test_slow_readout_longer_than_the_timeout_is_read() -> None:
+    # 12 bytes per 20 ms tick: the readout takes several times request_timeout (0.1 s),
+    # but the line is never silent for that long
+    with sensor_for(IecEmulation(readout_chunk=12), request_timeout=0.1, retries=0) as s:
+        assert {x.name for x in s.sample()} >= {"energy_import", "frequency"}
+
+
+class _ChattyMeter(PtyDevice):
+    """Answers the sign-on, then talks on and on without ever sending a readout."""
+
+    def on_tick(self, now: float) -> None:
+        if self.line_speed() is not None:
+            self.write(b"/EMU5CHATTY\r\n" * 300)
+
+
+def test_meter_that_never_sends_the_readout_is_cut_off() -> None:
+    ctx = SensorContext("raspberry-pi", SystemClock(), logging.getLogger("test"))
+    spec = SensorSpec("probe", "iec62056-21", Channel.OT, Priority.NORMAL, 60.0)
+    with _ChattyMeter("chatty") as dev:
+        sensor = IecSensor(spec, ctx, IecOptions(request_timeout=0.3, retries=0),
+                           lambda: dev.path)
+        sensor.open()
+        try:
+            with pytest.raises(FrameError, match="no datablock in"):
+                sensor.sample()  # never silent for 0.3 s, but it must end
+        finally:
+            sensor.close()
 
 
 def test_garbage_answer_times_out() -> None:

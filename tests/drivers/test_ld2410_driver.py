@@ -12,7 +12,8 @@ import pytest
 import edge_agent.drivers.registry  # noqa: F401 - load the registry before driver modules
 from edge_agent.clock import Clock, ManualClock, SystemClock
 from edge_agent.drivers.base import SensorContext, SensorSpec
-from edge_agent.drivers.ld2410 import LD2410Options, LD2410Sensor, SilenceWatchdog, build
+from edge_agent.drivers.ld2410 import LD2410Options, LD2410Sensor, build
+from edge_agent.drivers.serial_port import SilenceWatchdog
 from edge_agent.emulators.ld2410 import LD2410Device, LD2410Emulate, PresenceStep, make_report
 from edge_agent.errors import DeviceTimeoutError
 from edge_agent.model import Channel, Priority, Reading

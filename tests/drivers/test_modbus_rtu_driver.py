@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from edge_agent.clock import SystemClock
 from edge_agent.drivers.base import SensorContext, SensorSpec
-from edge_agent.drivers.modbus_rtu import ModbusOptions, ModbusSensor, build
+from edge_agent.drivers.modbus_rtu import (
+    ModbusExceptionError,
+    ModbusOptions,
+    ModbusSensor,
+    build,
+)
 from edge_agent.emulators.modbus_rtu import ModbusEmulation
 from edge_agent.errors import (
     ChecksumError,
@@ -100,6 +105,48 @@ def test_exception_response_is_a_hardware_error() -> None:
     with opened(emulate=ModbusEmulation(fault="exception", exception_code=4)) as s, \
             pytest.raises(HardwareError, match="server device failure"):
         s.sample()
+
+
+def test_exception_response_is_not_retried() -> None:
+    with opened(retries=3, emulate=ModbusEmulation(fault="exception", exception_code=6)) as s:
+        with pytest.raises(ModbusExceptionError) as info:
+            s.sample()
+        assert (info.value.unit, info.value.function, info.value.code) == (1, 4, 6)
+        assert "server device busy" in str(info.value)
+        assert s.emulator is not None and s.emulator.requests == 1
+
+
+def test_run_loop_counts_exception_responses_and_publishes_nothing() -> None:
+    sensor = make(emulate=ModbusEmulation(fault="exception"))
+    got: list[Reading] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def emit(batch: list[Reading]) -> None:
+        with lock:
+            got.extend(batch)
+
+    def wait(pred: Callable[[], bool]) -> None:
+        ev = threading.Event()
+        for _ in range(500):
+            if pred():
+                return
+            ev.wait(0.01)
+        raise AssertionError("condition not met in time")
+
+    t = threading.Thread(target=sensor.run, args=(emit, stop), daemon=True)
+    t.start()
+    try:
+        wait(lambda: sensor.stats.errors["ModbusExceptionError"] >= 2)
+        with lock:
+            assert got == []
+        assert sensor.emulator is not None
+        sensor.emulator.set_fault("none")
+        wait(lambda: len(got) >= 9)
+    finally:
+        stop.set()
+        t.join(5)
+    assert not t.is_alive()
 
 
 def test_unmapped_register_gets_illegal_data_address() -> None:

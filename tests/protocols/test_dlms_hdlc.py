@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +26,8 @@ from edge_agent.emulators.dlms_hdlc import (
 from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
 from edge_agent.protocols.dlms_hdlc import (
     LLC,
+    MAX_APDU,
+    CipheredApdu,
     Frame,
     HdlcFrame,
     Notification,
@@ -61,7 +64,7 @@ KAMSTRUP = notification(structure(
 FRAME = encode_frame(LLC + AIDON)
 
 
-def parse_all(data: bytes, **kw: bytes) -> list[Frame | ProtocolError]:
+def parse_all(data: bytes, **kw: Any) -> list[Frame | ProtocolError]:
     p = Parser(**kw)
     return p.feed(data) + p.flush()
 
@@ -157,14 +160,41 @@ def test_encryption_only_push() -> None:
 
 
 @pytest.mark.parametrize(("key", "auth", "reason"), [
-    (None, None, "no key"), (EK, None, "no authentication key"),
+    (EK, None, "no authentication key"),
     (bytes(16), AK, "tag mismatch"), (EK, bytes(16), "tag mismatch"),
 ])
 def test_decryption_failures(key: bytes | None, auth: bytes | None, reason: str) -> None:
     frame = encode_frame(LLC + encrypt_glo(AIDON, EK, AK, TITLE, 7))
     p = Parser(key, auth)
-    [err] = p.feed(b"\x00" * 0 + frame)
+    [err] = p.feed(frame)
     assert isinstance(err, DecryptionError) and reason in str(err) and err.offset == 0
+
+
+def test_without_key_a_ciphered_push_is_shown_not_decrypted() -> None:
+    apdu = encrypt_glo(AIDON, EK, AK, TITLE, 0x01020304)
+    [c] = parse_all(encode_frame(LLC + apdu))
+    assert isinstance(c, CipheredApdu) and c.offset == 0
+    assert (c.system_title, c.security_control, c.invocation_counter) == \
+        (TITLE, 0x30, 0x01020304)
+    assert c.payload_len == len(AIDON) + 12  # ciphertext and tag
+    doc = json.loads(json.dumps(c.to_json()))
+    assert doc["decrypted"] is False and doc["system_title"] == TITLE.hex()
+
+
+def test_decrypt_glo_without_key_is_a_decryption_error() -> None:
+    with pytest.raises(DecryptionError, match="no key"):
+        decrypt_glo(encrypt_glo(AIDON, EK, AK, TITLE, 7), 5, None, None)
+
+
+@pytest.mark.parametrize("apdu", [
+    bytes([0xDB, 4]) + b"EMU0" + b"\x05\x30\x00\x00\x00\x01",  # 4-byte system title
+    bytes([0xDB, 8]) + TITLE + b"\x03\x30\x00\x00",  # no room for the counter
+    encrypt_glo(AIDON, EK, AK, TITLE, 7) + b"\x00",  # a byte after the APDU
+])
+def test_bad_ciphering_headers(apdu: bytes) -> None:
+    for key in (None, EK):
+        [err] = parse_all(encode_frame(LLC + apdu), key=key, auth_key=AK)
+        assert type(err) is FrameError
 
 
 def test_bad_key_length_is_refused() -> None:
@@ -229,6 +259,82 @@ def test_emulated_meter_push_round_trips() -> None:
         assert values(out[0])["power_import"] == (1122.0, "W")
 
 
+# -- bare APDUs (captures without HDLC) -------------------------------------------------------
+
+
+def test_bare_apdu_stream() -> None:
+    ciphered = encrypt_glo(KAMSTRUP, EK, AK, TITLE, 3)
+    data = AIDON + ciphered + LLC + AIDON
+    out = parse_all(data, key=EK, auth_key=AK, framing="apdu")
+    assert [type(o) for o in out] == [Notification] * 3
+    assert [o.offset for o in out] == [0, len(AIDON), len(AIDON) + len(ciphered)]
+    assert isinstance(out[1], Notification) and out[1].encrypted
+    assert out[1].list_id == "Kamstrup_V0001"
+    assert values(out[2]) == values(out[0])  # type: ignore[arg-type]
+
+
+def test_bare_apdus_without_key() -> None:
+    out = parse_all(AIDON + encrypt_glo(AIDON, EK, AK, TITLE, 3), framing="apdu")
+    assert [type(o) for o in out] == [Notification, CipheredApdu]
+
+
+@pytest.mark.parametrize(("data", "framing"), [
+    (FRAME, "hdlc"), (AIDON, "apdu"), (encrypt_glo(AIDON, EK, AK, TITLE, 3), "apdu"),
+    (LLC + AIDON, "apdu"), (b"junk" + FRAME, "hdlc"), (b"", "auto"),
+])
+def test_auto_framing_follows_the_first_byte(data: bytes, framing: str) -> None:
+    p = Parser(EK, AK, framing="auto")
+    out = p.feed(data) + p.flush()
+    assert p.framing == framing
+    if data:
+        assert isinstance(out[-1], Notification)
+
+
+def test_hdlc_framing_does_not_take_bare_apdus() -> None:
+    [err] = parse_all(AIDON)
+    assert isinstance(err, FrameError) and "outside HDLC frames" in str(err)
+
+
+def test_junk_between_bare_apdus_is_reported_once() -> None:
+    out = parse_all(AIDON + b"\x00\x01\x02" + AIDON, framing="apdu")
+    assert [type(o) for o in out] == [Notification, FrameError, Notification]
+    assert out[1].offset == len(AIDON) and "3 bytes outside APDUs" in str(out[1])
+    assert out[2].offset == len(AIDON) + 3
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (b"\x0f\x00\x00\x00\x00\x00\x63" + AIDON, "unsupported data tag"),
+    (b"\xe6\xe7\x00\x99" + AIDON, "not a DataNotification"),
+    (b"\x0f\x00\x00\x00\x00\x00\x09\x85\x01" + AIDON, "bad length encoding"),
+])
+def test_bad_bare_apdu_then_resync(data: bytes, words: str) -> None:
+    out = parse_all(data, framing="apdu")
+    assert isinstance(out[0], FrameError) and words in str(out[0]) and out[0].offset == 0
+    assert isinstance(out[-1], Notification) and out[-1].offset == len(data) - len(AIDON)
+
+
+def test_truncated_bare_apdu() -> None:
+    p = Parser(framing="apdu")
+    assert p.feed(AIDON[:-1]) == []
+    [err] = p.flush()
+    assert isinstance(err, FrameError) and "truncated APDU" in str(err) and err.offset == 0
+
+
+def test_bare_apdu_too_long() -> None:
+    huge = b"\x0f\x00\x00\x00\x00\x00\x09\x83\x01\x00\x00"  # a 64 KiB octet-string
+    p = Parser(framing="apdu")
+    assert p.feed(huge + bytes(MAX_APDU - len(huge))) == []  # still waiting
+    err, *junk = p.feed(bytes(10)) + p.flush()
+    assert isinstance(err, FrameError) and "longer than" in str(err) and err.offset == 0
+    assert junk[0].offset == 1  # the rest is not an APDU: junk, reported in runs
+    assert all(isinstance(j, FrameError) and "outside APDUs" in str(j) for j in junk)
+
+
+def test_unknown_framing_is_refused() -> None:
+    with pytest.raises(ValueError):
+        Parser(framing="mbus")  # type: ignore[arg-type]
+
+
 # -- properties -----------------------------------------------------------------------------
 
 pieces = st.lists(st.one_of(st.binary(max_size=30), st.just(FRAME), st.just(FRAME[:25]),
@@ -261,3 +367,27 @@ def test_whole_and_byte_by_byte_agree(parts: list[bytes]) -> None:
         split += p.feed(data[i:i + 1])
     split += p.flush()
     assert summary(parse_all(data)) == summary(split)
+
+
+apdu_pieces = st.lists(st.one_of(
+    st.binary(max_size=20), st.just(AIDON), st.just(KAMSTRUP), st.just(AIDON[:30]),
+    st.just(LLC + AIDON), st.just(encrypt_glo(AIDON, EK, AK, TITLE, 5)),
+    st.just(encrypt_glo(AIDON, bytes(16), AK, TITLE, 5)),
+    st.sampled_from([b"\x0f", b"\xdb", b"\xe6", b"\xe6\xe7\x00", b"\x0f\x00\x00\x00\x00\x00"]),
+), max_size=8)
+
+
+@settings(max_examples=300)
+@given(apdu_pieces, st.sampled_from([None, EK]))
+def test_bare_apdus_any_bytes_decode_or_reject_whole_or_byte_by_byte(
+        parts: list[bytes], key: bytes | None) -> None:
+    data = b"".join(parts)
+    whole = parse_all(data, key=key, auth_key=AK, framing="auto")
+    p = Parser(key, AK, framing="auto")
+    split: list[Frame | ProtocolError] = []
+    for i in range(len(data)):
+        split += p.feed(data[i:i + 1])
+    split += p.flush()
+    assert summary(whole) == summary(split)
+    for o in whole:
+        assert isinstance(o, Notification | CipheredApdu | HdlcFrame | ProtocolError)

@@ -194,3 +194,40 @@ def test_whole_and_byte_by_byte_agree(parts: list[bytes]) -> None:
         split += p.feed(data[i:i + 1])
     split += p.flush()
     assert summary(parse_all(data)) == summary(split)
+
+
+# -- shipped maps against the Eastron datasheets (input registers, float32, 2 words each) ------
+
+V, A, W, HZ, KWH = ("V", 1.0), ("A", 1.0), ("W", 1.0), ("Hz", 1.0), ("Wh", 1000.0)
+PF, VA, VAR = ("/", 1.0), ("VA", 1.0), ("var", 1.0)
+SDM120_DATASHEET = {  # 30001-based address -> (name, (SenML unit, scale from meter unit))
+    30001: ("voltage", V), 30007: ("current", A), 30013: ("power", W),
+    30019: ("apparent_power", VA), 30025: ("reactive_power", VAR),
+    30031: ("power_factor", PF), 30071: ("frequency", HZ),
+    30073: ("energy_import", KWH), 30075: ("energy_export", KWH),
+}
+SDM630_DATASHEET = {
+    30001: ("voltage_l1", V), 30003: ("voltage_l2", V), 30005: ("voltage_l3", V),
+    30007: ("current_l1", A), 30009: ("current_l2", A), 30011: ("current_l3", A),
+    30013: ("power_l1", W), 30015: ("power_l2", W), 30017: ("power_l3", W),
+    30031: ("power_factor_l1", PF), 30033: ("power_factor_l2", PF),
+    30035: ("power_factor_l3", PF), 30053: ("power", W), 30063: ("power_factor", PF),
+    30071: ("frequency", HZ), 30073: ("energy_import", KWH), 30075: ("energy_export", KWH),
+}
+
+
+@pytest.mark.parametrize(("regs", "sheet"), [(SDM120, SDM120_DATASHEET),
+                                              (SDM630, SDM630_DATASHEET)])
+def test_sdm_maps_match_the_datasheets(regs: tuple[Register, ...],
+                                       sheet: dict[int, tuple[str, tuple[str, float]]]) -> None:
+    assert {30001 + r.address: (r.name, (r.unit, r.scale)) for r in regs} == sheet
+    for r in regs:
+        assert (r.type, r.table, r.word_order, r.function) == ("float32", "input", "big", 4)
+
+
+def test_sdm_voltage_request_from_the_eastron_manual() -> None:
+    # the manual's example: read 2 input registers from 30001 (voltage) of slave 1
+    [req] = parse_all(bytes.fromhex("01 04 00 00 00 02 71 CB"))
+    assert isinstance(req, ReadRequest)
+    assert (req.unit, req.function, req.address, req.count) == (1, 4, 0, 2)
+    assert plan_reads([SDM120[0]])[0].request(1) == bytes.fromhex("01 04 00 00 00 02 71 CB")

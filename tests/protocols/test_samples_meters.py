@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edge_agent.errors import ChecksumError, ProtocolError
-from edge_agent.protocols import dsmr
+from edge_agent.decode import load_capture, run_decode
+from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
+from edge_agent.protocols import dlms_hdlc, dsmr
 
 SAMPLES = Path("/work/shared/samples")
 
@@ -156,3 +160,88 @@ def test_dsmr_easymeter_with_trailing_garbage(name: str, energy: float) -> None:
     assert values(t)["energy_import"] == energy
     assert len(errors) == 1  # the lines after '!' are not a telegram
     assert not isinstance(errors[0], ChecksumError)
+
+
+# -- DLMS/COSEM -----------------------------------------------------------------------------
+
+DLMS_TEST_KEY = b"MYDUMMYGLOBALKEY"  # EK = AK in the u9n/dlms-cosem cipher test
+
+
+def dlms_items(name: str, **kw: Any) -> list[dlms_hdlc.Frame | ProtocolError]:
+    p = dlms_hdlc.Parser(framing="auto", **kw)
+    return p.feed(load_capture((SAMPLES / name).read_bytes())) + p.flush()
+
+
+def dlms_values(n: dlms_hdlc.Notification) -> dict[str, object]:
+    return {m.name: (m.value, m.unit) for m in n.measurements}
+
+
+def test_dlms_aidon_hdlc_push() -> None:
+    [n] = dlms_items("dlms_u9n-dlms-cosem_1.txt")
+    assert isinstance(n, dlms_hdlc.Notification) and not n.encrypted
+    assert n.time_text == "2019-12-16T07:59:40" and n.timestamp is None  # no UTC deviation
+    v = dlms_values(n)
+    assert v["power_import"] == (1122.0, "W") and v["reactive_power_import"] == (1507.0, "var")
+    assert v["voltage_l1"] == (230.7, "V") and v["current_l2"] == (7.5, "A")
+    assert v["energy_import"] == (10049926.0, "Wh")
+    assert v["reactive_energy_import"] == (6614347.0, "varh")
+
+
+def test_dlms_kamstrup_hdlc_push() -> None:
+    [n] = dlms_items("dlms_u9n-dlms-cosem_2.txt")
+    assert isinstance(n, dlms_hdlc.Notification) and n.list_id == "Kamstrup_V0001"
+    v = dlms_values(n)
+    assert v["power_import"] == (826.0, "W")
+    assert v["current_l1"] == (2.37, "A")  # implied scaler -2
+    assert (v["voltage_l1"], v["voltage_l3"]) == ((232.0, "V"), (236.0, "V"))
+
+
+def test_dlms_bare_ciphered_apdu_without_key_is_shown_not_decrypted() -> None:
+    [c] = dlms_items("dlms_u9n-dlms-cosem_3.txt")
+    assert isinstance(c, dlms_hdlc.CipheredApdu)
+    assert (c.security_control, c.invocation_counter) == (0x30, 485)
+    assert c.system_title == bytes.fromhex("2f19229199164103")
+    assert c.to_json()["decrypted"] is False
+
+
+def test_dlms_bare_ciphered_apdu_decrypts_with_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "meter.key"
+    key_file.write_text(f"# test meter\nEK={DLMS_TEST_KEY.hex()}\nAK={DLMS_TEST_KEY.hex()}\n")
+    key_file.chmod(0o600)
+    out = io.StringIO()
+    assert run_decode("dlms-hdlc", SAMPLES / "dlms_u9n-dlms-cosem_3.txt", out,
+                      key_file=key_file) == 0
+    [line] = [json.loads(x) for x in out.getvalue().splitlines()]
+    frame = line["frame"]
+    assert frame["type"] == "dlms-data-notification" and frame["encrypted"] is True
+    assert frame["invoke_id"] == 0x1DB and frame["system_title"] == "2f19229199164103"
+    # the plaintext is the plain DataNotification of sample 5
+    [plain] = dlms_items("dlms_u9n-dlms-cosem_5.txt")
+    assert isinstance(plain, dlms_hdlc.Notification)
+    assert frame["body"] == dlms_hdlc.jsonable(plain.body)
+
+
+def test_dlms_bare_ciphered_apdu_with_wrong_key_is_rejected() -> None:
+    [err] = dlms_items("dlms_u9n-dlms-cosem_3.txt", key=bytes(16), auth_key=DLMS_TEST_KEY)
+    assert isinstance(err, DecryptionError) and "tag mismatch" in str(err)
+
+
+def test_dlms_bare_plain_notification() -> None:
+    [n] = dlms_items("dlms_u9n-dlms-cosem_5.txt")
+    assert isinstance(n, dlms_hdlc.Notification) and not n.encrypted
+    assert n.invoke_id == 0x1DB and n.time_text is None
+    assert isinstance(n.body, bytes) and len(n.body) == 34
+
+
+def test_dlms_green_book_gcm_vector() -> None:
+    # not a capture: six lines EK, AK, system title, invocation counter, plaintext,
+    # ciphertext || tag. Wrapped as a general-glo-ciphering APDU it must decrypt.
+    ek, ak, title, counter, plain, sealed = hex_lines("dlms_u9n-dlms-cosem_4.txt")
+    body = b"\x30" + counter + sealed
+    apdu = bytes([0xDB, len(title)]) + title + bytes([len(body)]) + body
+    assert dlms_hdlc.decrypt_glo(apdu, 0, ek, ak) == (plain, title)
+    with pytest.raises(DecryptionError):
+        dlms_hdlc.decrypt_glo(apdu[:-1] + bytes([apdu[-1] ^ 1]), 0, ek, ak)
+    # as a capture it is rejected as a whole, never half-decoded
+    items = dlms_items("dlms_u9n-dlms-cosem_4.txt")
+    assert items and all(isinstance(i, FrameError) for i in items)
