@@ -36,7 +36,7 @@ from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, check_framing, open_serial
+from .serial_port import SilenceWatchdog, check_framing, emulator_running, open_serial
 
 
 def load_keys(path: Path) -> tuple[bytes, bytes | None]:
@@ -113,14 +113,8 @@ class DlmsSensor(StreamSensor):
         return dlms_hdlc.Parser(self._keys[0], self._keys[1])
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
         stream = open_serial(self._port(), self.options.baudrate, framing=self.options.framing)

@@ -23,7 +23,7 @@ from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, check_framing, open_serial
+from .serial_port import SilenceWatchdog, check_framing, emulator_running, open_serial
 
 
 class DsmrVersion(str):
@@ -84,14 +84,8 @@ class DsmrSensor(StreamSensor):
         self._last_publish: float | None = None
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
         baudrate, framing = self.options.line

@@ -26,7 +26,7 @@ from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
 from .registry_types import SensorType
-from .serial_port import open_serial
+from .serial_port import emulator_running, open_serial
 
 M = TypeVar("M", iec.Identification, iec.DataBlock)
 
@@ -64,14 +64,8 @@ class IecSensor(PollingSensor):
         self.identification: iec.Identification | None = None
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open(self) -> None:
         self._stream = open_serial(self._port(), 300, framing="7E1", timeout=0.05)

@@ -20,7 +20,7 @@ from ..protocols import ld2410
 from ..protocols.ld2410 import Report, TargetState
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, open_serial
+from .serial_port import SilenceWatchdog, emulator_running, open_serial
 
 MAX_DISTANCE_CM = 800  # 9 gates of 0.75 m, with margin
 MAX_ENERGY = 100
@@ -71,14 +71,8 @@ class LD2410Sensor(StreamSensor):
         self.firmware: str | None = None
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
         stream = open_serial(self._port(), self.options.baudrate, timeout=0.05)

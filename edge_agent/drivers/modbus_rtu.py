@@ -23,7 +23,7 @@ from ..protocols import modbus_rtu as mb
 from ..protocols.obis import plausible
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
 from .registry_types import SensorType
-from .serial_port import check_framing, open_serial
+from .serial_port import check_framing, emulator_running, open_serial
 
 
 class ModbusExceptionError(HardwareError):
@@ -78,14 +78,8 @@ class ModbusSensor(PollingSensor):
         self._stream: ByteStream | None = None
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open(self) -> None:
         self._stream = open_serial(self._port(), self.options.baudrate,

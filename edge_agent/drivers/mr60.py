@@ -22,7 +22,7 @@ from ..model import Channel, Priority, Value
 from ..protocols import mr60
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, open_serial
+from .serial_port import SilenceWatchdog, emulator_running, open_serial
 
 HEART_RANGE = (30, 220)
 RESPIRATION_RANGE = (4, 60)
@@ -69,14 +69,8 @@ class MR60Sensor(StreamSensor):
         self.product: str | None = None
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        if self.emulator is None:
+        with emulator_running(self.emulator):
             super().run(emit, stop)
-            return
-        self.emulator.start()
-        try:
-            super().run(emit, stop)
-        finally:
-            self.emulator.stop()
 
     def open_stream(self) -> ByteStream:
         stream = open_serial(self._port(), self.options.baudrate, timeout=0.05)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import termios
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import serial
 
@@ -140,3 +141,24 @@ class SilenceWatchdog:
 
     def close(self) -> None:
         self._stream.close()
+
+
+class Emulator(Protocol):
+    """A device emulator serving a pty: started before the driver opens the port."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@contextlib.contextmanager
+def emulator_running(emulator: Emulator | None) -> Iterator[None]:
+    """Run the driver with its emulator (hardware: emulated) serving the port meanwhile."""
+    if emulator is None:
+        yield
+        return
+    emulator.start()
+    try:
+        yield
+    finally:
+        emulator.stop()

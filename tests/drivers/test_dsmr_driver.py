@@ -144,7 +144,7 @@ def test_unplugged_meter_comes_back() -> None:
 
 
 def test_scripted_unplug_from_the_emulate_block() -> None:
-    with running(fast(unplug_after=0.3, unplug_for=0.3)) as run:
+    with running(fast(unplug_after=0.3, unplug_for=1.0)) as run:
         run.wait(lambda: run.sensor.stats.errors["DeviceNotFoundError"] >= 1)
         n = len(run.named("power_import"))
         run.wait(lambda: len(run.named("power_import")) > n)
