@@ -35,7 +35,7 @@ class DsmrEmulation:
     values: dict[str, str] = field(default_factory=dict)  # OBIS -> raw value text override
     fault: Fault = "none"
     fault_every: int = 1  # every Nth telegram carries the fault
-    unplug_after: float = 0.0  # seconds after start; 0 = never
+    unplug_after: float = 0.0  # seconds after start, once; 0 = never
     unplug_for: float = 5.0
 
     def __post_init__(self) -> None:
@@ -178,6 +178,7 @@ class DsmrEmulator(PtyDevice):
         self._next: float | None = None
         self._started: float | None = None
         self._unplugged_at: float | None = None
+        self._unplug_done = False
 
     def set_fault(self, fault: Fault, every: int = 1) -> None:
         with self._lock:
@@ -196,7 +197,7 @@ class DsmrEmulator(PtyDevice):
         emu = self.emulation
         if self._started is None:
             self._started = now
-        if emu.unplug_after > 0:
+        if emu.unplug_after > 0 and not self._unplug_done:  # one scripted outage
             if self._unplugged_at is None and now - self._started >= emu.unplug_after:
                 self._unplugged_at = now
                 self._apply("unplug")
@@ -204,8 +205,7 @@ class DsmrEmulator(PtyDevice):
             if self._unplugged_at is not None and self._master is None:
                 if now - self._unplugged_at >= emu.unplug_for:
                     self._apply("replug")
-                    self._started = now
-                    self._unplugged_at = None
+                    self._unplug_done = True
                 return
         if self._next is None:
             self._next = now

@@ -144,10 +144,10 @@ def test_unplugged_meter_comes_back() -> None:
 
 
 def test_scripted_unplug_from_the_emulate_block() -> None:
-    with running(fast(unplug_after=0.3, unplug_for=1.0)) as run:
-        run.wait(lambda: run.sensor.stats.errors["DeviceNotFoundError"] >= 1)
+    with running(fast(unplug_after=0.3, unplug_for=0.5)) as run:
+        run.wait(lambda: run.sensor.stats.errors["DeviceNotFoundError"] >= 1, timeout=15)
         n = len(run.named("power_import"))
-        run.wait(lambda: len(run.named("power_import")) > n)
+        run.wait(lambda: len(run.named("power_import")) > n, timeout=15)  # reopened, backoff
 
 
 def test_dsmr22_at_9600_7e1_without_crc() -> None:
