@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from edge_agent.clock import ManualClock
 from edge_agent.errors import ChannelMismatchError, DurabilityError, KeyFileError
 from edge_agent.model import Channel, Priority, Reading
+from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.keys import create_key, load_key, load_or_create_key
 from edge_agent.store.ranges import RangeSet
@@ -31,7 +33,7 @@ def open_store(root: Path, **kw: object) -> ChannelStore:
 
 
 def drain(store: ChannelStore) -> list[tuple[int, int, list[dict[str, object]]]]:
-    out = []
+    out: list[tuple[int, int, list[dict[str, object]]]] = []
     while True:
         batches = store.lease(100)
         if not batches:
@@ -39,6 +41,23 @@ def drain(store: ChannelStore) -> list[tuple[int, int, list[dict[str, object]]]]
         for b in batches:
             out.append((b.first, b.last, json.loads(b.senml)))
             store.ack(b.first)
+
+
+def _cut_newest_record(root: Path, lane: int = 1) -> None:
+    """Drop the newest record of a lane exactly at a record boundary (a lost fsynced write)."""
+    seg = sorted((root / "ot" / f"lane-{lane}").glob("*.seg"))[-1]
+    data = seg.read_bytes()
+    off = last = 0
+    while off < len(data):
+        last = off
+        off += rec.parse_header(data[off:off + rec.HEAD_SIZE]).size
+    seg.write_bytes(data[:last])
+
+
+def _crash_image(src: Path, dest: Path) -> Path:
+    """What a kill -9 leaves: the files as they are while the store is still open."""
+    shutil.copytree(src, dest)
+    return dest
 
 
 def test_sequence_numbers_start_at_one_and_survive_restart(tmp_path: Path) -> None:
@@ -110,7 +129,30 @@ def test_tampered_record_is_reported_not_delivered(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", [1, 7, 48, 60, 150])
-def test_truncated_tail_opens_and_keeps_earlier_records(tmp_path: Path, cut: int) -> None:
+def test_unfinished_write_at_the_tail_is_cut_and_earlier_records_kept(tmp_path: Path,
+                                                                      cut: int) -> None:
+    live = tmp_path / "live"
+    s = open_store(live, batch_max=5)
+    s.append(readings(5))
+    s.append(readings(5))
+    img = _crash_image(live, tmp_path / "img")  # killed while writing the third batch:
+    s.append(readings(5, start=10))
+    seg = next((live / "ot" / "lane-1").glob("*.seg"))
+    whole = seg.read_bytes()
+    s.close()
+    done = (img / "ot" / "lane-1" / seg.name).stat().st_size
+    with open(img / "ot" / "lane-1" / seg.name, "ab") as f:
+        f.write(whole[done:len(whole) - cut])  # ... part of its record reached the file
+    s = open_store(img, batch_max=5)
+    assert [(a, b) for a, b, _ in drain(s)] == [(1, 5), (6, 10)]
+    assert s.stats().quarantined == 1
+    assert sum(s.stats().evicted.values()) == 0  # it was never accepted: nothing to report
+    assert s.append(readings(1)) == [(11, 11)]  # and its numbers were never handed out
+
+
+@pytest.mark.parametrize("cut", [1, 7, 48, 60, 150])
+def test_accepted_tail_record_cut_is_reported_and_its_numbers_not_reused(tmp_path: Path,
+                                                                         cut: int) -> None:
     s = open_store(tmp_path, batch_max=5)
     s.append(readings(5))
     s.append(readings(5))
@@ -122,8 +164,8 @@ def test_truncated_tail_opens_and_keeps_earlier_records(tmp_path: Path, cut: int
     got = [(a, b) for a, b, _ in drain(s)]
     assert got == [(1, 5)]
     assert s.stats().quarantined == 1
-    # an unfinished write at the tail was never accepted: its numbers are free again
-    assert s.append(readings(1)) == [(6, 6)]
+    assert (6, 10, "corrupt") in s.stats().evicted_recent
+    assert s.append(readings(1)) == [(11, 11)]
 
 
 def test_garbage_file_is_quarantined(tmp_path: Path) -> None:
@@ -158,8 +200,8 @@ def test_size_budget_evicts_oldest_lowest_priority_never_alarms(tmp_path: Path) 
     # every number is accounted for: pending + evicted, no silent loss
     pending = RangeSet()
     s.release()
-    for b in s.lease(100_000):
-        pending.add(b.first, b.last)
+    for bt in s.lease(100_000):
+        pending.add(bt.first, bt.last)
     all_ev = RangeSet()
     for f in tmp_path.glob("ot/evicted.log"):
         assert f.stat().st_size > 0
@@ -274,10 +316,10 @@ def test_property_every_accepted_number_is_delivered_or_pending(
             accepted.add(a, b)
     delivered = RangeSet()
     leased = s.lease(len(acks))
-    for b, ok in zip(leased, acks, strict=False):
+    for bt, ok in zip(leased, acks, strict=False):
         if ok:
-            s.ack(b.first)
-            delivered.add(b.first, b.last)
+            s.ack(bt.first)
+            delivered.add(bt.first, bt.last)
     s.close()
     s = open_store(root, batch_max=7)
     for a, b, _ in drain(s):
@@ -306,3 +348,154 @@ def test_readings_from_an_unset_clock_are_marked(tmp_path: Path) -> None:
     early, synced = json.loads(b.senml)
     assert early["clock_"] == "unsynced" and early["t"] == 42.0
     assert "clock_" not in synced
+
+
+# ---------------------------------------------------------------- sequence numbers are never reused
+
+
+def test_newest_record_cut_at_a_boundary_is_reported_lost_and_never_reused(
+        tmp_path: Path) -> None:
+    s = open_store(tmp_path, batch_max=5)
+    s.append(readings(5))
+    s.append(readings(5))
+    s.close()
+    _cut_newest_record(tmp_path)
+    s = open_store(tmp_path, batch_max=5)
+    assert [(a, b) for a, b, _ in drain(s)] == [(1, 5)]
+    assert (6, 10, "corrupt") in s.stats().evicted_recent  # named, not silently gone
+    assert s.append(readings(1)) == [(11, 11)]  # 6..10 were accepted once: never again
+    s.close()
+
+
+def test_process_crash_then_lost_record_is_named_exactly(tmp_path: Path) -> None:
+    """Same boot (page cache intact): the unsynced last-assigned hint is exact, no skip."""
+    s = open_store(tmp_path / "live", batch_max=5)
+    s.append(readings(5))
+    s.append(readings(5))
+    img = _crash_image(tmp_path / "live", tmp_path / "img")
+    s.close()
+    _cut_newest_record(img)
+    s2 = open_store(img, batch_max=5)
+    assert (6, 10, "corrupt") in s2.stats().evicted_recent
+    assert s2.stats().evicted["skipped"] == 0
+    assert s2.append(readings(1)) == [(11, 11)]
+    s2.close()
+
+
+def test_power_cut_skips_the_reserved_range_instead_of_reusing_it(tmp_path: Path) -> None:
+    """After a power cut nothing unsynced is trusted: numbers restart above the fsynced
+    reservation, and the numbers in between are reported as skipped."""
+    s = open_store(tmp_path / "live", batch_max=5)
+    s.append(readings(5))
+    s.append(readings(5))
+    img = _crash_image(tmp_path / "live", tmp_path / "img")
+    s.close()
+    _cut_newest_record(img)
+    (img / "ot" / "seq.last").write_bytes(b"")  # the unsynced hint did not survive
+    s2 = open_store(img, batch_max=5, boot_id="after-the-power-cut")
+    st_ = s2.stats()
+    skipped = [(a, b) for a, b, why in st_.evicted_recent if why == "skipped"]
+    assert len(skipped) == 1 and skipped[0][0] == 6 and skipped[0][1] >= 10
+    (first, _), = s2.append(readings(1))
+    assert first == skipped[0][1] + 1 > 10
+    s2.close()
+    s3 = open_store(img, batch_max=5)  # clean restart: no new gap
+    assert s3.next_seq == first + 1
+    assert s3.stats().evicted["skipped"] == st_.evicted["skipped"]
+    s3.close()
+
+
+def test_crash_in_the_same_boot_leaves_no_gap(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "live", batch_max=5)
+    s.append(readings(7))
+    img = _crash_image(tmp_path / "live", tmp_path / "img")
+    s.close()
+    s2 = open_store(img, batch_max=5)
+    assert s2.next_seq == 8
+    assert sum(s2.stats().evicted.values()) == 0
+    s2.close()
+
+
+def test_old_style_hwm_after_unclean_stop_is_taken_as_reserved(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "live", batch_max=5)
+    s.append(readings(5))
+    img = _crash_image(tmp_path / "live", tmp_path / "img")
+    s.close()
+    (img / "ot" / "seq.hwm").write_text("500\n")  # written by an older version
+    (img / "ot" / "seq.last").unlink(missing_ok=True)
+    s2 = open_store(img, batch_max=5)
+    assert (6, 500, "skipped") in s2.stats().evicted_recent
+    assert s2.append(readings(1)) == [(501, 501)]
+    s2.close()
+
+
+# ---------------------------------------------------------------- journals survive a torn entry
+
+
+def test_journal_torn_entry_then_appends_and_reopen(tmp_path: Path) -> None:
+    from edge_agent.store.journal import Journal
+
+    path = tmp_path / "evicted.log"
+    j = Journal(path)
+    j.append(1, 5, 1)
+    j.append(6, 9, 2, sync=True)
+    with open(path, "ab") as f:  # what a write cut short by ENOSPC leaves behind
+        f.write(b"\x0a\x00\x00\x00\x00\x00\x00\x00\x0c\x00")
+    j.append(10, 12, 3)
+    j.append(13, 13, 4, sync=True)
+    j.close()
+    j = Journal(path)
+    assert list(j.entries()) == [(1, 5, 1), (6, 9, 2), (10, 12, 3), (13, 13, 4)]
+    j.append(14, 20, 1)
+    j.close()
+    assert list(Journal(path).entries())[-1] == (14, 20, 1)
+    assert path.stat().st_size == 5 * 21  # the torn bytes were cleaned away
+
+
+def test_journal_short_write_is_rolled_back(tmp_path: Path) -> None:
+    from edge_agent.store.journal import Journal
+
+    calls = {"n": 0}
+
+    def write(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the disk fills in the middle of the second entry
+            return os.write(fd, data[:9])
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    path = tmp_path / "acked.log"
+    j = Journal(path, write=write)
+    j.append(1, 1)
+    with pytest.raises(OSError) as exc:
+        j.append(2, 2)
+    assert exc.value.errno == errno.ENOSPC
+    with pytest.raises(OSError):
+        j.append(2, 2)
+    j.append(2, 3)  # space again
+    j.close()
+    assert list(Journal(path).entries()) == [(1, 1, 0), (2, 3, 0)]
+
+
+def test_evictions_after_a_torn_evicted_log_keep_their_reason(tmp_path: Path) -> None:
+    seg = 64 * 1024
+    kw: dict[str, object] = {"max_bytes": 3 * seg, "segment_bytes": seg, "batch_max": 200,
+                             "reserve_bytes": 0}
+    s = open_store(tmp_path, **kw)
+    n = 0
+    while s.stats().evicted["size"] == 0:
+        s.append(readings(200, Priority.BULK, start=n))
+        n += 200
+    with open(tmp_path / "ot" / "evicted.log", "ab") as f:
+        f.write(b"\x01\x02\x03")  # torn entry while the store is running
+    before = s.stats().evicted["size"]
+    while s.stats().evicted["size"] < 2 * before:
+        s.append(readings(200, Priority.BULK, start=n))
+        n += 200
+    size = s.stats().evicted["size"]
+    s.close()
+    s = open_store(tmp_path, **kw)
+    assert s.stats().evicted["size"] == size
+    assert s.stats().evicted["corrupt"] == 0
+    s.close()

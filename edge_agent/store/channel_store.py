@@ -5,7 +5,8 @@
     <root>/<channel>/lane-2/...                bulk lane
     <root>/<channel>/acked.log                 delivered ranges (journal)
     <root>/<channel>/evicted.log               ranges dropped by policy or lost, with reason
-    <root>/<channel>/seq.hwm                   reserved sequence high-water mark
+    <root>/<channel>/seq.hwm                   reserved sequence high-water mark (fsynced)
+    <root>/<channel>/seq.last                  last number handed out (a hint, never fsynced)
     <root>/<channel>/quarantine/               copies of files that failed to read
     <root>/<channel>/dead/                     records the broker refused (dead letters)
 
@@ -13,6 +14,10 @@ A batch is *accepted* when its records are written and fsynced; only then are it
 sequence numbers final and returned. Delivered (acknowledged) ranges go to the ack journal;
 a segment file is deleted once every record in it is acknowledged or evicted, after the
 journal saying so is synced. See docs/design/0001-store-and-uplink.md.
+
+Sequence numbers are never handed out twice, even when the newest accepted record is lost
+(a power cut that takes an fsynced write with it, a truncated file): see
+docs/design/0002-sequence-numbers-never-reused.md.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import errno
 import logging
 import os
 import shutil
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +56,50 @@ EVICT_SIZE = 1
 EVICT_RETENTION = 2
 EVICT_CORRUPT = 3
 EVICT_REJECTED = 4  # dead-lettered: the broker refused it
-EVICT_SKIPPED = 5  # sequence numbers reserved but never confirmed (after corruption)
+EVICT_SKIPPED = 5  # reserved numbers that may or may not have been handed out (power cut)
 EVICT_SHREDDED = 6  # sealed with a key that was shredded on purpose (retention, decommission)
 REASONS = {EVICT_SIZE: "size", EVICT_RETENTION: "retention", EVICT_CORRUPT: "corrupt",
            EVICT_REJECTED: "rejected", EVICT_SKIPPED: "skipped", EVICT_SHREDDED: "shredded"}
 HWM_STEP = 100_000
 RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+_U64 = struct.Struct("<Q")
+_LAST = struct.Struct("<QI")  # seq.last: number, crc32 of the number's 8 bytes
+
+
+def current_boot_id() -> str | None:
+    """This boot's id: a process crash keeps it (and the page cache); a power cut does not."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class HighWater:
+    """What ``seq.hwm`` says. ``clean``: ``value`` is exactly the last number handed out
+    (written by ``close``). Otherwise ``value`` is a reservation made in boot ``boot``
+    (``None``: unknown, e.g. a file from an older version): numbers up to it may be in use."""
+
+    value: int
+    clean: bool
+    boot: str | None
+
+    def render(self) -> str:
+        return f"{self.value} clean\n" if self.clean else f"{self.value} reserved {self.boot}\n"
+
+    @classmethod
+    def parse(cls, text: str) -> HighWater:
+        parts = text.split()
+        if not parts:
+            return cls(0, False, None)
+        value = int(parts[0])  # ValueError for garbage
+        if value < 0:
+            raise ValueError("negative high-water mark")
+        if len(parts) >= 2 and parts[1] == "clean":
+            return cls(value, True, None)
+        boot = parts[2] if len(parts) >= 3 and parts[1] == "reserved" else None
+        return cls(value, False, boot if boot != "None" else None)
 
 _encoder = msgspec.json.Encoder()
 
@@ -123,7 +168,8 @@ class ChannelStore:
                  batch_max: int = 500, retention: float | None = None,
                  clock: Clock | None = None, fsync: Callable[[int], None] = os.fsync,
                  key_id: int = 1, reserve_bytes: int = RESERVE_BYTES,
-                 on_event: Callable[[str, str, str], None] | None = None) -> None:
+                 on_event: Callable[[str, str, str], None] | None = None,
+                 boot_id: str | None = None) -> None:
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -135,6 +181,7 @@ class ChannelStore:
         self._clock = clock or SystemClock()
         self._fsync = fsync
         self._reserve_bytes = reserve_bytes
+        self._boot = boot_id if boot_id is not None else current_boot_id()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._closed = False
@@ -167,23 +214,37 @@ class ChannelStore:
         self._acked = acked
         self._evicted = evicted
         known = RangeSet()
-        self._damaged = False
         for lane in range(3):
             self._scan_lane(lane, known)
-        top = max(known.max(), acked.max(), evicted.max())
         hwm = self._read_hwm()
-        # Holes below the top are sequence numbers whose records were lost (corruption,
-        # a deleted file). Report them, never reuse them.
+        self._last_fd = os.open(self.dir / "seq.last", os.O_RDWR | os.O_CREAT, 0o600)
+        hint = self._read_last()
+        # Every number up to ``hint`` was handed out (it is written after each commit).
+        top = max(known.max(), acked.max(), evicted.max(), hint)
+        # After close() the mark is exact; after a crash in this same boot the page cache
+        # survived, so ``hint`` is exact too. Otherwise (a power cut, an unknown boot) the
+        # newest accepted records may be gone without a trace: only the reservation bounds
+        # what was handed out.
+        exact = hwm.clean or (hwm.boot is not None and hwm.boot == self._boot)
+        if hwm.clean:
+            top = max(top, hwm.value)
+        # Holes below the top are numbers whose records were lost (corruption, a deleted
+        # or truncated file). Report them, never reuse them.
         for a, b in self._holes(known, top):
             self._record_eviction(a, b, EVICT_CORRUPT, sync=False)
             self._event("store", "lost", f"seq {a}..{b} missing from the store (corrupt)")
-        if self._damaged and hwm > top:
-            # The newest records may have been in the damaged part: skip the reserved range.
-            self._record_eviction(top + 1, hwm, EVICT_SKIPPED, sync=False)
-            top = hwm
+        if not exact and hwm.value > top:
+            log.warning("store %s: not closed cleanly in an earlier boot (power cut?): "
+                        "seq %d..%d were reserved and may have been used; skipped, not "
+                        "reused", self.channel.value, top + 1, hwm.value)
+            self._record_eviction(top + 1, hwm.value, EVICT_SKIPPED, sync=False)
+            self._event("store", "skipped", f"seq {top + 1}..{hwm.value} reserved before an "
+                        "unclean stop; never reused")
+            top = hwm.value
         self._evj.sync()
         self.next_seq = top + 1
-        self._hwm = max(hwm, top)
+        # a clean mark is not a reservation: the first commit reserves again
+        self._hwm = top if hwm.clean else max(hwm.value, top)
         self._delete_finished()
         self._ensure_reserve()
 
@@ -203,9 +264,8 @@ class ChannelStore:
                 segs.append((int(p.stem), p))
             else:
                 self._quarantine(p, "not a segment file")
-                self._damaged = True
         segs.sort()
-        for i, (first, path) in enumerate(segs):
+        for first, path in segs:
             seg = _Segment(lane, first, path, 0)
             data = path.read_bytes()
             keep, damaged, tail_only = self._scan_segment(seg, data, known)
@@ -213,10 +273,8 @@ class ChannelStore:
                 self.quarantined += 1
                 self._quarantine(path, f"{len(data) - keep} unreadable bytes cut"
                                  if tail_only else "damaged records inside", copy=True)
-                # A torn tail of a lane's newest file is an unfinished (unsynced) write;
-                # anything else means accepted data may be gone.
-                if not (tail_only and i == len(segs) - 1):
-                    self._damaged = True
+                # Whether accepted numbers went with the damage is decided in _open from
+                # the high-water mark and the seq.last hint, not from where the damage is.
             if keep < len(data):
                 with open(path, "r+b") as f:
                     f.truncate(keep)
@@ -278,26 +336,55 @@ class ChannelStore:
         log.error("store %s: quarantined %s (%s) -> %s", self.channel.value, path, why, dest)
         self._event("store", "quarantined", f"{path.name}: {why}")
 
-    def _read_hwm(self) -> int:
+    def _read_hwm(self) -> HighWater:
+        path = self.dir / "seq.hwm"
         try:
-            return int((self.dir / "seq.hwm").read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            return 0
+            return HighWater.parse(path.read_text())
+        except FileNotFoundError:
+            return HighWater(0, False, None)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.error("store %s: %s is unreadable (%s); numbers restart above what the "
+                      "segments and journals show", self.channel.value, path, exc)
+            self._event("store", "damaged", f"{path.name}: {exc}")
+            return HighWater(0, False, None)
 
-    def _reserve_seqs(self, upto: int) -> None:
-        if upto <= self._hwm:
-            return
-        new = upto + HWM_STEP
+    def _write_hwm(self, mark: HighWater) -> None:
+        """Replace seq.hwm atomically and durably (tmp, fsync, rename, fsync dir)."""
         tmp = self.dir / "seq.hwm.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, f"{new}\n".encode())
+            data = mark.render().encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, f"{tmp}: short write")
             self._fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.dir / "seq.hwm")
         fsync_dir(self.dir)
+
+    def _reserve_seqs(self, upto: int) -> None:
+        """Make ``upto`` durable as reserved *before* any number up to it is handed out."""
+        if upto <= self._hwm:
+            return
+        new = upto + HWM_STEP
+        self._write_hwm(HighWater(new, False, self._boot))
         self._hwm = new
+
+    def _read_last(self) -> int:
+        try:
+            data = os.pread(self._last_fd, _LAST.size, 0)
+        except OSError:
+            return 0
+        if len(data) < _LAST.size:
+            return 0
+        value, crc = _LAST.unpack(data)
+        return value if zlib.crc32(_U64.pack(value)) == crc else 0
+
+    def _note_last(self, last: int) -> None:
+        """The hint: one small pwrite per commit, no fsync (exact while the page cache
+        lives, i.e. across a process crash; a lower bound after a power cut)."""
+        with contextlib.suppress(OSError):
+            os.pwrite(self._last_fd, _LAST.pack(last, zlib.crc32(_U64.pack(last))), 0)
 
     def _ensure_reserve(self) -> None:
         if self._reserve_bytes <= 0:
@@ -325,11 +412,14 @@ class ChannelStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, readings: list[Reading]) -> list[tuple[int, int]]:
+    def append(self, readings: list[Reading], *, final: bool = True) -> list[tuple[int, int]]:
         """Accept readings: write, fsync, and return the assigned sequence ranges.
 
         Raises ChannelMismatchError (nothing written), StoreFullError or DurabilityError
-        (the batch was not accepted; nothing of it will be delivered).
+        (the batch was not accepted; nothing of it will be delivered). A failed batch is
+        counted in ``not_accepted`` unless ``final`` is False: a caller that will retry
+        it counts it itself (``note_not_accepted``) once it gives up, so that a reading
+        is counted once however many attempts it took.
         """
         if not readings:
             return []
@@ -353,11 +443,17 @@ class ChannelStore:
             try:
                 ranges = self._write_locked(plaintexts)
             except (StoreFullError, DurabilityError):
-                self.not_accepted += len(readings)
+                if final:
+                    self.not_accepted += len(readings)
                 raise
             self.accepted += len(readings)
             self._cond.notify_all()
             return ranges
+
+    def note_not_accepted(self, count: int) -> None:
+        """Count readings a caller finally gave up on (after ``append(..., final=False)``)."""
+        with self._cond:
+            self.not_accepted += count
 
     def _write_locked(self, items: list[tuple[int, list[Reading], bytes]]) -> list[tuple[int, int]]:
         total = sum(len(c) for _, c, _ in items)
@@ -397,6 +493,7 @@ class ChannelStore:
             self._pending[ref.lane][ref.first] = ref
             ref.seg.live += 1
         self.next_seq = seq
+        self._note_last(seq - 1)
         return [(r.first, r.last) for r in placed]
 
     def _write_records(self, records: list[tuple[int, int, int, float, bytes]]) -> list[_Ref]:
@@ -719,4 +816,13 @@ class ChannelStore:
                     self._seal(seg)
             self._acks.close()
             self._evj.close()
+            # Exactly the last number handed out: the next start needs to skip nothing.
+            # If this cannot be written (full disk) the reservation stays, which is safe.
+            try:
+                self._write_hwm(HighWater(self.next_seq - 1, True, None))
+            except OSError as exc:
+                log.warning("store %s: cannot mark a clean close (%s)", self.channel.value,
+                            exc)
+            with contextlib.suppress(OSError):
+                os.close(self._last_fd)
             self._cond.notify_all()

@@ -1,20 +1,40 @@
 """Small append-only journals of sequence ranges (acknowledged, evicted), torn-write safe.
 
-Each entry is 21 bytes: first (u64), last (u64), tag (u8), crc32 (u32). A torn or garbled
-tail is ignored on load (an unsynced ack only causes a resend; evictions are synced before
-the data they describe is removed).
+Each entry is 21 bytes: first (u64), last (u64), tag (u8), crc32 (u32) over the first 17.
+
+A journal must survive a torn entry without losing the entries after it:
+
+- ``append`` keeps the file entry-aligned: a write that fails or comes back short (ENOSPC,
+  EFBIG) is cut back to the last whole entry before the error is raised, so the next
+  append (after space is freed) does not land behind half an entry;
+- loading skips what is not a valid entry and *resynchronises* on the next one (a CRC
+  that matches its 17 bytes), so a torn entry in the middle (a crash between a short
+  write and its roll-back, or a file written by an older version that did not roll back)
+  costs that entry only; a torn tail is truncated away and a damaged middle is rewritten
+  (atomically) so later appends stay aligned.
+
+A lost ack only causes a resend; evictions are synced before the data they describe is
+removed, so a lost eviction entry shows up as a range reported ``corrupt``, never silently.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 _ENTRY = struct.Struct("<QQB")
-_SIZE = _ENTRY.size + 4
+_CRC = struct.Struct("<I")
+_SIZE = _ENTRY.size + _CRC.size
+
+log = logging.getLogger("edge_agent.store")
+
+Entry = tuple[int, int, int]
 
 
 def fsync_dir(path: Path) -> None:
@@ -25,29 +45,84 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def encode(first: int, last: int, tag: int = 0) -> bytes:
+    e = _ENTRY.pack(first, last, tag)
+    return e + _CRC.pack(zlib.crc32(e))
+
+
+def _valid_at(data: bytes, off: int) -> Entry | None:
+    if off + _SIZE > len(data):
+        return None
+    (crc,) = _CRC.unpack_from(data, off + _ENTRY.size)
+    if zlib.crc32(data[off:off + _ENTRY.size]) != crc:
+        return None
+    first, last, tag = _ENTRY.unpack_from(data, off)
+    if not 1 <= first <= last:
+        return None
+    return first, last, tag
+
+
+def parse(data: bytes) -> tuple[list[Entry], int, int]:
+    """(valid entries in file order, end of the last valid entry, bytes skipped before it)."""
+    entries: list[Entry] = []
+    off = end = skipped = 0
+    n = len(data)
+    while off + _SIZE <= n:
+        e = _valid_at(data, off)
+        if e is not None:
+            entries.append(e)
+            off += _SIZE
+            end = off
+            continue
+        # resynchronise: the next offset where a whole, valid entry starts
+        nxt = off + 1
+        while nxt + _SIZE <= n and _valid_at(data, nxt) is None:
+            nxt += 1
+        if nxt + _SIZE > n:
+            break
+        skipped += nxt - off
+        off = nxt
+    return entries, end, skipped
+
+
 class Journal:
-    def __init__(self, path: Path, fsync: Callable[[int], None] = os.fsync) -> None:
+    def __init__(self, path: Path, fsync: Callable[[int], None] = os.fsync,
+                 write: Callable[[int, bytes], int] = os.write) -> None:
         self.path = path
         self._fsync = fsync
+        self._write = write
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         self.dirty = False
+        data = path.read_bytes()
+        self._entries, end, skipped = parse(data)
+        self.repaired = 0  # bytes of torn or garbled entries dropped on open
+        if skipped:
+            self.repaired = len(data) - _SIZE * len(self._entries)
+            log.warning("journal %s: %d bytes of damaged entries skipped; rewriting it",
+                        path, self.repaired)
+            try:
+                self.rewrite(self._entries)
+            except OSError as exc:  # e.g. a full disk: loading resyncs past it anyway
+                log.error("journal %s: cannot rewrite (%s); kept as it is", path, exc)
+        elif end < len(data):
+            self.repaired = len(data) - end
+            log.warning("journal %s: torn tail of %d bytes cut", path, self.repaired)
+            os.ftruncate(self._fd, end)
 
-    def entries(self) -> Iterator[tuple[int, int, int]]:
-        data = self.path.read_bytes()
-        for off in range(0, len(data) - _SIZE + 1, _SIZE):
-            chunk = data[off:off + _ENTRY.size]
-            (crc,) = struct.unpack_from("<I", data, off + _ENTRY.size)
-            if zlib.crc32(chunk) != crc:
-                break
-            yield _ENTRY.unpack(chunk)
-        # a partial tail is dropped at the next rewrite; appends stay entry-aligned
-        tail = len(data) % _SIZE
-        if tail:
-            os.ftruncate(self._fd, len(data) - tail)
+    def entries(self) -> list[Entry]:
+        """The entries read when the journal was opened (file order)."""
+        return list(self._entries)
 
     def append(self, first: int, last: int, tag: int = 0, sync: bool = False) -> None:
-        e = _ENTRY.pack(first, last, tag)
-        os.write(self._fd, e + struct.pack("<I", zlib.crc32(e)))
+        """Append one entry. A failed or short write (ENOSPC) is cut back off the file
+        before the error is raised, so the next entry does not land behind half of one."""
+        data = encode(first, last, tag)
+        n = self._write(self._fd, data)  # an OSError here wrote nothing
+        if n != len(data):
+            with contextlib.suppress(OSError):  # shrinking a file needs no space
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - n)
+            raise OSError(errno.ENOSPC, f"{self.path}: short write ({n} of {len(data)} "
+                                        "bytes), rolled back")
         self.dirty = True
         if sync:
             self.sync()
@@ -60,19 +135,21 @@ class Journal:
     def size(self) -> int:
         return os.fstat(self._fd).st_size
 
-    def rewrite(self, entries: list[tuple[int, int, int]]) -> None:
-        """Atomically replace the journal with ``entries`` (compaction)."""
+    def rewrite(self, entries: list[Entry]) -> None:
+        """Atomically replace the journal with ``entries`` (compaction, repair)."""
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            buf = bytearray()
-            for first, last, tag in entries:
-                e = _ENTRY.pack(first, last, tag)
-                buf += e + struct.pack("<I", zlib.crc32(e))
-            os.write(fd, bytes(buf))
+            buf = b"".join(encode(first, last, tag) for first, last, tag in entries)
+            if os.write(fd, buf) != len(buf):
+                raise OSError(errno.ENOSPC, f"{tmp}: short write")
             self._fsync(fd)
-        finally:
+        except OSError:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.close(fd)
         os.replace(tmp, self.path)
         fsync_dir(self.path.parent)
         os.close(self._fd)
