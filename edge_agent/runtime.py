@@ -84,21 +84,25 @@ class ChannelWriter:
             self.log.exception("writer crashed")
 
     def _commit(self, readings: list[Reading]) -> None:
+        """Commit, with one more try after a storage failure. Readings that are finally not
+        accepted are counted once (``store.not_accepted``), however many tries it took."""
         if not readings:
             return
         for attempt in (1, 2):
             try:
-                self.store.append(readings)
-                self.on_commit()
-                return
+                self.store.append(readings, final=False)
             except DurabilityError as exc:
                 # The failed segment is never written again; one more try goes to a new one.
                 self.log.error("commit of %d readings failed (attempt %d): %s",
                                len(readings), attempt, exc)
+                continue
             except StoreFullError as exc:
-                self.log.error("store full: %d readings NOT accepted: %s", len(readings), exc)
-                return
-        self.log.error("%d readings NOT accepted after a storage failure", len(readings))
+                self.log.error("store full: %s", exc)
+                break
+            self.on_commit()
+            return
+        self.store.note_not_accepted(len(readings))
+        self.log.error("%d readings NOT accepted", len(readings))
 
 
 @dataclass

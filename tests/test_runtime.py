@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge_agent.clock import ManualClock
 from edge_agent.config import load_config
 from edge_agent.consumer import Consumer
 from edge_agent.drivers.base import Emit, Sensor
@@ -16,7 +22,8 @@ from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
 from edge_agent.ingest import IngestQueue
 from edge_agent.model import Channel, Priority, Reading
 from edge_agent.mosquitto import Mosquitto, free_port
-from edge_agent.runtime import Agent
+from edge_agent.runtime import Agent, ChannelWriter
+from edge_agent.store.channel_store import ChannelStore
 from tests.conftest import wait_for, write_site
 
 
@@ -111,3 +118,95 @@ def test_failover_to_the_second_broker(tmp_path: Path,
         agent.shutdown()
         c.stop()
 
+
+
+class _SegmentFsyncFails:
+    """Real fsync, except that the next ``times`` fsyncs of a segment file fail (EIO)."""
+
+    def __init__(self, times: int) -> None:
+        self.left = times
+
+    def __call__(self, fd: int) -> None:
+        if self.left and os.readlink(f"/proc/self/fd/{fd}").endswith(".seg"):
+            self.left -= 1
+            raise OSError(errno.EIO, "injected fsync failure")
+        os.fsync(fd)
+
+
+def _commit_once(store: ChannelStore, batch: list[Reading]) -> int:
+    """Run a ChannelWriter over one queued batch until it stops; returns on_commit calls."""
+    q = IngestQueue(1000)
+    commits: list[int] = []
+    w = ChannelWriter(Channel.OT, q, store, 60.0, lambda: commits.append(1), ManualClock())
+    q.put(batch)
+    w.stop.set()  # commit what is queued, then return
+    w.thread.start()
+    w.thread.join(10)
+    assert not w.thread.is_alive() and w.error is None
+    return len(commits)
+
+
+@pytest.mark.parametrize(("failures", "accepted", "not_accepted"),
+                         [(0, 10, 0), (1, 10, 0), (2, 0, 10), (3, 0, 10)])
+def test_writer_counts_a_reading_not_accepted_once_across_retries(
+        tmp_path: Path, failures: int, accepted: int, not_accepted: int) -> None:
+    store = ChannelStore(tmp_path, Channel.OT, bytes(32), fsync=_SegmentFsyncFails(failures),
+                         reserve_bytes=0)
+    batch = [Reading("m", Channel.OT, Priority.NORMAL, "p", float(i), 1.7e9) for i in range(10)]
+    try:
+        commits = _commit_once(store, batch)
+        st = store.stats()
+        assert (st.accepted, st.not_accepted) == (accepted, not_accepted)
+        assert commits == (1 if accepted else 0)
+    finally:
+        store.close()
+
+
+def test_writer_counts_a_full_store_once(tmp_path: Path) -> None:
+    store = ChannelStore(tmp_path, Channel.OT, bytes(32), max_bytes=1, reserve_bytes=0)
+    try:
+        store.append([Reading("sos", Channel.OT, Priority.ALARM, "pressed", True, 1.7e9)])
+        batch = [Reading("m", Channel.OT, Priority.NORMAL, "p", 1.0, 1.7e9)] * 7
+        assert _commit_once(store, batch) == 0
+        st = store.stats()
+        assert (st.accepted, st.not_accepted) == (1, 7)
+    finally:
+        store.close()
+
+
+class _DroppedConnectionClient:
+    """paho as the pump sees it when the connection drops mid-window: the first ``ok``
+    publish() calls succeed, later ones return MQTT_ERR_NO_CONN (paho's real behaviour)."""
+
+    def __init__(self, ok: int) -> None:
+        self.ok = ok
+        self.mid = 0
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0,
+                retain: bool = False) -> mqtt.MQTTMessageInfo:
+        self.mid += 1
+        info = mqtt.MQTTMessageInfo(self.mid)
+        info.rc = mqtt.MQTT_ERR_SUCCESS if self.mid <= self.ok else mqtt.MQTT_ERR_NO_CONN
+        return info
+
+    def disconnect(self) -> None:
+        pass
+
+    def loop_stop(self) -> None:
+        pass
+
+
+def test_a_local_publish_failure_returns_the_whole_leased_window(tmp_path: Path) -> None:
+    cfg = write_site(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
+    try:
+        store.append([Reading("m", Channel.OT, Priority.NORMAL, "p", float(i), 1.7e9)
+                      for i in range(6 * store.batch_max)])  # 6 records, window 8
+        up._client = _DroppedConnectionClient(ok=2)  # type: ignore[assignment]
+        up._pump()  # publishes 2, the 3rd fails: back to reconnecting
+        up._teardown()  # connection gone: everything in flight goes back to the store
+        assert len(store.lease(100)) == 6  # nothing may stay leased by nobody
+    finally:
+        for s in agent.stores.values():
+            s.close()

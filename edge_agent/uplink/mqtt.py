@@ -294,8 +294,10 @@ class ChannelUplink:
             batches = self.store.lease(ALARM_SLACK - inflight_alarm, lanes=(Priority.ALARM,))
             if window - inflight_normal > 0:
                 batches += self.store.lease(window - inflight_normal)
-            for b in batches:
+            for i, b in enumerate(batches):
                 if not self._publish(client, b):
+                    # the rest of the lease was never sent: back to the queue, in order
+                    self.store.release(x.first for x in batches[i + 1:])
                     return
             self._maybe_health(client)
             if not batches:
