@@ -22,6 +22,7 @@ from hil.faults.rig import (
     quiet_site,
     read_store,
     site,
+    stuck_ranges,
 )
 
 
@@ -91,7 +92,7 @@ def broker_kill(work: Path, kills: int = 3, seed: int | None = None) -> Result:
             before = c.snapshot().readings
             t0 = time.monotonic()
             g.proxy.refuse = False
-            if wait_for(lambda b=before: c.snapshot().readings > b, 20):
+            if wait_for(lambda b=before: c.snapshot().readings > b, 20):  # type: ignore[misc]
                 recover.append(time.monotonic() - t0)
         agent_alive = agent.alive
         agent.stop()
@@ -111,7 +112,9 @@ def broker_kill(work: Path, kills: int = 3, seed: int | None = None) -> Result:
 
 def broker_refuse(work: Path, seconds: float = 3.0) -> Result:
     """The broker refuses: (a) a listener that closes every connection at once,
-    (b) the broker stopped and its port closed. The agent backs off and resumes."""
+    (b) the broker stopped and its port closed. The agent backs off and resumes; while it
+    still runs, nothing below what the consumer has seen may stay missing (a batch leased
+    and never sent nor returned would only go out after a restart, behind newer data)."""
     res = Result("broker-refuse", f"listener closing at once {seconds}s; port closed {seconds}s")
     g = GatedBroker(work / "broker")
     try:
@@ -139,16 +142,26 @@ def broker_refuse(work: Path, seconds: float = 3.0) -> Result:
         g.proxy.refuse = False
         ok_b = wait_for(lambda: c.snapshot().readings > before, 20)
         resume_b = time.monotonic() - t0
+        stuck = stuck_ranges(c)
         alive = agent.alive
         agent.stop()
         drained = drain_and_stop(AgentProcess(quiet_site(work, [g.proxy.url]),
                                               work / "agent.log"), c)
         view = read_store(work / "state")
-        judge(res, c, view, resends=3, extra_ok=ok_a and ok_b and alive and drained)
+        judge(res, c, view, resends=3,
+              extra_ok=ok_a and ok_b and alive and drained and not stuck)
         c.stop()
     finally:
         g.close()
     res.figures["resume_s"] = f"{resume_a:.2f}/{resume_b:.2f}"
+    res.figures["stuck"] = sum(b - a + 1 for a, b in stuck)
+    if stuck or res.order_violations:
+        res.notes.append(
+            f"stuck while the agent ran: {stuck[:5]}; order violations "
+            f"{res.order_violations}. Known uplink bug: a publish() that fails locally "
+            "(MQTT_ERR_NO_CONN just after a disconnect) returns only that batch to the store; "
+            "the rest of the leased window stays in flight until a restart and then goes "
+            "out behind newer data. See docs/design/0003-broker-refuse-order.md.")
     res.saw = (f"{refused} connections refused in {seconds}s (backoff); resumed "
                f"{resume_a:.2f}s / {resume_b:.2f}s after the broker came back; "
                f"{res.received} of {res.accepted} seqs; agent stayed up: {alive}; "
@@ -241,12 +254,13 @@ def network(work: Path, keepalive: float = 2.0, stalls: int = 2) -> Result:
             n = g.proxy.accepted
             t0 = time.monotonic()
             g.proxy.stall()
-            if wait_for(lambda n=n: g.proxy.accepted > n, 4 * keepalive + 10, 0.01):
+            if wait_for(lambda n=n: g.proxy.accepted > n,  # type: ignore[misc]
+                        4 * keepalive + 10, 0.01):
                 detect.append(time.monotonic() - t0)
             g.proxy.cut()  # the frozen sockets: the rig closes its side
             g.proxy.resume()
             before = c.snapshot().readings
-            wait_for(lambda b=before: c.snapshot().readings > b, 20)
+            wait_for(lambda b=before: c.snapshot().readings > b, 20)  # type: ignore[misc]
         g.proxy.delay = 0.2
         before = c.snapshot().readings
         ok_delay = wait_for(lambda: c.snapshot().readings > before + 500, 20)
