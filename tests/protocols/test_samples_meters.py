@@ -1,4 +1,4 @@
-"""Real meter captures from /work/shared/samples decode to the values they show."""
+"""Real meter captures from ../shared/samples (next to the repository) decode to the values they show."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from edge_agent.decode import load_capture, run_decode
 from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
 from edge_agent.protocols import dlms_hdlc, dsmr
 
-SAMPLES = Path("/work/shared/samples")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="no sample captures here")
 
