@@ -1,4 +1,4 @@
-"""Real meter captures from ../shared/samples (next to the repository) decode to the values they show."""
+"""Real meter captures (../shared/samples, next to the repository) decode to their values."""
 
 from __future__ import annotations
 
