@@ -176,9 +176,8 @@ class DsmrEmulator(PtyDevice):
         self.sent = 0  # telegrams produced (including faulty ones)
         self._lock = threading.Lock()
         self._next: float | None = None
-        self._started: float | None = None
-        self._unplugged_at: float | None = None
-        self._unplug_done = False
+        if self.emulation.unplug_after > 0:
+            self.script_outage(self.emulation.unplug_after, self.emulation.unplug_for)
 
     def set_fault(self, fault: Fault, every: int = 1) -> None:
         with self._lock:
@@ -194,19 +193,6 @@ class DsmrEmulator(PtyDevice):
             self.meter.power_w = watts
 
     def on_tick(self, now: float) -> None:
-        emu = self.emulation
-        if self._started is None:
-            self._started = now
-        if emu.unplug_after > 0 and not self._unplug_done:  # one scripted outage
-            if self._unplugged_at is None and now - self._started >= emu.unplug_after:
-                self._unplugged_at = now
-                self._apply("unplug")
-                return
-            if self._unplugged_at is not None and self._master is None:
-                if now - self._unplugged_at >= emu.unplug_for:
-                    self._apply("replug")
-                    self._unplug_done = True
-                return
         if self._next is None:
             self._next = now
         if now < self._next:

@@ -102,8 +102,8 @@ class LD2410Device(PtyDevice):
         self.engineering = False
         self.config_mode = False
         self.commands: deque[int] = deque(maxlen=64)  # last command words received
-        self._timer_stop = threading.Event()
-        self._timer: threading.Thread | None = None
+        if self.scenario.unplug_after is not None:
+            self.script_outage(self.scenario.unplug_after, self.scenario.unplug_for)
 
     # -- control (any thread) ----------------------------------------------------------------
 
@@ -115,19 +115,6 @@ class LD2410Device(PtyDevice):
     def inject(self, data: bytes) -> bool:
         """Send raw bytes (noise, hand-made frames) to the host."""
         return self.write(data)
-
-    def start(self) -> None:
-        super().start()
-        if self.scenario.unplug_after is not None:
-            self._timer = threading.Thread(target=self._unplug_timer, name="ld2410-unplug",
-                                           daemon=True)
-            self._timer.start()
-
-    def stop(self) -> None:
-        self._timer_stop.set()
-        if self._timer is not None:
-            self._timer.join(timeout=5)
-        super().stop()
 
     # -- device thread -------------------------------------------------------------------------
 
@@ -193,16 +180,6 @@ class LD2410Device(PtyDevice):
             self.write(ld2410.ack(word))
         else:
             self.write(ld2410.ack(word, 1))
-
-    def _unplug_timer(self) -> None:
-        sc = self.scenario
-        assert sc.unplug_after is not None
-        if self._timer_stop.wait(sc.unplug_after):
-            return
-        self.unplug()
-        if self._timer_stop.wait(sc.unplug_for):
-            return
-        self.replug()
 
 
 def _every(n: int, count: int) -> bool:

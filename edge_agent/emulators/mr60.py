@@ -97,8 +97,8 @@ class MR60Device(PtyDevice):
         self._next_burst = 0.0
         self._bursts = 0
         self._frames = 0
-        self._timer_stop = threading.Event()
-        self._timer: threading.Thread | None = None
+        if self.scenario.unplug_after is not None:
+            self.script_outage(self.scenario.unplug_after, self.scenario.unplug_for)
 
     # -- control (any thread) ----------------------------------------------------------------
 
@@ -121,19 +121,6 @@ class MR60Device(PtyDevice):
     def inject(self, data: bytes) -> bool:
         """Send raw bytes (noise, hand-made frames) to the host."""
         return self.write(data)
-
-    def start(self) -> None:
-        super().start()
-        if self.scenario.unplug_after is not None:
-            self._timer = threading.Thread(target=self._unplug_timer, name="mr60-unplug",
-                                           daemon=True)
-            self._timer.start()
-
-    def stop(self) -> None:
-        self._timer_stop.set()
-        if self._timer is not None:
-            self._timer.join(timeout=5)
-        super().stop()
 
     # -- device thread -------------------------------------------------------------------------
 
@@ -215,16 +202,6 @@ class MR60Device(PtyDevice):
         for control, command, data in self._reports(self._state(t)):
             if (control, command) == (q.control, base):
                 self.write(mr60.encode(q.control, q.command, data))
-
-    def _unplug_timer(self) -> None:
-        sc = self.scenario
-        assert sc.unplug_after is not None
-        if self._timer_stop.wait(sc.unplug_after):
-            return
-        self.unplug()
-        if self._timer_stop.wait(sc.unplug_for):
-            return
-        self.replug()
 
 
 def _step_at(steps: list[OccupancyStep], t: float) -> OccupancyStep:

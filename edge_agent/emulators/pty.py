@@ -58,6 +58,8 @@ class PtyDevice:
         self._master: int | None = None
         self._slave: int | None = None
         self.dropped = 0  # writes dropped because the queue was full or the device unplugged
+        self._outage: tuple[float, float] | None = None  # scripted (after, duration), once
+        self._outage_started: float | None = None
         self.error: BaseException | None = None  # set if the device thread died
 
     # -- public API (any thread) ------------------------------------------------------------
@@ -96,6 +98,12 @@ class PtyDevice:
     def replug(self) -> None:
         """Come back on a new pty behind the same path."""
         self._command("replug")
+
+    def script_outage(self, after: float, duration: float) -> None:
+        """Unplug once, ``after`` seconds after start, and replug ``duration`` seconds later."""
+        if after < 0 or duration < 0:
+            raise ValueError("outage times must be >= 0")
+        self._outage = (after, duration)
 
     def write(self, data: bytes) -> bool:
         """Queue bytes for the host. False (and counted in ``dropped``) if not queued."""
@@ -189,7 +197,7 @@ class PtyDevice:
             raise
 
     def _loop(self) -> None:
-        next_tick = self.clock.monotonic()
+        next_tick = started = self.clock.monotonic()
         while not self._stop.is_set():
             while True:
                 try:
@@ -205,7 +213,20 @@ class PtyDevice:
             now = self.clock.monotonic()
             if now >= next_tick:
                 next_tick = now + self.tick
+                self._scripted_outage(now - started, now)
                 self.on_tick(now)
+
+    def _scripted_outage(self, elapsed: float, now: float) -> None:
+        if self._outage is None:
+            return
+        after, duration = self._outage
+        if self._outage_started is None:
+            if elapsed >= after:
+                self._outage_started = now
+                self._apply("unplug")
+        elif now - self._outage_started >= duration:
+            self._outage = None  # done: it happens once
+            self._apply("replug")
 
     def _io(self, master: int) -> None:
         if not self._pending:
