@@ -8,7 +8,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from edge_agent.model import Channel, Priority, Reading
@@ -96,7 +96,7 @@ def run_child(module: str, *args: str, timeout: float = 900.0) -> dict[str, obje
     return result
 
 
-def emit_json(obj: dict[str, object]) -> None:
+def emit_json(obj: Mapping[str, object]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
 

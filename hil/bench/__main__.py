@@ -11,9 +11,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge_agent.mosquitto import Mosquitto
 from hil.common import env_info, markdown_table, run_child
@@ -37,20 +37,32 @@ QUICK = Sizes(200_000, 10_000, 500, 100_000, 20_000, 5_000, 50, 10, 0)
 MB = 1024 * 1024
 
 
-def _f(x: Any, digits: int = 0) -> str:
+def _f(x: float, digits: int = 0) -> str:
     return f"{float(x):,.{digits}f}"
 
 
-def run(sizes: Sizes, log: Any = print) -> tuple[list[list[str]], dict[str, Any]]:
+def _numbers(figures: dict[str, object]) -> dict[str, float]:
+    """The numeric figures of a child's JSON result (ints stay ints; nulls are left out)."""
+    return {k: v for k, v in figures.items() if isinstance(v, int | float)}
+
+
+def run(sizes: Sizes, log: Callable[[str], object] = print
+        ) -> tuple[list[list[str]], dict[str, dict[str, object]]]:
     work = Path(tempfile.mkdtemp(prefix="hil-bench-", dir="/var/tmp"))
-    raw: dict[str, Any] = {}
+    raw: dict[str, dict[str, object]] = {}
     rows: list[list[str]] = []
+
+    def child(key: str, module: str, *args: str) -> dict[str, float]:
+        """Run a measurement child, keep its raw JSON under ``key``, return its numbers."""
+        raw[key] = run_child(module, *args)
+        return _numbers(raw[key])
+
     try:
         with Mosquitto(work / "broker") as broker:
             port = str(broker.port)
             log(f"ingest: {sizes.ingest_total} readings in batches of {sizes.ingest_batch}")
-            ing = raw["ingest"] = run_child("hil.bench.ingest", str(sizes.ingest_total),
-                                            str(sizes.ingest_batch), str(sizes.naive))
+            ing = child("ingest", "hil.bench.ingest", str(sizes.ingest_total),
+                        str(sizes.ingest_batch), str(sizes.naive))
             rows.append(["ingest into encrypted store (readings/s)", _f(ing["store"]),
                          ">= 100,000", f"raw SQLite batch {_f(ing['sqlite_batched'])}",
                          f"{ing['store'] / ing['sqlite_batched']:.2f}x; "
@@ -60,26 +72,25 @@ def run(sizes: Sizes, log: Any = print) -> tuple[list[list[str]], dict[str, Any]
 
             log(f"fill: backlogs of {sizes.backlog} and {sizes.backlog_small} readings")
             big, small = work / "big", work / "small"
-            raw["fill"] = run_child("hil.bench.drain", "fill", str(big), str(sizes.backlog))
+            child("fill", "hil.bench.drain", "fill", str(big), str(sizes.backlog))
             run_child("hil.bench.drain", "fill", str(small), str(sizes.backlog_small))
             log("drain (no subscriber attached)")
             shutil.copytree(big, work / "d1")
-            dr = raw["drain"] = run_child("hil.bench.drain", "drain", str(work / "d1"), port)
+            dr = child("drain", "hil.bench.drain", "drain", str(work / "d1"), port)
             shutil.copytree(small, work / "d2")
-            drs = raw["drain_small"] = run_child("hil.bench.drain", "drain", str(work / "d2"),
-                                                 port)
+            drs = child("drain_small", "hil.bench.drain", "drain", str(work / "d2"), port)
             log(f"baseline: raw paho, {sizes.paho} messages")
-            pa = raw["paho"] = run_child("hil.bench.drain", "paho", port, str(sizes.paho))
+            pa = child("paho", "hil.bench.drain", "paho", port, str(sizes.paho))
             rows.append([f"drain {sizes.backlog:,} backlog, QoS 1 (readings/s)",
                          _f(dr["rate"]), ">= 100,000",
                          f"raw paho 1 msg/reading {_f(pa['rate'])}",
                          f"{dr['rate'] / pa['rate']:.1f}x", _ok(dr["rate"] >= 100_000)])
 
             log(f"alarms: {sizes.alarms} x 20 ms during the drain")
-            al = raw["alarms"] = run_child("hil.bench.drain", "alarms", str(big), port,
-                                           str(sizes.alarms), "0.02")
-            pal = raw["paho_alarms"] = run_child("hil.bench.drain", "paho-alarms", port,
-                                                 str(sizes.alarms), "0.02")
+            al = child("alarms", "hil.bench.drain", "alarms", str(big), port,
+                       str(sizes.alarms), "0.02")
+            pal = child("paho_alarms", "hil.bench.drain", "paho-alarms", port,
+                        str(sizes.alarms), "0.02")
             rows.append([f"alarm latency p50 / p99 during drain (ms), {al['received']}/"
                          f"{al['alarms']} received", f"{al['p50_ms']:.1f} / {al['p99_ms']:.1f}",
                          "p99 <= 25", f"raw paho idle {pal['p50_ms']:.1f} / {pal['p99_ms']:.1f}",
@@ -94,7 +105,7 @@ def run(sizes: Sizes, log: Any = print) -> tuple[list[list[str]], dict[str, Any]
                          _ok(dr["hwm"] <= 80 * MB and dr["rss_max"] <= 1.1 * drs["rss_max"])])
 
             log(f"disk: {sizes.disk_seconds} s at 100 readings/s")
-            dk = raw["disk"] = run_child("hil.bench.diskio", str(sizes.disk_seconds), "0")
+            dk = child("disk", "hil.bench.diskio", str(sizes.disk_seconds), "0")
             rows.append(["bytes written per reading, 100/s, 1 s commit",
                          f"{dk['store_per_reading']:.1f}", "<= 1.0 x JSON",
                          f"JSON {dk['json_per_reading']:.1f}; naive SQLite "
@@ -105,8 +116,8 @@ def run(sizes: Sizes, log: Any = print) -> tuple[list[list[str]], dict[str, Any]
                          _ok(dk["store_per_reading"] <= dk["json_per_reading"])])
             if sizes.disk_paced_seconds:
                 log(f"disk, paced: {sizes.disk_paced_seconds} s of real time")
-                dp = raw["disk_paced"] = run_child("hil.bench.diskio",
-                                                   str(sizes.disk_paced_seconds), "1")
+                dp = child("disk_paced", "hil.bench.diskio",
+                           str(sizes.disk_paced_seconds), "1")
                 rows.append(["same, paced 1 commit per real second",
                              f"{dp['store_per_reading']:.1f}", "<= 1.0 x JSON",
                              f"JSON {dp['json_per_reading']:.1f}",

@@ -11,10 +11,12 @@ import json
 import sys
 import threading
 import time
-from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import ConnectFlags
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 
 def main(argv: list[str]) -> None:
@@ -23,13 +25,15 @@ def main(argv: list[str]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hil-alarm-sub",
                          protocol=mqtt.MQTTv5)
 
-    def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
+    def on_connect(c: mqtt.Client, u: object, f: ConnectFlags, rc: ReasonCode,
+                   p: Properties | None) -> None:
         c.subscribe(topic, qos=1)
 
-    def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: Any, p: Any) -> None:
+    def on_subscribe(c: mqtt.Client, u: object, mid: int, rcs: list[ReasonCode],
+                     p: Properties | None) -> None:
         ready.set()
 
-    def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
         msg = json.loads(m.payload)
         out = "".join(f"{int(r['v'])} {now:.6f}\n" for r in msg.get("senml", []))

@@ -20,11 +20,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import load_config
@@ -45,7 +47,7 @@ def open_store(workdir: Path) -> ChannelStore:
                         segment_bytes=4 * 1024**2)
 
 
-def fill(workdir: Path, count: int) -> dict[str, Any]:
+def fill(workdir: Path, count: int) -> dict[str, int]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "ot.key").write_bytes(secrets.token_bytes(32))
     store = open_store(workdir)
@@ -71,7 +73,7 @@ class MemorySampler:
         self.samples: list[tuple[float, int]] = []  # (backlog fraction left, VmRSS)
         self._stop = threading.Event()
         self._every = every
-        self.backlog = lambda: 0
+        self.backlog: Callable[[], int] = lambda: 0
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
@@ -91,7 +93,7 @@ def _backlog(store: ChannelStore) -> int:
     return sum(st.backlog.values())
 
 
-def drain(workdir: Path, port: int) -> dict[str, Any]:
+def drain(workdir: Path, port: int) -> dict[str, float]:
     store = open_store(workdir)
     total = _backlog(store)
     rss_open = proc_status("VmRSS")
@@ -116,7 +118,7 @@ def drain(workdir: Path, port: int) -> dict[str, Any]:
             "rss_half_backlog": half[0] if half else 0, "hwm": proc_status("VmHWM")}
 
 
-def alarms(template: Path, port: int, n: int, gap: float) -> dict[str, Any]:
+def alarms(template: Path, port: int, n: int, gap: float) -> dict[str, float | None]:
     """``n`` alarms ``gap`` apart, each sent while a backlog is draining.
 
     The drain of one backlog can be shorter than ``n * gap``; then a new round starts from
@@ -142,7 +144,7 @@ def alarms(template: Path, port: int, n: int, gap: float) -> dict[str, Any]:
     put: dict[int, float] = {}
     rounds = 0
     backlog_total = 0
-    min_backlog_at_alarm = None
+    min_backlog_at_alarm: int | None = None
     while len(put) < n and rounds < 50:
         rounds += 1
         work = template.parent / f"{template.name}-round{rounds}"
@@ -189,7 +191,7 @@ def alarms(template: Path, port: int, n: int, gap: float) -> dict[str, Any]:
             "rounds": rounds, "min_backlog_at_alarm": min_backlog_at_alarm}
 
 
-def paho_baseline(port: int, count: int) -> dict[str, Any]:
+def paho_baseline(port: int, count: int) -> dict[str, float]:
     """Raw paho (MQTT 5, QoS 1, default in-flight limit 20), one message per reading."""
     payloads = [json.dumps({"node": "n1", "channel": "ot", "lane": "normal", "seq": [i, i],
                             "senml": [r.senml()]}).encode()
@@ -197,7 +199,8 @@ def paho_baseline(port: int, count: int) -> dict[str, Any]:
     done = threading.Event()
     acked = 0
 
-    def on_publish(c: mqtt.Client, u: Any, mid: int, rc: Any, p: Any) -> None:
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: ReasonCode,
+                   p: Properties) -> None:
         nonlocal acked
         acked += 1
         if acked >= count:
@@ -218,7 +221,7 @@ def paho_baseline(port: int, count: int) -> dict[str, Any]:
     return {"readings": count, "acked": acked, "seconds": dt, "rate": count / dt}
 
 
-def paho_alarms(port: int, n: int, gap: float) -> dict[str, Any]:
+def paho_alarms(port: int, n: int, gap: float) -> dict[str, float]:
     """Baseline for alarm latency: raw paho publishes one QoS 1 message per alarm to an idle
     broker (no store, no backlog); same subscriber process and clock."""
     sub = subprocess.Popen([PY, "-m", "hil.bench.alarmsub", str(port), f"{PREFIX}/alarm"],

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from edge_agent.config import load_config
 from edge_agent.consumer import Consumer
@@ -93,7 +92,7 @@ def sensor_types(hw: Hardware) -> Mapping[str, SensorType]:
 @dataclass(frozen=True)
 class Point:
     name: str
-    value: Any
+    value: float | str | bool | None  # SenML v, vs or vb
     time: float
 
 

@@ -9,9 +9,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from edge_agent.consumer import Consumer
+from edge_agent.consumer import ChannelRecord, Consumer
 from edge_agent.model import Channel
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.keys import load_key
@@ -36,7 +36,7 @@ class Result:
     duplicates: int = 0
     dup_bound: int = 0
     order_violations: int = 0
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, str | int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def row(self) -> list[str]:
@@ -119,7 +119,13 @@ def read_store(state: Path, channel: Channel = Channel.OT) -> StoreView:
         s.close()
 
 
-def judge(res: Result, c: Consumer, view: StoreView, resends: int, batch_max: int = 500,
+class Snapshots(Protocol):
+    """What the platform saw so far: a Consumer, or several judged as one."""
+
+    def snapshot(self) -> ChannelRecord: ...
+
+
+def judge(res: Result, c: Snapshots, view: StoreView, resends: int, batch_max: int = 500,
           window: int = 8, extra_ok: bool = True) -> Result:
     """No gap except reported evictions (pending = still durable), bounded dups, lane order."""
     rec = c.snapshot()
@@ -175,8 +181,8 @@ def drain_and_stop(agent: AgentProcess, c: Consumer, timeout: float = 30.0) -> b
         h = c.snapshot().health
         if len(h) <= n0:
             return False
-        st: dict[str, Any] = h[-1].get("store", {})
-        return bool(sum(st.get("backlog", {"x": 1}).values()) == 0)
+        backlog: dict[str, int] = h[-1].get("store", {}).get("backlog", {"x": 1})
+        return bool(sum(backlog.values()) == 0)
     ok = wait_for(empty, timeout)
     agent.stop()
     return ok

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from edge_agent.consumer import ChannelRecord, Consumer
 from edge_agent.mosquitto import Mosquitto
 from hil.common import wait_for
 from hil.faults.proxy import FaultProxy
@@ -63,11 +65,21 @@ class GatedBroker:
         self.broker.stop()
 
 
-def _resubscribed(c: object, timeout: float = 10.0) -> bool:
-    client = c.client  # type: ignore[attr-defined]
+def _resubscribed(c: Consumer, timeout: float = 10.0) -> bool:
+    client = c.client
     ok = wait_for(lambda: client.is_connected(), timeout)
     time.sleep(0.3)  # SUBACK
     return bool(ok)
+
+
+def _more_readings(c: Consumer, before: int) -> Callable[[], bool]:
+    """A wait_for predicate: the consumer has seen more than ``before`` readings."""
+    return lambda: c.snapshot().readings > before
+
+
+def _more_accepted(proxy: FaultProxy, before: int) -> Callable[[], bool]:
+    """A wait_for predicate: the proxy has accepted more than ``before`` connections."""
+    return lambda: proxy.accepted > before
 
 
 def broker_kill(work: Path, kills: int = 3, seed: int | None = None) -> Result:
@@ -92,7 +104,7 @@ def broker_kill(work: Path, kills: int = 3, seed: int | None = None) -> Result:
             before = c.snapshot().readings
             t0 = time.monotonic()
             g.proxy.refuse = False
-            if wait_for(lambda b=before: c.snapshot().readings > b, 20):  # type: ignore[misc]
+            if wait_for(_more_readings(c, before), 20):
                 recover.append(time.monotonic() - t0)
         agent_alive = agent.alive
         agent.stop()
@@ -201,7 +213,7 @@ def failover(work: Path, failback_after: float = 3.0) -> Result:
                                               work / "agent.log"), ca)
         view = read_store(work / "state")
         merged = _Merged(ca, cb)
-        judge(res, merged, view, resends=3,  # type: ignore[arg-type]
+        judge(res, merged, view, resends=3,
               extra_ok=ok_over and ok_back and alive and drained)
         ca.stop()
         cb.stop()
@@ -218,11 +230,11 @@ def failover(work: Path, failback_after: float = 3.0) -> Result:
 class _Merged:
     """Two consumers (one per broker) judged as one platform."""
 
-    def __init__(self, *cs: object) -> None:
+    def __init__(self, *cs: Consumer) -> None:
         self.cs = cs
 
-    def snapshot(self) -> object:
-        snaps = [c.snapshot() for c in self.cs]  # type: ignore[attr-defined]
+    def snapshot(self) -> ChannelRecord:
+        snaps = [c.snapshot() for c in self.cs]
         out = snaps[0]
         for s in snaps[1:]:
             for x, y in s.ranges:
@@ -254,13 +266,12 @@ def network(work: Path, keepalive: float = 2.0, stalls: int = 2) -> Result:
             n = g.proxy.accepted
             t0 = time.monotonic()
             g.proxy.stall()
-            if wait_for(lambda n=n: g.proxy.accepted > n,  # type: ignore[misc]
-                        4 * keepalive + 10, 0.01):
+            if wait_for(_more_accepted(g.proxy, n), 4 * keepalive + 10, 0.01):
                 detect.append(time.monotonic() - t0)
             g.proxy.cut()  # the frozen sockets: the rig closes its side
             g.proxy.resume()
             before = c.snapshot().readings
-            wait_for(lambda b=before: c.snapshot().readings > b, 20)  # type: ignore[misc]
+            wait_for(_more_readings(c, before), 20)
         g.proxy.delay = 0.2
         before = c.snapshot().readings
         ok_delay = wait_for(lambda: c.snapshot().readings > before + 500, 20)

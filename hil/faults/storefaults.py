@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import load_config
@@ -50,7 +49,7 @@ def _records(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def truncate_every_offset(work: Path) -> dict[str, Any]:
+def truncate_every_offset(work: Path) -> dict[str, dict[str, int]]:
     """Cut the last record of a middle segment and of the newest segment at every offset
     (a lost or torn write of an *accepted* record), after a clean stop, after a process
     crash (same boot: page cache intact) and after a power cut (new boot, the unsynced
@@ -71,7 +70,7 @@ def truncate_every_offset(work: Path) -> dict[str, Any]:
     shutil.copytree(base, crashed)  # what a kill -9 leaves (the store is still open)
     s.close()
     segs = sorted((base / "ot" / "lane-1").glob("*.seg"))
-    figures: dict[str, Any] = {}
+    figures: dict[str, dict[str, int]] = {}
     cases = (("middle", base, segs[len(segs) // 2], None),
              ("newest", base, segs[-1], None),
              ("newest-crash", crashed, segs[-1], None),
