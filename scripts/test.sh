@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 echo "== ruff" && .venv/bin/ruff check edge_agent tests hil
-echo "== mypy (strict, package)" && .venv/bin/mypy
+echo "== mypy (strict: edge_agent and hil)" && .venv/bin/mypy
 echo "== pytest" && .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
