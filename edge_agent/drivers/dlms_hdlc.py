@@ -13,9 +13,12 @@ missing, malformed or open to group/others stops this sensor at start (KeyFileEr
 
 Rejections are counted per reason in the sensor's stats: ``checksum`` (HCS/FCS),
 ``frame`` (garbage, truncated or malformed frames and APDUs), ``decryption`` (wrong key,
-missing AK, or an encrypted push while no ``key_file`` is configured) and ``range``
+missing AK, or an encrypted push while no ``key_file`` is configured), ``replay`` (an
+authentic encrypted push whose invocation counter is not above the last one accepted from
+its system title: a recorded push sent again; nothing is published) and ``range``
 (implausible values); a port that vanishes or stays silent for ``silence_timeout`` seconds
-is reopened with backoff.
+is reopened with backoff. The last accepted counters are kept in memory for the sensor's
+lifetime, across port reopens (not across agent restarts).
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class DlmsSensor(StreamSensor):
         self._keys = keys
         self._selection = obis_selection(options.obis)
         self._parser = self._new_parser()
+        self._replay = dlms_hdlc.ReplayGuard()  # survives reopening the port
         self._last_publish: float | None = None
 
     def _new_parser(self) -> dlms_hdlc.Parser:
@@ -134,7 +138,11 @@ class DlmsSensor(StreamSensor):
                     "key_file configured", item.offset)
                 self.record_error(error.reason, error)
             elif isinstance(item, dlms_hdlc.Notification):
-                out += self.samples(item)
+                replay = self._replay.check(item)
+                if replay is not None:
+                    self.record_error(replay.reason, replay)
+                else:
+                    out += self.samples(item)
         return out
 
     def samples(self, note: dlms_hdlc.Notification) -> list[Sample]:

@@ -3,7 +3,9 @@
 The push list is Aidon style (``(OBIS, value, (scaler, unit))`` structures) or Kamstrup style
 (list id, then OBIS and value alternating). With keys it sends general-glo-ciphering APDUs
 (AES-128-GCM, security control 0x30). Long APDUs are split into HDLC segments. Faults:
-``bad_fcs``, ``garbage``, ``truncated``, ``silence``, ``wrong_key``; ``unplug()``/``replug()``.
+``bad_fcs``, ``garbage``, ``truncated``, ``silence``, ``wrong_key``, ``replay`` (send the last
+normal push again, byte for byte, as a recording played back on the port);
+``unplug()``/``replug()``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..clock import Clock
 from ..protocols.dlms_hdlc import LLC, encode_frame, encrypt_glo
 from .pty import PtyDevice
 
-Fault = Literal["none", "bad_fcs", "garbage", "truncated", "silence", "wrong_key"]
+Fault = Literal["none", "bad_fcs", "garbage", "truncated", "silence", "wrong_key", "replay"]
 SYSTEM_TITLE = b"EMU\x00\x00\x00\x00\x01"
 
 
@@ -101,7 +103,7 @@ def hdlc_frames(info: bytes, max_info: int) -> list[bytes]:
 
 
 class DlmsMeter(PtyDevice):
-    """The pushing meter. ``pushed`` counts notifications produced."""
+    """The pushing meter. ``pushed`` counts notifications produced, ``replayed`` the replays."""
 
     def __init__(self, emulation: DlmsEmulation | None = None, *,
                  key: bytes | None = None, auth_key: bytes | None = None,
@@ -113,7 +115,9 @@ class DlmsMeter(PtyDevice):
         self.power_w = self.emulation.power_w
         self.voltage_v = self.emulation.voltage_v
         self.pushed = 0
+        self.replayed = 0
         self.counter = 1
+        self.last_push: bytes | None = None  # the last push sent without a fault
         self._lock = threading.Lock()
         self._next: float | None = None
 
@@ -159,6 +163,9 @@ class DlmsMeter(PtyDevice):
         """The bytes of the next push (with the current fault applied)."""
         with self._lock:
             fault = self.fault
+        if fault == "replay" and self.last_push is not None:
+            self.replayed += 1
+            return self.last_push
         apdu = notification(self.body())
         if self.key is not None:
             key = self.key if fault != "wrong_key" else bytes(16)
@@ -175,6 +182,7 @@ class DlmsMeter(PtyDevice):
             return data[: len(data) // 2]
         if fault == "silence":
             return b""
+        self.last_push = data
         return data
 
     def on_tick(self, now: float) -> None:

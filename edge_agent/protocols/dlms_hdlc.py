@@ -12,6 +12,11 @@ for the common push layouts: arrays of ``(OBIS, value[, (scaler, unit)])`` struc
 Without a key an encrypted APDU is not an error: it comes out as a ``CipheredApdu`` frame
 (system title, invocation counter), so a capture can be inspected before the key is known.
 
+The parser keeps no replay state: every authentic push comes out, replayed or not (a capture
+shows every frame). A live reader puts decrypted Notifications through a ``ReplayGuard``,
+which rejects a push whose invocation counter is not above the last one accepted from the
+same system title (``ReplayError``, reason ``replay``).
+
 ``Parser(framing=...)``: ``"hdlc"`` (default: a live HAN port), ``"apdu"`` (a stream of bare
 APDUs, each ``0F``/``DB``, optionally behind the LLC header, delimited by its own encoding) or
 ``"auto"`` (captures: HDLC if the first byte is the 0x7E flag, else bare APDUs if it starts
@@ -208,6 +213,7 @@ class Notification:
     list_id: str | None = None
     encrypted: bool = False
     system_title: bytes | None = None
+    invocation_counter: int | None = None  # of the general-glo-ciphering APDU
 
     def select(self, obis: frozenset[str] | None) -> list[Measurement]:
         if not obis:
@@ -220,6 +226,7 @@ class Notification:
             "invoke_id": self.invoke_id, "time": self.time_text, "timestamp": self.timestamp,
             "list_id": self.list_id, "encrypted": self.encrypted,
             "system_title": None if self.system_title is None else self.system_title.hex(),
+            "invocation_counter": self.invocation_counter,
             "objects": [{"obis": o, "value": jsonable(v)} for o, v in self.objects],
             "measurements": [m.to_json() for m in self.measurements],
             "body": jsonable(self.body),
@@ -261,6 +268,41 @@ class CipheredApdu:
 
 
 Frame = Notification | CipheredApdu | HdlcFrame
+
+
+class ReplayError(ProtocolError):
+    """An authentic encrypted push whose invocation counter was already used (a replay)."""
+
+    reason = "replay"
+
+
+class ReplayGuard:
+    """The highest invocation counter accepted per system title (in memory).
+
+    ``check`` passes an unencrypted Notification through, accepts an encrypted one whose
+    counter is above the last accepted for its system title (and remembers it), and
+    rejects any other as a ReplayError. Feed it only authentic (decrypted) pushes.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, int] = {}
+
+    def last(self, system_title: bytes) -> int | None:
+        """The highest counter accepted from ``system_title``, None before its first push."""
+        return self._last.get(system_title)
+
+    def check(self, note: Notification) -> ReplayError | None:
+        """None if ``note`` is fresh (or unencrypted), else the ReplayError to count."""
+        title, counter = note.system_title, note.invocation_counter
+        if not note.encrypted or title is None or counter is None:
+            return None
+        last = self._last.get(title)
+        if last is not None and counter <= last:
+            return ReplayError(
+                f"replayed push from system title {title.hex()}: invocation counter "
+                f"{counter} not above {last}", note.offset)
+        self._last[title] = counter
+        return None
 
 
 def _address(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
@@ -484,7 +526,9 @@ def decode_apdu(apdu: bytes, offset: int = 0, key: bytes | None = None,
                 return ciphered_header(apdu, offset)
             plain, title = decrypt_glo(apdu, offset, key, auth_key)
             note = _notification(plain, offset)
-            return dataclasses.replace(note, encrypted=True, system_title=title)
+            counter = ciphered_header(apdu, offset).invocation_counter
+            return dataclasses.replace(note, encrypted=True, system_title=title,
+                                       invocation_counter=counter)
         return _notification(apdu, offset)
     except ProtocolError as exc:
         return exc

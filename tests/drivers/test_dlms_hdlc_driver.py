@@ -141,6 +141,47 @@ def test_wrong_key_is_counted_and_publishes_nothing(tmp_path: Path) -> None:
         run.wait(lambda: any(r.value == 4321.0 for r in run.named("power_import")))
 
 
+def test_replayed_push_is_counted_and_publishes_nothing(tmp_path: Path) -> None:
+    with running(emulated(fast(key_file(tmp_path), power_w=1111.0))) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        run.meter.set_fault("replay")  # from now on the last push (1111 W) again and again
+        run.meter.set_power(2222.0)  # only fresh pushes carry this
+        run.wait(lambda: run.errors("replay") >= 3)
+        n = len(run.named("power_import"))  # every fresh push came before the replays
+        run.wait(lambda: run.errors("replay") >= 6)
+        assert len(run.named("power_import")) == n  # replays published nothing
+        assert run.meter.replayed >= 6
+        assert "replayed push from system title" in str(run.sensor.stats.last_error)
+        assert run.errors("decryption") == 0  # the replays are authentic, just stale
+        run.meter.set_fault("none")
+        run.wait(lambda: any(r.value == 2222.0 for r in run.named("power_import")))
+        run.wait(lambda: len([r for r in run.named("power_import") if r.value == 2222.0]) >= 2)
+        assert all(r.value in (1111.0, 2222.0) for r in run.named("power_import"))
+
+
+def test_replay_protection_survives_reopening_the_port(tmp_path: Path) -> None:
+    with running(emulated(fast(key_file(tmp_path)))) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        run.meter.set_fault("replay")
+        run.wait(lambda: run.errors("replay") >= 1)  # the sensor has seen the recorded push
+        run.meter.unplug()
+        run.wait(lambda: run.errors("DeviceNotFoundError") >= 1)
+        n = len(run.named("power_import"))  # nothing can arrive while unplugged
+        replays = run.errors("replay")
+        run.meter.replug()
+        run.wait(lambda: run.errors("replay") >= replays + 3)
+        assert len(run.named("power_import")) == n  # not even the first replay
+
+
+def test_plain_pushes_have_no_replay_check() -> None:
+    with running(emulated(fast())) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        run.meter.set_fault("replay")
+        n = len(run.named("power_import"))
+        run.wait(lambda: len(run.named("power_import")) >= n + 3)  # nothing to tell them by
+        assert run.errors("replay") == 0
+
+
 def test_key_file_for_another_meter_never_yields_readings(tmp_path: Path) -> None:
     meter = DlmsMeter(DlmsEmulation(interval=0.05), key=EK, auth_key=AK)
     options = fast(key_file(tmp_path, ek=bytes(16)))

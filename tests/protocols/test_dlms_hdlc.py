@@ -32,6 +32,8 @@ from edge_agent.protocols.dlms_hdlc import (
     HdlcFrame,
     Notification,
     Parser,
+    ReplayError,
+    ReplayGuard,
     _Reader,
     cosem_datetime,
     crc16_x25,
@@ -184,6 +186,79 @@ def test_without_key_a_ciphered_push_is_shown_not_decrypted() -> None:
 def test_decrypt_glo_without_key_is_a_decryption_error() -> None:
     with pytest.raises(DecryptionError, match="no key"):
         decrypt_glo(encrypt_glo(AIDON, EK, AK, TITLE, 7), 5, None, None)
+
+
+# -- replay protection ----------------------------------------------------------------------
+
+OTHER_TITLE = b"EMU\x00\x00\x00\x00\x02"
+
+
+def pushed(counter: int, title: bytes = TITLE) -> Notification:
+    [n] = parse_all(encode_frame(LLC + encrypt_glo(AIDON, EK, AK, title, counter)),
+                    key=EK, auth_key=AK)
+    assert isinstance(n, Notification) and n.invocation_counter == counter
+    return n
+
+
+def test_replay_guard_accepts_increasing_counters_only() -> None:
+    guard = ReplayGuard()
+    assert guard.last(TITLE) is None
+    assert guard.check(pushed(5)) is None
+    assert guard.check(pushed(6)) is None
+    assert guard.check(pushed(100)) is None  # gaps are fine (missed pushes)
+    assert guard.last(TITLE) == 100
+    for stale in (100, 99, 6, 0):  # equal or lower: a replay
+        err = guard.check(pushed(stale))
+        assert isinstance(err, ReplayError) and isinstance(err, ProtocolError)
+        assert err.reason == "replay" and err.offset == 0
+        assert f"invocation counter {stale} not above 100" in str(err)
+    assert guard.last(TITLE) == 100  # a rejected push does not move the mark
+    assert guard.check(pushed(101)) is None
+
+
+def test_replay_guard_is_per_system_title() -> None:
+    guard = ReplayGuard()
+    assert guard.check(pushed(50)) is None
+    assert guard.check(pushed(3, OTHER_TITLE)) is None  # another meter, its own counter
+    assert isinstance(guard.check(pushed(3, OTHER_TITLE)), ReplayError)
+    assert guard.check(pushed(51)) is None
+    assert isinstance(guard.check(pushed(50)), ReplayError)
+    assert (guard.last(TITLE), guard.last(OTHER_TITLE)) == (51, 3)
+
+
+def test_replay_guard_passes_unencrypted_pushes() -> None:
+    guard = ReplayGuard()
+    [plain] = parse_all(FRAME)
+    assert isinstance(plain, Notification) and not plain.encrypted
+    assert plain.invocation_counter is None
+    for _ in range(3):  # the same plain push again and again: nothing to check it by
+        assert guard.check(plain) is None
+    assert guard.check(pushed(1)) is None  # and it leaves encrypted pushes' state alone
+    assert guard.check(plain) is None
+    assert guard.last(TITLE) == 1
+
+
+def test_parser_keeps_no_replay_state() -> None:
+    frame = encode_frame(LLC + encrypt_glo(AIDON, EK, AK, TITLE, 9))
+    items = parse_all(frame * 3, key=EK, auth_key=AK)
+    assert [type(i) for i in items] == [Notification] * 3  # a capture shows every frame
+    doc = json.loads(json.dumps(items[0].to_json()))
+    assert doc["invocation_counter"] == 9 and doc["system_title"] == TITLE.hex()
+
+
+def test_emulator_replay_fault_resends_the_last_push_byte_for_byte() -> None:
+    meter = DlmsMeter(DlmsEmulation(), key=EK, auth_key=AK)
+    first = meter.push()
+    meter.set_fault("replay")
+    assert meter.push() == first and meter.push() == first
+    assert (meter.replayed, meter.pushed, meter.counter) == (2, 1, 2)
+    meter.set_fault("none")
+    fresh = meter.push()
+    assert fresh != first and meter.counter == 3
+    guard = ReplayGuard()
+    got = [parse_all(d, key=EK, auth_key=AK)[0] for d in (first, first, fresh)]
+    checks = [guard.check(n) for n in got if isinstance(n, Notification)]
+    assert [type(c).__name__ for c in checks] == ["NoneType", "ReplayError", "NoneType"]
 
 
 @pytest.mark.parametrize("apdu", [
