@@ -6,6 +6,8 @@ closest built-in (as gpiozero does), so callers may catch either.
 
 from __future__ import annotations
 
+import os
+
 
 class EdgeAgentError(Exception):
     """Root of all deliberate edge-agent errors."""
@@ -116,6 +118,26 @@ class DurabilityError(StoreError):
 
 class StoreClosedError(StoreError):
     """The store was used after close()."""
+
+
+class StoreLockedError(StoreError, BlockingIOError):
+    """Another open store (another edge-agent process, or this one) holds the channel
+    store's lock. Raised at once, before anything in the store is read or repaired."""
+
+    def __init__(self, directory: object, holder: int | None = None) -> None:
+        self.directory = directory
+        self.holder = holder
+        if holder is not None and holder == os.getpid():
+            who = "already open in this process"
+        else:
+            pid = f" (pid {holder})" if holder is not None else ""
+            who = f"in use by another edge-agent{pid}"
+        super().__init__(f"store {directory} is {who}; only one edge-agent may use a state "
+                         "directory (see `edge-agent status`; stop the service with "
+                         "`systemctl stop edge-agent` before running it by hand)")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 # --- uplink --------------------------------------------------------------------------------

@@ -138,6 +138,18 @@ class Agent:
     def _build(self) -> None:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._build_channels()
+            self._build_sensors()
+        except BaseException:
+            # A store holds its directory's lock until closed: a half-built agent must not
+            # keep one (a reload falling back to the old configuration reopens it).
+            for store in self.stores.values():
+                store.close()
+            raise
+
+    def _build_channels(self) -> None:
+        cfg = self.cfg
         for ch, cc in cfg.channels.items():
             key_path = cfg.key_file(ch)
             cred = credential_key(ch)  # systemd LoadCredential= wins over the state dir
@@ -171,6 +183,9 @@ class Agent:
             self.writers[ch] = ChannelWriter(ch, self.queues[ch], store,
                                              float(cfg.store.commit_interval), uplink.notify,
                                              self.clock)
+
+    def _build_sensors(self) -> None:
+        cfg = self.cfg
         self.privacy = PrivacyStage(cfg.sensors, load_pseudonym_key(cfg.state_dir) if any(
             s.subject for s in cfg.sensors if s.enabled) else None)
         ctx = SensorContext(hardware=cfg.hardware, clock=self.clock,

@@ -9,6 +9,7 @@
     <root>/<channel>/seq.last                  last number handed out (a hint, never fsynced)
     <root>/<channel>/quarantine/               copies of files that failed to read
     <root>/<channel>/dead/                     records the broker refused (dead letters)
+    <root>/<channel>/lock                      flock()ed while a ChannelStore has it open
 
 A batch is *accepted* when its records are written and fsynced; only then are its
 sequence numbers final and returned. Delivered (acknowledged) ranges go to the ack journal;
@@ -47,6 +48,7 @@ from ..model import Channel, Priority, Reading
 from . import record as rec
 from .journal import Journal, fsync_dir
 from .keyring import Keyring, StaticKeyring
+from .lock import StoreLock
 from .ranges import RangeSet
 
 log = logging.getLogger("edge_agent.store")
@@ -195,7 +197,16 @@ class ChannelStore:
         self.accepted = 0
         self.not_accepted = 0
         self._bytes = 0
-        self._open()
+        # One writer per store: taken before anything is read, repaired or numbered, held
+        # until close() (the kernel drops it when the process dies). StoreLockedError if
+        # another ChannelStore, in this process or another, has the directory open.
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._dirlock = StoreLock(self.dir)
+        try:
+            self._open()
+        except BaseException:
+            self._dirlock.release()
+            raise
 
     # ------------------------------------------------------------------ opening / recovery
 
@@ -825,4 +836,5 @@ class ChannelStore:
                             exc)
             with contextlib.suppress(OSError):
                 os.close(self._last_fd)
+            self._dirlock.release()  # last: everything above is written by its owner
             self._cond.notify_all()
