@@ -15,10 +15,12 @@ that file exists, else from the config's ``key_file`` / ``<state_dir>/keys/<chan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +28,7 @@ from . import secevents
 from .errors import ConfigError, EdgeAgentError
 from .model import Channel
 from .store.keys import create_key, load_key
+from .store.lock import StoreLock
 from .store.periodkeys import PeriodKeyring, key_ids_in_use, overwrite_and_unlink
 
 
@@ -226,6 +229,27 @@ def add_parser(sub: Any) -> None:
     k.set_defaults(func=run)
 
 
+# Key changes a running agent would not see (its keyrings are cached): a pruned key could be
+# the one it is about to write with. They need the agent stopped.
+CHANGES_KEYS = frozenset({"rotate", "prune", "shred"})
+
+
+@contextlib.contextmanager
+def agent_stopped(cfg: Any, channels: list[Channel]) -> Iterator[None]:
+    """Hold each channel store's lock: refused (StoreLockedError) while an agent runs, and
+    no agent can start meanwhile."""
+    locks: list[StoreLock] = []
+    try:
+        for ch in channels:
+            d = cfg.state_dir / "store" / ch.value
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            locks.append(StoreLock(d))
+        yield
+    finally:
+        for lock in locks:
+            lock.release()
+
+
 def run(args: argparse.Namespace) -> int:
     from . import logsetup
 
@@ -245,7 +269,10 @@ def run(args: argparse.Namespace) -> int:
     handlers = {"init": cmd_init, "status": cmd_status, "rotate": cmd_rotate,
                 "prune": cmd_prune, "shred": cmd_shred}
     try:
-        return handlers[args.keys_command](cfg, args, out)
+        if args.keys_command not in CHANGES_KEYS:
+            return handlers[args.keys_command](cfg, args, out)
+        with agent_stopped(cfg, _channels(cfg, args.channel)):
+            return handlers[args.keys_command](cfg, args, out)
     except (EdgeAgentError, OSError, ValueError) as exc:
         if isinstance(exc, PermissionError):
             secevents.emit("key", "failure", detail=str(exc))

@@ -250,3 +250,23 @@ def test_systemd_credentials_supply_the_at_rest_keys(
     (creds / "it.key").chmod(0o644)
     with pytest.raises(KeyFileError, match=str(creds / "it.key")):
         Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+
+
+def test_key_changes_are_refused_while_the_agent_runs(tmp_path: Path) -> None:
+    """A running agent caches its keys: rotate/prune/shred wait until it is stopped."""
+    cfg = _site(tmp_path)
+    assert keys_cli("init", "-c", str(cfg)).returncode == 0
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)  # holds the store locks
+    try:
+        for cmd in (["rotate"], ["prune"], ["shred"], ["shred", "--all", "--yes"]):
+            r = keys_cli(*cmd, "-c", str(cfg))
+            assert r.returncode == 1, (cmd, r.stdout, r.stderr)
+            assert "in use by another edge-agent" in r.stderr
+            assert "systemctl stop edge-agent" in r.stderr
+        assert keys_cli("status", "-c", str(cfg)).returncode == 0  # reading is fine
+        assert (tmp_path / "state" / "keys" / "it.key").exists()  # --all shredded nothing
+    finally:
+        agent.shutdown()
+    r = keys_cli("rotate", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "is current" in r.stdout
