@@ -189,7 +189,8 @@ class Agent:
         self.privacy = PrivacyStage(cfg.sensors, load_pseudonym_key(cfg.state_dir) if any(
             s.subject for s in cfg.sensors if s.enabled) else None)
         ctx = SensorContext(hardware=cfg.hardware, clock=self.clock,
-                            log=logging.getLogger("edge_agent.sensor"))
+                            log=logging.getLogger("edge_agent.sensor"),
+                            state_dir=cfg.state_dir / "sensors")
         for sc in cfg.sensors:
             if not sc.enabled:
                 continue

@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from ..clock import Clock
@@ -63,6 +64,7 @@ class SensorContext:
     hardware: HardwareMode
     clock: Clock
     log: logging.Logger
+    state_dir: Path | None = None  # where drivers may keep state (created by the driver)
 
 
 @dataclass

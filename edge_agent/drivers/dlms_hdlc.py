@@ -17,13 +17,19 @@ missing AK, or an encrypted push while no ``key_file`` is configured), ``replay`
 authentic encrypted push whose invocation counter is not above the last one accepted from
 its system title: a recorded push sent again; nothing is published) and ``range``
 (implausible values); a port that vanishes or stays silent for ``silence_timeout`` seconds
-is reopened with backoff. The last accepted counters are kept in memory for the sensor's
-lifetime, across port reopens (not across agent restarts).
+is reopened with backoff. With a ``key_file``, the last accepted counters survive port
+reopens and agent restarts: they are saved after each accepted encrypted push to
+``<state_dir>/sensors/<sensor id>.dlms-counters`` (JSON ``{system_title_hex: counter}``,
+written to a temporary file and renamed over it). A counters file that cannot be read or
+parsed is counted as ``replay-state``, logged, and protection starts empty; a failed save is
+counted the same way and does not stop the sensor.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable, Iterable
@@ -109,7 +115,59 @@ class DlmsSensor(StreamSensor):
         self._selection = obis_selection(options.obis)
         self._parser = self._new_parser()
         self._replay = dlms_hdlc.ReplayGuard()  # survives reopening the port
+        self._replay_loaded = False
+        self._replay_warned = False
         self._last_publish: float | None = None
+
+    @property
+    def replay_state_path(self) -> Path | None:
+        """Where the replay counters are kept; None without a state_dir or a key_file."""
+        if self.ctx.state_dir is None or self._keys is None:
+            return None
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.spec.id).lstrip(".") or "_"
+        return self.ctx.state_dir / f"{name}.dlms-counters"
+
+    def _replay_state_error(self, message: str) -> None:
+        self.stats.errors["replay-state"] += 1
+        self.stats.last_error = f"replay-state: {message}"
+        if not self._replay_warned:
+            self.log.warning("replay-state: %s", message)
+            self._replay_warned = True
+
+    def load_replay_state(self) -> None:
+        """Restore the accepted counters saved by an earlier run (once per sensor)."""
+        if self._replay_loaded:
+            return
+        self._replay_loaded = True
+        path = self.replay_state_path
+        if path is None:
+            return
+        try:
+            with open(path, encoding="utf-8") as f:
+                self._replay = dlms_hdlc.ReplayGuard.from_json(json.load(f))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:  # JSONDecodeError and bad entries included
+            self._replay_state_error(f"cannot load {path} ({exc}); starting with no "
+                                     "replay counters")
+
+    def _save_replay_state(self) -> None:
+        path = self.replay_state_path
+        if path is None:
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        data = json.dumps(self._replay.to_json(), separators=(",", ":")).encode()
+        try:
+            os.makedirs(path.parent, mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            self._replay_state_error(f"cannot save {path}: {exc}")
 
     def _new_parser(self) -> dlms_hdlc.Parser:
         if self._keys is None:
@@ -117,6 +175,7 @@ class DlmsSensor(StreamSensor):
         return dlms_hdlc.Parser(self._keys[0], self._keys[1])
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
+        self.load_replay_state()
         with emulator_running(self.emulator):
             super().run(emit, stop)
 
@@ -141,8 +200,10 @@ class DlmsSensor(StreamSensor):
                 replay = self._replay.check(item)
                 if replay is not None:
                     self.record_error(replay.reason, replay)
-                else:
-                    out += self.samples(item)
+                    continue
+                if item.encrypted and item.invocation_counter is not None:
+                    self._save_replay_state()
+                out += self.samples(item)
         return out
 
     def samples(self, note: dlms_hdlc.Notification) -> list[Sample]:

@@ -277,15 +277,37 @@ class ReplayError(ProtocolError):
 
 
 class ReplayGuard:
-    """The highest invocation counter accepted per system title (in memory).
+    """The highest invocation counter accepted per system title.
 
     ``check`` passes an unencrypted Notification through, accepts an encrypted one whose
     counter is above the last accepted for its system title (and remembers it), and
     rejects any other as a ReplayError. Feed it only authentic (decrypted) pushes.
+    ``to_json``/``from_json`` carry its state across restarts (the caller does the I/O).
     """
 
     def __init__(self) -> None:
         self._last: dict[bytes, int] = {}
+
+    def to_json(self) -> dict[str, int]:
+        """The state to persist: ``{system_title_hex: counter}``."""
+        return {title.hex(): counter for title, counter in sorted(self._last.items())}
+
+    @classmethod
+    def from_json(cls, doc: object) -> ReplayGuard:
+        """A guard from ``to_json`` output; ValueError if ``doc`` is not that shape."""
+        if not isinstance(doc, dict):
+            raise ValueError("replay state is not a JSON object")
+        guard = cls()
+        for key, counter in doc.items():
+            try:
+                title = bytes.fromhex(key) if isinstance(key, str) else b""
+            except ValueError:
+                title = b""
+            if (not title or isinstance(counter, bool) or not isinstance(counter, int)
+                    or not 0 <= counter < 2 ** 32):
+                raise ValueError(f"bad replay state entry {key!r}: {counter!r}")
+            guard._last[title] = counter
+        return guard
 
     def last(self, system_title: bytes) -> int | None:
         """The highest counter accepted from ``system_title``, None before its first push."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +17,7 @@ import pytest
 from edge_agent.clock import SystemClock
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.dlms_hdlc import DlmsOptions, DlmsSensor, build, load_keys
-from edge_agent.emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
+from edge_agent.emulators.dlms_hdlc import SYSTEM_TITLE, DlmsEmulation, DlmsMeter
 from edge_agent.errors import DeviceNotFoundError, KeyFileError
 from edge_agent.model import Channel, Priority, Reading
 
@@ -54,8 +56,8 @@ class Run:
         raise AssertionError("condition not met in time")
 
 
-def context() -> SensorContext:
-    return SensorContext("emulated", SystemClock(), logging.getLogger("test"))
+def context(state_dir: Path | None = None) -> SensorContext:
+    return SensorContext("emulated", SystemClock(), logging.getLogger("test"), state_dir)
 
 
 def spec(interval: float = 0.0) -> SensorSpec:
@@ -82,8 +84,9 @@ def fast(key_file: Path | None = None, **kw: object) -> DlmsOptions:
     return DlmsOptions(emulate=emu, key_file=key_file, silence_timeout=0.5)
 
 
-def emulated(options: DlmsOptions, interval: float = 0.0) -> DlmsSensor:
-    sensor = build(spec(interval), options, context())
+def emulated(options: DlmsOptions, interval: float = 0.0,
+             state_dir: Path | None = None) -> DlmsSensor:
+    sensor = build(spec(interval), options, context(state_dir))
     assert isinstance(sensor, DlmsSensor) and sensor.emulator is not None
     return sensor
 
@@ -171,6 +174,50 @@ def test_replay_protection_survives_reopening_the_port(tmp_path: Path) -> None:
         run.meter.replug()
         run.wait(lambda: run.errors("replay") >= replays + 3)
         assert len(run.named("power_import")) == n  # not even the first replay
+
+
+def test_replay_protection_survives_a_restart(tmp_path: Path) -> None:
+    keys, state = key_file(tmp_path), tmp_path / "state" / "sensors"
+    with running(emulated(fast(keys, power_w=1111.0), state_dir=state)) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        run.meter.set_fault("replay")
+        run.wait(lambda: run.errors("replay") >= 1)  # the recorded push was accepted before
+        recorded, counter = run.meter.last_push, run.meter.counter
+    path = state / "han.dlms-counters"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    saved = json.loads(path.read_text())
+    assert saved == {SYSTEM_TITLE.hex(): counter - 1}  # the last push the meter sent
+    assert not list(state.glob(".*.tmp"))
+
+    # the agent restarts: a new sensor, and the recording is played back on the port first
+    sensor = emulated(fast(keys, power_w=2222.0), state_dir=state)
+    assert sensor.emulator is not None
+    sensor.emulator.last_push, sensor.emulator.counter = recorded, counter
+    sensor.emulator.set_fault("replay")
+    with running(sensor) as run:
+        run.wait(lambda: run.errors("replay") >= 3)
+        assert run.named("power_import") == []  # not even the first replay
+        assert run.meter.pushed == 0 and run.meter.replayed >= 3
+        run.meter.set_fault("none")
+        run.wait(lambda: len(run.named("power_import")) >= 2)
+        assert {r.value for r in run.named("power_import")} == {2222.0}
+        assert run.errors("replay-state") == 0
+    assert json.loads(path.read_text())[SYSTEM_TITLE.hex()] >= counter + 1
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"454d55": "x"}', "[1, 2]", '{"zz": 5}'])
+def test_corrupt_replay_state_starts_empty(tmp_path: Path, text: str,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    state = tmp_path / "sensors"
+    state.mkdir()
+    (state / "han.dlms-counters").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="test"), \
+            running(emulated(fast(key_file(tmp_path)), state_dir=state)) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 2)
+        assert run.errors("replay-state") == 1 and run.errors("replay") == 0
+    warnings = [r for r in caplog.records if "replay-state" in r.getMessage()]
+    assert len(warnings) == 1 and "starting with no replay counters" in warnings[0].getMessage()
+    assert SYSTEM_TITLE.hex() in json.loads((state / "han.dlms-counters").read_text())
 
 
 def test_plain_pushes_have_no_replay_check() -> None:

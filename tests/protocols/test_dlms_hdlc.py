@@ -238,6 +238,27 @@ def test_replay_guard_passes_unencrypted_pushes() -> None:
     assert guard.last(TITLE) == 1
 
 
+def test_replay_guard_state_round_trip() -> None:
+    guard = ReplayGuard()
+    assert guard.to_json() == {}
+    assert guard.check(pushed(41)) is None and guard.check(pushed(7, OTHER_TITLE)) is None
+    doc = json.loads(json.dumps(guard.to_json()))
+    assert doc == {TITLE.hex(): 41, OTHER_TITLE.hex(): 7}
+    restored = ReplayGuard.from_json(doc)
+    assert (restored.last(TITLE), restored.last(OTHER_TITLE)) == (41, 7)
+    assert isinstance(restored.check(pushed(41)), ReplayError)  # the replay after a restart
+    assert restored.check(pushed(42)) is None
+    assert ReplayGuard.from_json({}).last(TITLE) is None
+
+
+@pytest.mark.parametrize("doc", [[1], "x", None, {"zz": 1}, {"": 1}, {TITLE.hex(): "1"},
+                                 {TITLE.hex(): -1}, {TITLE.hex(): 2 ** 32},
+                                 {TITLE.hex(): True}, {TITLE.hex(): 1.5}])
+def test_replay_guard_rejects_bad_state(doc: object) -> None:
+    with pytest.raises(ValueError):
+        ReplayGuard.from_json(doc)
+
+
 def test_parser_keeps_no_replay_state() -> None:
     frame = encode_frame(LLC + encrypt_glo(AIDON, EK, AK, TITLE, 9))
     items = parse_all(frame * 3, key=EK, auth_key=AK)
