@@ -15,6 +15,7 @@ were reserved and maybe handed out are skipped and reported); a garbled tail is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -123,6 +124,11 @@ def one(work: Path, rng: random.Random, key: bytes) -> Outcome:
         if model.image is None:
             out.error = f"unexpected {exc!r}"
             return out
+    finally:
+        # The crash image is already a copy: release this process's descriptors and store
+        # lock (a real crash would), or a long run exhausts the file descriptor limit.
+        with contextlib.suppress(Exception):
+            store.close()
     image = model.image
     assert image is not None
     try:
