@@ -95,6 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 DEFAULT_CONFIG = Path("/etc/edge-agent/site.yaml")
 
 
+DEFAULT_STATE_DIR = Path("/var/lib/edge-agent")  # systemd StateDirectory=edge-agent
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .status import run_status
@@ -106,9 +109,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             for p in exc.problems:
                 print(p.format(), file=sys.stderr)
-            print("status: cannot find the state directory; give --state-dir DIR",
+            if not DEFAULT_STATE_DIR.is_dir():
+                print("status: cannot find the state directory; give --state-dir DIR",
+                      file=sys.stderr)
+                return 2
+            # status needs only the state dir: the service's StateDirectory= is the default
+            print(f"status: the config has problems (above); reading {DEFAULT_STATE_DIR}",
                   file=sys.stderr)
-            return 2
+            state_dir = DEFAULT_STATE_DIR
     assert state_dir is not None
     return run_status(state_dir, args.json, sys.stdout, sys.stderr)
 

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edge_agent.consumer import Consumer
 from edge_agent.metrics import render
 from edge_agent.mosquitto import Mosquitto
@@ -141,3 +143,20 @@ def test_metrics_render_format() -> None:
     assert 'edge_agent_evicted_readings_total{channel="ot",reason="size"} 7' in text
     assert 'sensor="we\\"ird"' in text
     assert "edge_agent_last_publish_timestamp_seconds" not in text  # no value, no sample
+
+
+def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_agent import cli
+
+    bad = tmp_path / "site.yaml"
+    bad.write_text("site: s1\nnode: [\n")
+    monkeypatch.setattr(cli, "DEFAULT_STATE_DIR", tmp_path / "absent")
+    assert cli.main(["status", "-c", str(bad)]) == 2  # nowhere to look: say so
+    assert "give --state-dir DIR" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "DEFAULT_STATE_DIR", tmp_path)
+    assert cli.main(["status", "-c", str(bad), "--json"]) == 3  # read it: no agent there
+    out, err = capsys.readouterr()
+    assert f"reading {tmp_path}" in err and "site.yaml:" in err
+    assert json.loads(out)["verdict"] == "missing"
