@@ -99,6 +99,38 @@ def check_keys(cfg: SiteConfig) -> Iterator[Check]:
                 yield _private(f"{what} {ch.value}", p, f"install the file at {p}")
 
 
+def check_sensor_keys(cfg: SiteConfig) -> Iterator[Check]:
+    """Each enabled sensor's ``key_file`` (DLMS push keys): present, owner-only, parses."""
+    from .drivers.dlms_hdlc import load_keys
+
+    for sc in cfg.sensors:
+        path = _opt(sc, "key_file")
+        if not sc.enabled or path is None:
+            continue
+        path = Path(path)
+        name = f"sensor key {sc.id}"
+        if not path.exists():
+            yield Check(name, FAIL, f"{path}: not found",
+                        f"install the meter's keys at {path} (lines EK=<32 hex>, AK=<32 hex>, "
+                        "mode 600) or remove key_file from the sensor")
+            continue
+        check = _private(name, path, "")
+        if check.status != PASS:
+            yield check
+            continue
+        if sc.type != "dlms-hdlc":
+            yield check
+            continue
+        try:
+            _, ak = load_keys(path)
+        except (KeyFileError, OSError) as exc:
+            yield Check(name, FAIL, str(exc),
+                        f"fix {path}: one EK=<32 hex digits> line and optionally one "
+                        "AK=<32 hex digits> line (from the grid operator)")
+            continue
+        yield Check(name, PASS, f"{check.detail}, EK{' + AK' if ak is not None else ''}")
+
+
 def check_certs(cfg: SiteConfig, now: float | None = None) -> Iterator[Check]:
     from cryptography import x509
 
@@ -374,6 +406,7 @@ def run_checks(path: Path, timeout: float = 5.0, run: Runner = _run) -> list[Che
     cfg, out = check_config(path)
     if cfg is not None:
         out.extend(check_keys(cfg))
+        out.extend(check_sensor_keys(cfg))
         out.extend(check_certs(cfg))
         out.append(check_state_dir(cfg))
         out.append(check_disk(cfg))

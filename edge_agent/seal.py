@@ -110,8 +110,13 @@ def open_sealed(payload: bytes | str | Mapping[str, Any],
         msg = dict(payload) if isinstance(payload, Mapping) else json.loads(payload)
     except ValueError as exc:
         raise SealError(f"not JSON: {exc}") from None
-    if not isinstance(msg, dict) or not isinstance(msg.get("sealed"), str):
+    if not isinstance(msg, dict):
+        raise SealError(f"not a sealed message (a JSON {_json_type(msg)}, not an object)")
+    if "sealed" not in msg:
         raise SealError("not a sealed message (no 'sealed' field)")
+    if not isinstance(msg["sealed"], str):
+        raise SealError(f"'sealed' is a JSON {_json_type(msg['sealed'])}, "
+                        "expected a base64 string")
     name = msg.get("suite", "x25519")
     if name not in SUITES:
         raise SealError(f"unknown suite {name!r}")
@@ -121,6 +126,9 @@ def open_sealed(payload: bytes | str | Mapping[str, Any],
         raise SealError(f"message sealed with suite {name!r}, key is for {key_suite!r}")
     try:
         ct = base64.b64decode(msg["sealed"], validate=True)
+    except ValueError:
+        raise SealError("'sealed' is not valid base64") from None
+    try:
         pt = suite(cast(SuiteName, name)).decrypt(ct, private_key, info=info(msg, name))
     except (ValueError, InvalidTag) as exc:
         raise SealError(f"cannot open seq {msg.get('seq')}: authentication failed "
@@ -128,6 +136,20 @@ def open_sealed(payload: bytes | str | Mapping[str, Any],
     out = {k: v for k, v in msg.items() if k != "sealed"}
     out["senml"] = json.loads(pt)
     return out
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string" if isinstance(value, str) else type(value).__name__
 
 
 # ------------------------------------------------------------------ key files
@@ -217,11 +239,38 @@ def load_public_key(path: Path) -> PublicKey:
     return key
 
 
+PLATFORM_KEY_HINT = "create the pair with 'edge-agent keys platform --out DIR'"
+
+
+def _is_public_pem(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b"PUBLIC KEY-----" in head and b"PRIVATE KEY-----" not in head
+
+
+def _public_given(path: Path) -> SealError:
+    private = path.with_suffix(".key") if path.suffix == ".pub" else None
+    hint = f" (probably {private})" if private is not None and private.exists() else ""
+    return SealError(f"{path}: this is a public key; give the private key{hint}")
+
+
 def load_private_key(path: Path) -> PrivateKey:
+    """A private sealing key file: owner-only, PEM, X25519 or ML-KEM-768/X25519."""
+    from .errors import KeyFileError
     from .store.keys import check_private
 
-    check_private(path)
+    try:
+        check_private(path, missing_hint=PLATFORM_KEY_HINT)
+    except KeyFileError:
+        if path.is_file() and _is_public_pem(path):
+            raise _public_given(path) from None
+        raise
     data = path.read_bytes()
+    if _is_public_pem(path):
+        raise _public_given(path)
     raw = _unpem(data, _HYBRID_PRIV)
     if raw is not None:
         if len(raw) != _MLKEM_SEED + _X25519:
@@ -253,9 +302,10 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any) -> int:
         return 2
     import sys
 
-    stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
     bad = 0
+    stream = None
     try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
         for n, line in enumerate(stream, 1):
             line = line.strip()
             if not line:
@@ -265,7 +315,13 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any) -> int:
             except SealError as exc:
                 bad += 1
                 print(f"unseal: line {n}: {exc}", file=err)
+    except OSError as exc:
+        print(f"unseal: cannot read {source}: {exc.strerror or exc}", file=err)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"unseal: cannot read {source}: not UTF-8 text ({exc.reason})", file=err)
+        return 2
     finally:
-        if stream is not sys.stdin:
+        if stream is not None and stream is not sys.stdin:
             stream.close()
     return 1 if bad else 0

@@ -205,3 +205,30 @@ def test_truncated_frame_at_end_of_capture_is_reported(tmp_path: Path) -> None:
     assert "frame" in lines[0]
     assert lines[1]["error"] == "frame" and lines[1]["offset"] == 8
     assert "truncated" in str(lines[1]["detail"])
+
+
+@pytest.mark.parametrize("protocol", ["ld2410", "mr60"])
+def test_radar_garbage_only_capture_is_reported(tmp_path: Path, protocol: str) -> None:
+    f = tmp_path / "cap.bin"
+    f.write_bytes(b"this is no radar capture\x00\xff")
+    rc, lines = decode(protocol, f)
+    assert rc == 0
+    assert len(lines) == 1
+    assert lines[0]["error"] == "frame" and lines[0]["offset"] == 0
+    assert "26 bytes of noise" in str(lines[0]["detail"])
+
+
+@pytest.mark.parametrize("protocol", ["ld2410", "mr60"])
+def test_radar_truncated_tail_is_reported(tmp_path: Path, protocol: str) -> None:
+    if protocol == "ld2410":
+        good = ld2410.encode_report(ld2410.Report(ld2410.TargetState.MOVING, 120, 50, 0, 0, 120))
+    else:
+        good = mr60.encode(0x85, 0x02, b"\x48")
+    f = tmp_path / "cap.bin"
+    f.write_bytes(good + good[:7])  # the second frame is cut off
+    rc, lines = decode(protocol, f)
+    assert rc == 0
+    assert "frame" in lines[0]
+    assert lines[1]["error"] == "frame" and lines[1]["offset"] == len(good)
+    assert "truncated frame (7 bytes)" in str(lines[1]["detail"])
+    assert len(lines) == 2

@@ -161,3 +161,31 @@ def test_disk_and_state_dir(tmp_path: Path) -> None:
     assert doctor.check_state_dir(site).status == WARN  # not created yet
     site.state_dir.mkdir(mode=0o700)
     assert doctor.check_state_dir(site).status == PASS
+
+
+def test_sensor_key_files(tmp_path: Path) -> None:
+    keys = tmp_path / "meter.keys"
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors=(
+        f"  - {{id: meter, type: dlms-hdlc, key_file: {keys}}}\n"
+        "  - {id: plain, type: dlms-hdlc}\n"))
+    site = load_config(cfg, SENSOR_TYPES)
+
+    def check() -> Check:
+        checks = list(doctor.check_sensor_keys(site))
+        assert [c.name for c in checks] == ["sensor key meter"]  # one line per key_file
+        return checks[0]
+
+    missing = check()
+    assert missing.status == FAIL and "not found" in missing.detail and "EK=" in missing.fix
+    keys.write_text("EK=" + "00" * 16 + "\nAK=" + "11" * 16 + "\n")
+    keys.chmod(0o640)
+    loose = check()
+    assert loose.status == FAIL and f"chmod 600 {keys}" in loose.fix
+    keys.chmod(0o600)
+    good = check()
+    assert good.status == PASS and "EK + AK" in good.detail
+    keys.write_text("EK=1234\n")
+    bad = check()
+    assert bad.status == FAIL and "32 hex digits" in bad.detail and "EK=<32 hex" in bad.fix
+    assert "sensor key meter" in by_name(doctor.run_checks(cfg, timeout=0.2,
+                                                          run=lambda cmd: (1, "")))

@@ -146,3 +146,57 @@ def test_agent_seals_it_and_consumer_with_key_opens_it(
     got = platform.snapshot()
     assert not got.bad and got.ranges.gaps(1, got.ranges.max()) == []
     assert {r["n"] for m in got.messages for r in m.msg["senml"]} == {"gen-it/counter"}
+
+
+def _unseal(key: Path, source: str) -> tuple[int, str]:
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    rc = seal.run_unseal(key, source, out, err)
+    return rc, err.getvalue()
+
+
+def test_unseal_unreadable_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    seal.generate_files("x25519", tmp_path / "p.key", tmp_path / "p.pub")
+    key = tmp_path / "p.key"
+    (tmp_path / "bin").write_bytes(b"\xff\xfe\x00\x81" * 64)
+    for name, reason in (("missing", "No such file"), (".", "Is a directory"),
+                         ("bin", "not UTF-8 text")):
+        source = str(tmp_path / name)
+        rc, err = _unseal(key, source)
+        assert rc == 2, name
+        assert err.startswith(f"unseal: cannot read {source}: {reason}"), err
+
+
+def test_unseal_names_what_is_wrong_with_a_record(tmp_path: Path) -> None:
+    kp = seal.generate_files("x25519", tmp_path / "p.key", tmp_path / "p.pub")
+    for payload, says in (('{"sealed": 5}', "'sealed' is a JSON number, expected a base64"),
+                          ('{"sealed": null}', "'sealed' is a JSON null"),
+                          ('{"sealed": "!!"}', "'sealed' is not valid base64"),
+                          ('[1]', "a JSON array, not an object"),
+                          ('{"node": "n"}', "no 'sealed' field")):
+        with pytest.raises(seal.SealError, match=says):
+            seal.open_sealed(payload, kp.private_key)
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"sealed": 5}\n')
+    rc, err = _unseal(tmp_path / "p.key", str(src))
+    assert rc == 1 and "line 1: 'sealed' is a JSON number" in err
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_unseal_with_the_public_key_says_so(tmp_path: Path, mode: int) -> None:
+    seal.generate_files("mlkem768-x25519", tmp_path / "p.key", tmp_path / "p.pub")
+    (tmp_path / "p.pub").chmod(mode)
+    with pytest.raises(seal.SealError, match=r"public key; give the private key.*p\.key"):
+        seal.load_private_key(tmp_path / "p.pub")
+    rc, err = _unseal(tmp_path / "p.pub", "-")
+    assert rc == 2 and "public key" in err and "chmod" not in err
+
+
+def test_missing_platform_key_points_to_keys_platform(tmp_path: Path) -> None:
+    from edge_agent.store.keys import check_private
+
+    rc, err = _unseal(tmp_path / "nope.key", "-")
+    assert rc == 2 and "edge-agent keys platform" in err and "keys init" not in err
+    with pytest.raises(PermissionError, match="edge-agent keys init"):  # store keys: unchanged
+        check_private(tmp_path / "nope.key")

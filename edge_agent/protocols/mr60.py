@@ -208,7 +208,8 @@ class Parser:
 
     Noise between frames is reported as one FrameError per run (when the next frame
     starts). A rejected frame whose footer is in place is skipped whole; otherwise the parser
-    resyncs on the next header silently.
+    resyncs on the next header silently. Call ``flush()`` at the end of
+    input: it reports pending noise and a frame cut off at the end.
     """
 
     def __init__(self, max_data: int = MAX_DATA) -> None:
@@ -253,6 +254,20 @@ class Parser:
                 pos += 2
         del buf[:pos]
         self._base += pos
+        return out
+
+    def flush(self) -> list[Frame | ProtocolError]:
+        """End of input: pending noise and a frame cut off at the end are errors."""
+        out: list[Frame | ProtocolError] = []
+        rest = len(self._buf)
+        if rest and rest < len(HEADER):  # only part of a header: noise after all
+            out += self._skip(0, rest)
+        out += self._noise.flush()
+        if rest >= len(HEADER):
+            out.append(FrameError(f"truncated frame ({rest} bytes)", self._base))
+        self._buf.clear()
+        self._base += rest
+        self._resync = False
         return out
 
     def _skip(self, start: int, count: int) -> list[ProtocolError]:

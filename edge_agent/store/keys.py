@@ -12,13 +12,18 @@ from ..errors import KeyFileError
 KEY_BYTES = 32
 
 
-def check_private(path: Path) -> None:
-    """Refuse a secret file that group or others can read or write."""
+STORE_KEY_HINT = "create it with 'edge-agent keys init' or let the agent create it"
+
+
+def check_private(path: Path, missing_hint: str = STORE_KEY_HINT) -> None:
+    """Refuse a secret file that group or others can read or write.
+
+    ``missing_hint`` is how to create the file, said when it is missing (default: a store key).
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise KeyFileError(f"{path}: key file not found (create it with "
-                           f"'edge-agent keys init' or let the agent create it)") from None
+        raise KeyFileError(f"{path}: key file not found ({missing_hint})") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"{path}: not a regular file")
     if st.st_mode & 0o077:

@@ -189,3 +189,23 @@ def test_frames_and_junk_same_whole_or_bytewise(parts: list[bytes]) -> None:
     for i in out:
         if not isinstance(i, ProtocolError):
             assert isinstance(i.to_json(), dict)
+
+
+def test_flush_reports_noise_and_truncated_frame() -> None:
+    good = ld2410.encode_report(ld2410.Report(ld2410.TargetState.MOVING, 120, 50, 0, 0, 120))
+    p = ld2410.Parser()
+    assert p.feed(b"junk") == []
+    out = p.flush()
+    assert len(out) == 1 and isinstance(out[0], FrameError) and out[0].offset == 0
+    assert p.flush() == []
+    p = ld2410.Parser()
+    assert len(p.feed(good + good[:8])) == 1
+    out = p.flush()
+    assert len(out) == 1 and isinstance(out[0], FrameError)
+    assert out[0].offset == len(good) and "truncated" in str(out[0])
+    p = ld2410.Parser()  # a lone partial header at the end is noise, not a frame
+    assert p.feed(b"ab" + ld2410.REPORT_HEADER[:2]) == []
+    out = p.flush()
+    assert len(out) == 1 and "4 bytes of noise" in str(out[0])
+    again = p.feed(good)  # the parser goes on after a flush
+    assert len(again) == 1 and isinstance(again[0], Report) and again[0].offset == 4

@@ -162,3 +162,24 @@ def test_every_well_formed_frame_is_accounted_for(specs: list[tuple[int, int, by
     out = Parser().feed(data)
     decided = [i for i in out if isinstance(i, Frame) or "noise" not in str(i)]
     assert len(decided) == len(specs)  # each frame decoded, or rejected for its payload
+
+
+def test_flush_reports_noise_and_truncated_frame() -> None:
+    good = mr60.encode(0x85, 0x02, b"\x48")
+    p = Parser()
+    assert p.feed(b"junk") == []
+    out = p.flush()
+    assert len(out) == 1 and isinstance(out[0], FrameError) and out[0].offset == 0
+    assert "4 bytes of noise" in str(out[0])
+    assert p.flush() == []
+    p = Parser()
+    assert len(p.feed(good + good[:6])) == 1
+    out = p.flush()
+    assert len(out) == 1 and isinstance(out[0], FrameError)
+    assert out[0].offset == len(good) and "truncated frame (6 bytes)" in str(out[0])
+    p = Parser()  # a lone first header byte at the end is noise, not a frame
+    assert p.feed(b"ab" + mr60.HEADER[:1]) == []
+    out = p.flush()
+    assert len(out) == 1 and "3 bytes of noise" in str(out[0])
+    again = p.feed(good)
+    assert len(again) == 1 and isinstance(again[0], Frame) and again[0].offset == 3
