@@ -70,7 +70,8 @@ def test_typo_key_is_located_with_suggestion() -> None:
 def test_wrong_type_and_every_problem_at_once() -> None:
     text = GOOD.replace("rate: 10", "rate: fast").replace("node: pi-0042", "node: [a]")
     out = problems(text)
-    assert "site.yaml:2: node: expected str, got a list" in out
+    assert "site.yaml:2: node: expected a name (letters, digits, '-', '_' or '.'), got a list" \
+        in out
     assert "site.yaml:18: sensors[0].rate: expected float, got str 'fast'" in out
     assert len(out) == 2
 
@@ -213,3 +214,75 @@ def test_unknown_home_directory_is_a_problem_not_a_crash() -> None:
     out = problems(GOOD.replace("/var/lib/edge-agent", "~no-such-user-xyz/state"))
     assert out == ["site.yaml:4: state_dir: cannot expand the home directory in "
                    "'~no-such-user-xyz/state'"]
+
+
+@pytest.mark.parametrize("key,value", [("site", '"s1/a#"'), ("node", "pi+1"), ("site", '""'),
+                                       ("node", '"a b"'), ("site", "x" * 65), ("node", "-x")])
+def test_site_and_node_must_be_topic_safe(key: str, value: str) -> None:
+    old = {"site": "site: namwon-01", "node": "node: pi-0042"}[key]
+    out = problems(GOOD.replace(old, f"{key}: {value}"))
+    line = 1 if key == "site" else 2
+    assert len(out) == 1, out
+    assert out[0].startswith(f"site.yaml:{line}: {key}: must be 1-64 letters, digits, '-', '_' "
+                             "or '.'"), out
+    assert "(it goes into MQTT topics)" in out[0]
+
+
+def test_sensor_id_must_be_topic_safe() -> None:
+    out = problems(GOOD.replace("id: gen", 'id: "gen/+"'))
+    assert out == ["site.yaml:16: sensors[0].id: must be 1-64 letters, digits, '-', '_' or '.', "
+                   "starting with a letter or digit (it goes into MQTT topics): 'gen/+'"]
+    assert "write it in quotes" in problems(GOOD.replace("id: gen", "id: 42"))[0]
+    cfg = parse(GOOD.replace("id: gen", "id: Gen_1.a-b").replace("namwon-01", "x" * 64))
+    assert cfg.sensors[0].id == "Gen_1.a-b" and cfg.site == "x" * 64
+
+
+def test_enum_error_lists_names() -> None:
+    out = problems(GOOD.replace("rate: 10", "rate: 10\n    priority: urgent"))
+    assert out == ["site.yaml:19: sensors[0].priority: expected one of alarm, normal, bulk, "
+                   "got str 'urgent'"]
+    cfg = parse(GOOD.replace("rate: 10", "rate: 10\n    priority: Alarm"))
+    assert cfg.sensors[0].priority is Priority.ALARM
+
+
+def test_sensor_key_typo_suggests_common_keys() -> None:
+    text = GOOD + "  - {id: t, type: sht31, intervall: 5s}\n"
+    out = problems(text)
+    assert out == ["site.yaml:19: sensors[1].intervall: unknown key (did you mean 'interval'?)"]
+    out = problems(GOOD + "  - {id: t, type: sht31, zzz: 1}\n")
+    assert len(out) == 1 and "expected one of:" in out[0], out
+    assert "interval" in out[0] and "address" in out[0], out
+    assert problems(GOOD.replace("sensors:", "sensor:")) == [
+        "site.yaml:15: sensor: unknown key (did you mean 'sensors'?)"]
+
+
+def test_options_post_init_error_is_located_at_its_key() -> None:
+    text = GOOD + ("  - id: b\n    type: button\n    pin: 99\n"
+                   "  - id: t\n    type: sht31\n    bus: 1\n    address: 0x200\n")
+    out = problems(text)
+    assert out == ["site.yaml:21: sensors[1].pin: pin must be a BCM GPIO number 0..27",
+                   "site.yaml:25: sensors[2].address: address must be 0x44 (68) or 0x45 (69)"]
+    out = problems(GOOD.replace("brokers: [mqtts://it.city.example:8883]", "brokers: []"))
+    assert out == ["site.yaml:9: channels.it.brokers: give at least one broker URL"]
+    out = problems(GOOD.replace("  it:\n", "  it:\n    tls: {cert_file: /etc/hostname}\n"))
+    assert out == ["site.yaml:9: channels.it.tls: tls: cert_file and key_file go together"]
+
+
+def test_env_unset_is_one_problem_and_unclosed_is_refused() -> None:
+    out = problems(GOOD.replace("namwon-01", "${SITE}"))
+    assert out == ["site.yaml:1: site: environment variable ${SITE} is not set "
+                   "(give it a value or write ${SITE:-default})"]
+    out = problems(GOOD.replace("namwon-01", "${UNSET_VAR"))
+    assert out == ["site.yaml:1: site: unclosed ${ in '${UNSET_VAR' "
+                   "(write ${NAME} or ${NAME:-default})"]
+    out = problems(GOOD.replace("namwon-01", "a${X}b${Y"), {"X": "x"})
+    assert len(out) == 1 and "unclosed ${" in out[0], out
+    out = problems(GOOD.replace("namwon-01", "${1X}"))
+    assert len(out) == 1 and "bad variable reference ${1X}" in out[0], out
+    out = problems(GOOD.replace("type: load", "type: ${T}"))
+    assert len(out) == 1 and "sensors[0].type: environment variable ${T}" in out[0], out
+    out = problems(GOOD.split("sensors:")[0] + "sensors: ${S}\n")
+    assert len(out) == 1 and "sensors: environment variable ${S}" in out[0], out
+    out = problems(GOOD.replace("node: pi-0042", "node: !!binary aGk="))
+    assert out == ["site.yaml:2: node: YAML tag tag:yaml.org,2002:binary is not allowed"]
+    assert parse(GOOD.replace("namwon-01", "${S:-a}-${N}"), {"N": "b"}).site == "a-b"

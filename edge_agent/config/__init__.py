@@ -25,6 +25,7 @@ from .schema import (
     SiteConfig,
     StoreConfig,
 )
+from .types import Token
 from .validate import Validator
 from .yamlsrc import Map, Node, Scalar, Seq, parse_yaml
 
@@ -46,8 +47,8 @@ class SensorTypeInfo(Protocol):
 
 @dataclass(frozen=True)
 class _Top:
-    site: str
-    node: str
+    site: Token
+    node: Token
     hardware: Literal["emulated", "raspberry-pi"]
     state_dir: Path
     channels: dict[Channel, ChannelConfig]
@@ -138,7 +139,8 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
     if node is None or (isinstance(node, Scalar) and node.value is None):
         return []
     if not isinstance(node, Seq):
-        v.problem(node, "sensors", "expected a list of sensors")
+        if not (isinstance(node, Scalar) and node.bad):
+            v.problem(node, "sensors", "expected a list of sensors")
         return []
     out: list[SensorConfig] = []
     seen: dict[str, int] = {}
@@ -151,7 +153,8 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
         type_node = item.get("type")
         stype = type_node.value if isinstance(type_node, Scalar) else None
         info = types.get(stype) if isinstance(stype, str) else None
-        if type_node is not None and info is None:
+        if type_node is not None and info is None \
+                and not (isinstance(type_node, Scalar) and type_node.bad):
             known = ", ".join(sorted(types))
             v.problem(type_node, f"{path}.type", f"unknown sensor type {stype!r} (known: {known})")
         common_map = Map(item.line, [t for t in item.items if t[0] in common_keys])
@@ -159,7 +162,7 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
         if info is None:
             continue
         opt_map = Map(item.line, [t for t in item.items if t[0] not in common_keys])
-        options = v.dataclass_from(info.options, opt_map, path)
+        options = v.dataclass_from(info.options, opt_map, path, also_known=common_keys)
         if common is None or options is None:
             continue
         if common.id in seen:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..model import Channel, Priority
-from .types import BrokerURL, ByteSize, Duration
+from .types import BrokerURL, ByteSize, Duration, Token
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class SensorConfig:
 class SensorCommon:
     """The keys every sensor entry may have; the rest belong to the sensor type."""
 
-    id: str
+    id: Token
     type: str
     channel: Channel | None = None  # default: the type's channel
     priority: Priority | None = None  # default: the type's priority

@@ -15,6 +15,31 @@ _SIZE_UNITS = {None: 1, "B": 1, "kB": 1000, "KB": 1000, "KiB": 1024, "MB": 1000*
                "MiB": 1024**2, "GB": 1000**3, "GiB": 1024**3}
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+
+
+class Token(str):
+    """A name that goes into MQTT topics and SenML names (site, node, sensor id).
+
+    1-64 characters of ``[A-Za-z0-9_.-]``, starting with a letter or digit: no ``/``, ``+``,
+    ``#``, spaces or other characters that would change a topic's meaning.
+    """
+
+    __config_name__ = "a name (letters, digits, '-', '_' or '.')"
+
+    @classmethod
+    def __config_parse__(cls, v: Any) -> Token:
+        if v is None or isinstance(v, bool):
+            raise ValueError(f"{NAME_RULE} (it goes into MQTT topics), got {v!r}")
+        if not isinstance(v, str):  # e.g. 0042 or 1e3: YAML reads a number, say it in quotes
+            raise ValueError(f"{NAME_RULE} (it goes into MQTT topics): write it in quotes, "
+                             f"got the number {v!r}")
+        if not _NAME.fullmatch(v):
+            raise ValueError(f"{NAME_RULE} (it goes into MQTT topics): {v!r}")
+        return cls(v)
+
+
 class Duration(float):
     """Seconds; written as a number or ``250ms``, ``1s``, ``5m``, ``2h``, ``7d``."""
 

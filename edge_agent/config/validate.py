@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from pathlib import Path
@@ -38,7 +39,8 @@ def type_name(tp: Any) -> str:
     if origin is dict:
         return "a mapping"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return "one of " + ", ".join(repr(m.value) for m in tp)
+        # the names users write (alarm, normal, bulk), not the values (0, 1, 2)
+        return "one of " + ", ".join(m.name.lower() for m in tp)
     if hasattr(tp, "__config_name__"):
         return str(tp.__config_name__)
     if dataclasses.is_dataclass(tp):
@@ -62,10 +64,17 @@ class Validator:
 
     def dataclass_from(self, cls: Any, node: Node, path: str,
                        extra: dict[str, Any] | None = None,
-                       skip_keys: frozenset[str] = frozenset()) -> Any:
-        """Build ``cls`` from a Map node; returns None if any field was invalid."""
+                       skip_keys: frozenset[str] = frozenset(),
+                       also_known: frozenset[str] = frozenset()) -> Any:
+        """Build ``cls`` from a Map node; returns None if any field was invalid.
+
+        ``also_known`` names keys handled elsewhere in the same mapping (for instance the
+        common sensor keys next to a sensor type's options): an unknown key is compared
+        with them too for a "did you mean".
+        """
         if not isinstance(node, Map):
-            self.problem(node, path, f"expected a mapping, got {_kind(node)}")
+            if not (isinstance(node, Scalar) and node.bad):
+                self.problem(node, path, f"expected a mapping, got {_kind(node)}")
             return None
         hints = get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -77,7 +86,8 @@ class Validator:
             if key in skip_keys:
                 continue
             if key not in fields or key in values:
-                self.problem(kline, sub, f"unknown key{_suggest(key, fields)}")
+                known = set(fields) | also_known | skip_keys
+                self.problem(kline, sub, f"unknown key{_suggest(key, known)}")
                 ok = False
                 continue
             given.add(key)
@@ -96,11 +106,27 @@ class Validator:
             return None
         try:
             return cls(**values)
-        except ValueError as exc:  # cross-field checks in __post_init__
-            self.problem(node, path, str(exc))
+        except ValueError as exc:  # checks in __post_init__
+            self._post_init_problem(node, path, str(exc), fields)
             return None
 
+    def _post_init_problem(self, node: Map, path: str, msg: str, fields: Any) -> None:
+        """Locate a __post_init__ error: at the key its message starts with, if it names one
+        of the fields ("pin must be ..."), else at the whole mapping."""
+        m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", msg)
+        name = m.group(0) if m else ""
+        if name not in fields:
+            self.problem(node, path, msg)
+            return
+        line = next((kline for key, kline, _ in node.items if key == name), node.line)
+        rest = msg[len(name):]
+        if rest.startswith(": "):  # "brokers: give at least one" -> "give at least one"
+            msg = rest[2:]
+        self.problem(line, f"{path}.{name}" if path else name, msg)
+
     def value(self, tp: Any, node: Node, path: str) -> Any:
+        if isinstance(node, Scalar) and node.bad:
+            raise _Invalid  # already reported while reading the YAML
         origin = get_origin(tp)
         if origin in (Union, types.UnionType):
             args = get_args(tp)
@@ -225,4 +251,4 @@ def _suggest(key: str, known: Any) -> str:
 
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else (
-        f" (expected one of: {', '.join(sorted(known))})" if len(known) <= 12 else "")
+        f" (expected one of: {', '.join(sorted(known))})" if len(known) <= 20 else "")

@@ -29,6 +29,9 @@ class Node:
 @dataclass
 class Scalar(Node):
     value: Any  # str, int, float, bool or None
+    # already reported (unset variable, refused tag): the validator skips it silently so
+    # that one mistake gives one problem
+    bad: bool = False
 
 
 @dataclass
@@ -49,19 +52,41 @@ class Map(Node):
 
 
 def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Replace ``${NAME}`` and ``${NAME:-default}``; returns (text, names that were unset)."""
-    missing: list[str] = []
+    """Replace ``${NAME}`` and ``${NAME:-default}``; returns (text, problems).
 
-    def repl(m: re.Match[str]) -> str:
+    A ``${`` that does not start a well-formed reference is a problem, not literal text.
+    """
+    errors: list[str] = []
+    out: list[str] = []
+    pos = 0
+    for m in _VAR.finditer(text):
+        _check_literal(text, text[pos:m.start()], errors)
         name, default = m.group(1), m.group(2)
         if name in env and (env[name] != "" or default is None):
-            return env[name]
-        if default is not None:
-            return default
-        missing.append(name)
-        return ""
+            out.append(text[pos:m.start()] + env[name])
+        elif default is not None:
+            out.append(text[pos:m.start()] + default)
+        else:
+            errors.append(f"environment variable ${{{name}}} is not set "
+                          f"(give it a value or write ${{{name}:-default}})")
+            out.append(text[pos:m.start()])
+        pos = m.end()
+    _check_literal(text, text[pos:], errors)
+    out.append(text[pos:])
+    return "".join(out), errors
 
-    return _VAR.sub(repl, text), missing
+
+def _check_literal(whole: str, part: str, errors: list[str]) -> None:
+    i = part.find("${")
+    if i < 0:
+        return
+    rest = part[i:]
+    if "}" not in rest:
+        errors.append(f"unclosed ${{ in {whole!r} (write ${{NAME}} or ${{NAME:-default}})")
+    else:
+        ref = rest[:rest.index("}") + 1]
+        errors.append(f"bad variable reference {ref} in {whole!r} (write ${{NAME}} or "
+                      "${NAME:-default}; NAME is letters, digits and _)")
 
 
 class _Builder:
@@ -97,13 +122,12 @@ class _Builder:
         assert isinstance(node, yaml.ScalarNode)
         if node.tag not in _PLAIN_TAGS:
             self.problem(line, path, f"YAML tag {node.tag} is not allowed")
-            return Scalar(line, None)
+            return Scalar(line, None, bad=True)
         if isinstance(node.value, str) and "${" in node.value:
-            text, missing = substitute(node.value, self.env)
-            for name in missing:
-                self.problem(line, path, f"environment variable ${{{name}}} is not set "
-                             f"(give it a value or write ${{{name}:-default}})")
-            return Scalar(line, text)
+            text, errors = substitute(node.value, self.env)
+            for msg in errors:
+                self.problem(line, path, msg)
+            return Scalar(line, text, bad=bool(errors))
         return Scalar(line, self._loader.construct_object(node, deep=True))
 
 
