@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ChecksumError, FrameError, ProtocolError
-from .noise import NoiseRun
+from .noise import HeaderFramedParser
 
 REPORT_HEADER = b"\xf4\xf3\xf2\xf1"
 REPORT_FOOTER = b"\xf8\xf7\xf6\xf5"
@@ -274,7 +274,7 @@ _FOOTERS = {REPORT_HEADER: REPORT_FOOTER, COMMAND_HEADER: COMMAND_FOOTER}
 _FIRST_BYTES = frozenset(h[0] for h in _HEADERS)
 
 
-class Parser:
+class Parser(HeaderFramedParser):
     """Feed bytes, get Reports/CommandFrames and rejections. Never raises on bad input.
 
     Noise between frames is skipped and reported as one FrameError per run (when the next
@@ -283,12 +283,11 @@ class Parser:
     input: it reports pending noise and a frame cut off at the end.
     """
 
+    header_len = 4
+
     def __init__(self, max_length: int = MAX_LENGTH) -> None:
+        super().__init__()
         self.max_length = max_length
-        self._buf = bytearray()
-        self._base = 0  # stream offset of _buf[0]
-        self._noise = NoiseRun()
-        self._resync = False
 
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
         self._buf += data
@@ -328,22 +327,6 @@ class Parser:
         self._base += pos
         return out_list
 
-    def flush(self) -> list[Frame | ProtocolError]:
-        """End of input: pending noise and a frame cut off at the end are errors."""
-        out: list[Frame | ProtocolError] = []
-        rest = len(self._buf)
-        if rest and rest < 4:  # only part of a header: noise after all
-            out += self._skip(0, rest)
-        out += self._noise.flush()
-        if rest >= 4:
-            out.append(FrameError(f"truncated frame ({rest} bytes)", self._base))
-        self._buf.clear()
-        self._base += rest
-        self._resync = False
-        return out
-
-    def _skip(self, start: int, count: int) -> list[ProtocolError]:
-        return [] if self._resync else self._noise.skip(self._base + start, count)
 
 
 def _next_candidate(buf: bytearray, start: int, end: int) -> int:

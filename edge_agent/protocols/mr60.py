@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ChecksumError, FrameError, ProtocolError
-from .noise import NoiseRun
+from .noise import HeaderFramedParser
 
 HEADER = b"\x53\x59"
 FOOTER = b"\x54\x43"
@@ -203,7 +203,7 @@ def decode_frame(control: int, command: int, data: bytes, offset: int = 0
     return Frame(control, command, data, name, value, offset)
 
 
-class Parser:
+class Parser(HeaderFramedParser):
     """Feed bytes, get Frames and rejections. Never raises on bad input.
 
     Noise between frames is reported as one FrameError per run (when the next frame
@@ -212,12 +212,11 @@ class Parser:
     input: it reports pending noise and a frame cut off at the end.
     """
 
+    header_len = len(HEADER)
+
     def __init__(self, max_data: int = MAX_DATA) -> None:
+        super().__init__()
         self.max_data = max_data
-        self._buf = bytearray()
-        self._base = 0
-        self._noise = NoiseRun()
-        self._resync = False
 
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
         self._buf += data
@@ -256,22 +255,6 @@ class Parser:
         self._base += pos
         return out
 
-    def flush(self) -> list[Frame | ProtocolError]:
-        """End of input: pending noise and a frame cut off at the end are errors."""
-        out: list[Frame | ProtocolError] = []
-        rest = len(self._buf)
-        if rest and rest < len(HEADER):  # only part of a header: noise after all
-            out += self._skip(0, rest)
-        out += self._noise.flush()
-        if rest >= len(HEADER):
-            out.append(FrameError(f"truncated frame ({rest} bytes)", self._base))
-        self._buf.clear()
-        self._base += rest
-        self._resync = False
-        return out
-
-    def _skip(self, start: int, count: int) -> list[ProtocolError]:
-        return [] if self._resync else self._noise.skip(self._base + start, count)
 
 
 def _check(frame: bytes, offset: int) -> Frame | ProtocolError:

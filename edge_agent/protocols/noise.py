@@ -33,3 +33,37 @@ class NoiseRun:
         err = FrameError(f"{self._len} bytes of noise skipped", self._start)
         self._len = 0
         return [err]
+
+
+class HeaderFramedParser:
+    """What the parsers of header-delimited frames (radars) share: buffered bytes and their
+    stream offset, noise runs, silent resync after a damaged frame, and ``flush``.
+
+    ``header_len`` is the length of the frame header; fewer bytes left at the end of the
+    input are noise, more are a frame cut off.
+    """
+
+    header_len = 1
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._base = 0  # stream offset of _buf[0]
+        self._noise = NoiseRun()
+        self._resync = False
+
+    def _skip(self, start: int, count: int) -> list[ProtocolError]:
+        return [] if self._resync else self._noise.skip(self._base + start, count)
+
+    def flush(self) -> list[ProtocolError]:
+        """End of input: pending noise and a frame cut off at the end are errors."""
+        out: list[ProtocolError] = []
+        rest = len(self._buf)
+        if rest and rest < self.header_len:  # only part of a header: noise after all
+            out += self._skip(0, rest)
+        out += self._noise.flush()
+        if rest >= self.header_len:
+            out.append(FrameError(f"truncated frame ({rest} bytes)", self._base))
+        self._buf.clear()
+        self._base += rest
+        self._resync = False
+        return out
