@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ..errors import ChecksumError, DecryptionError, FrameError, ProtocolError
-from .obis import ObisCode, lookup
+from .obis import Measurement, ObisCode, lookup
 
 FLAG = 0x7E
 LLC = bytes([0xE6, 0xE7, 0x00])
@@ -186,17 +186,6 @@ def jsonable(value: Data) -> Any:
 
 
 # -- frames ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Measurement:
-    obis: str
-    name: str
-    value: float | int | str
-    unit: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit}
 
 
 @dataclass(frozen=True)

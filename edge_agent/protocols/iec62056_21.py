@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ChecksumError, FrameError, ProtocolError
-from .obis import ObisCode, lookup, scale, to_decimal
+from .obis import Measurement, ObisCode, lookup, scale, to_decimal
 
 SOH, STX, ETX, ACK, NAK = 0x01, 0x02, 0x03, 0x06, 0x15
 BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 19200}
@@ -119,17 +119,6 @@ class Control:
 class DataSet:
     address: str
     values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Measurement:
-    obis: str
-    name: str
-    value: float | int | str
-    unit: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit}
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ kW -> W, GJ -> J).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 _TEXT = re.compile(
     r"^(?:(\d{1,3})-(\d{1,3}):)?(\d{1,3}|[A-Z])\.(\d{1,3}|[A-Z])(?:\.(\d{1,3}))?"
@@ -219,9 +221,24 @@ _PLAUSIBLE: dict[str | None, tuple[float, float]] = {
 }
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """A decoded, scaled value of a known OBIS quantity (IEC 62056-21 readout, DLMS push)."""
+
+    obis: str
+    name: str
+    value: float | int | str
+    unit: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit}
+
+
 def plausible(value: float | int | str, unit: str | None) -> bool:
     """True if a numeric value is within the plausible range of its unit (text always is)."""
     if isinstance(value, str):
         return True
+    if not math.isfinite(value):  # NaN (a meter's "no value"), infinities
+        return False
     lo, hi = _PLAUSIBLE.get(unit, (-1e15, 1e15))
     return lo <= value <= hi
