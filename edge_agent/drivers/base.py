@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..clock import Clock
-from ..errors import HardwareError, ProtocolError
+from ..errors import HardwareError, ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority, Reading, Value
+from ..protocols.obis import plausible
 
 Emit = Callable[[list[Reading]], None]
 """Hand readings to the pipeline. May block briefly when the bounded ingest queue is full."""
@@ -132,6 +133,16 @@ class Sensor(abc.ABC):
             self.stats.readings += len(out)
             self.stats.last_value_time = now
         return out
+
+    def plausible_sample(self, what: str, name: str, value: float | int, unit: str | None,
+                         time: float | None = None) -> Sample | None:
+        """A meter value as a Sample, or None, counted as ``range``, if it is implausible for
+        its unit (NaN and infinities never are). ``what`` names it in the error."""
+        if not plausible(value, unit):
+            self.record_error("range", ValueOutOfRangeError(
+                f"{what} = {value} {unit or ''} is not plausible"))
+            return None
+        return Sample(name, value, unit, time=time)
 
     def record_error(self, reason: str, exc: BaseException) -> None:
         """Count an error; log only the first of a burst (until the next success)."""

@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
-from ..errors import DecryptionError, KeyFileError, ProtocolError, ValueOutOfRangeError
+from ..errors import DecryptionError, KeyFileError, ProtocolError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import dlms_hdlc
-from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
@@ -216,11 +215,10 @@ class DlmsSensor(StreamSensor):
         for m in note.select(self._selection):
             if isinstance(m.value, str):
                 continue  # identification: not a measurement
-            if not plausible(m.value, m.unit):
-                self.record_error("range", ValueOutOfRangeError(
-                    f"{m.obis} {m.name} = {m.value} {m.unit or ''} is not plausible"))
-                continue
-            out.append(Sample(m.name, m.value, m.unit, time=note.timestamp))
+            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit,
+                                      note.timestamp)
+            if s is not None:
+                out.append(s)
         return out
 
 

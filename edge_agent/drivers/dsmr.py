@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..emulators.dsmr import DsmrEmulation, DsmrEmulator
-from ..errors import ProtocolError, ValueOutOfRangeError
+from ..errors import ProtocolError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import dsmr
-from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from .registry_types import SensorType
@@ -118,11 +117,9 @@ class DsmrSensor(StreamSensor):
                     self._texts[m.name] = m.value
                     out.append(Sample(m.name, m.value, None, time=m.time))
                 continue
-            if not plausible(m.value, m.unit):
-                self.record_error("range", ValueOutOfRangeError(
-                    f"{m.obis} {m.name} = {m.value} {m.unit or ''} is not plausible"))
-                continue
-            out.append(Sample(m.name, m.value, m.unit, time=m.time))
+            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit, m.time)
+            if s is not None:
+                out.append(s)
         return out
 
 

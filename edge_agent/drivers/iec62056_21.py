@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..emulators.iec62056_21 import IecEmulation, IecMeter
-from ..errors import DeviceTimeoutError, FrameError, ProtocolError, ValueOutOfRangeError
+from ..errors import DeviceTimeoutError, FrameError, ProtocolError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import iec62056_21 as iec
-from ..protocols.obis import plausible
 from ..protocols.obis import selection as obis_selection
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
 from .registry_types import SensorType
@@ -131,11 +130,12 @@ class IecSensor(PollingSensor):
     def samples(self, block: iec.DataBlock) -> list[Sample]:
         out: list[Sample] = []
         for m in block.select(self._selection):
-            if not plausible(m.value, m.unit):
-                self.record_error("range", ValueOutOfRangeError(
-                    f"{m.obis} {m.name} = {m.value} {m.unit or ''} is not plausible"))
+            if isinstance(m.value, str):
+                out.append(Sample(m.name, m.value, m.unit))
                 continue
-            out.append(Sample(m.name, m.value, m.unit))
+            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit)
+            if s is not None:
+                out.append(s)
         return out
 
 

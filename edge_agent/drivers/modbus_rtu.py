@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..emulators.modbus_rtu import ModbusEmulation, ModbusSlave
-from ..errors import DeviceTimeoutError, HardwareError, ProtocolError, ValueOutOfRangeError
+from ..errors import DeviceTimeoutError, HardwareError, ProtocolError
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import modbus_rtu as mb
-from ..protocols.obis import plausible
 from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
 from .registry_types import SensorType
 from .serial_port import check_framing, emulator_running, open_serial
@@ -94,11 +93,9 @@ class ModbusSensor(PollingSensor):
         out: list[Sample] = []
         for plan in self._plans:
             for reg, value in plan.decode(self._transact(plan)):
-                if not mb.finite(value) or not plausible(value, reg.unit):
-                    self.record_error("range", ValueOutOfRangeError(
-                        f"{reg.name} = {value} {reg.unit or ''} is not plausible"))
-                    continue
-                out.append(Sample(reg.name, value, reg.unit))
+                s = self.plausible_sample(reg.name, reg.name, value, reg.unit)
+                if s is not None:
+                    out.append(s)
         return out
 
     def _transact(self, plan: mb.ReadPlan) -> mb.ReadResponse:
