@@ -44,7 +44,7 @@ class Consumer:
                  on_message: Callable[[str, dict[str, Any]], None] | None = None,
                  keep_messages: bool = True, tls_context: Any = None,
                  username: str | None = None, password: str | None = None,
-                 private_key: Any = None) -> None:
+                 private_key: Any = None, protocol: int = mqtt.MQTTv5) -> None:
         self.prefix = prefix
         self._private_key = private_key  # opens sealed payloads (the platform's HPKE key)
         self.rec = ChannelRecord()
@@ -53,7 +53,7 @@ class Consumer:
         self._keep = keep_messages
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
-                                  protocol=mqtt.MQTTv5)
+                                  protocol=protocol)  # MQTTv311 for 3.1.1-only brokers
         if tls_context is not None:
             self.client.tls_set_context(tls_context)
         if username:
