@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from .store.ranges import RangeSet
 from .uplink.envelope import parse
@@ -44,7 +44,8 @@ class Consumer:
                  on_message: Callable[[str, dict[str, Any]], None] | None = None,
                  keep_messages: bool = True, tls_context: Any = None,
                  username: str | None = None, password: str | None = None,
-                 private_key: Any = None, protocol: int = mqtt.MQTTv5) -> None:
+                 private_key: Any = None,
+                 protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
         self.prefix = prefix
         self._private_key = private_key  # opens sealed payloads (the platform's HPKE key)
         self.rec = ChannelRecord()
