@@ -23,6 +23,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .errors import ConfigError
+    from .uplink.confirm import delivery_warning
 
     try:
         cfg = _load(args.file)
@@ -35,6 +36,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for ch, cc in cfg.channels.items():
         brokers = ", ".join(str(b) for b in cc.brokers)
         print(f"  channel {ch.value}: {brokers} -> {cfg.topic_prefix(ch)}/…")
+        warning = delivery_warning(ch.value, cc, cfg.topic_prefix(ch))
+        if warning:
+            print(f"  WARNING {warning}")
     print(f"  store: {cfg.state_dir}, commit every {float(cfg.store.commit_interval):g}s, "
           f"budget {int(cfg.store.max_bytes) // (1024 * 1024)} MiB per channel")
     for s in cfg.sensors:

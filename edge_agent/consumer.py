@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from .store.ranges import RangeSet
 from .uplink.envelope import parse
@@ -44,7 +44,8 @@ class Consumer:
                  on_message: Callable[[str, dict[str, Any]], None] | None = None,
                  keep_messages: bool = True, tls_context: Any = None,
                  username: str | None = None, password: str | None = None,
-                 private_key: Any = None) -> None:
+                 private_key: Any = None,
+                 protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
         self.prefix = prefix
         self._private_key = private_key  # opens sealed payloads (the platform's HPKE key)
         self.rec = ChannelRecord()
@@ -53,7 +54,7 @@ class Consumer:
         self._keep = keep_messages
         self._connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "",
-                                  protocol=mqtt.MQTTv5)
+                                  protocol=protocol)  # MQTTv311 for 3.1.1-only brokers
         if tls_context is not None:
             self.client.tls_set_context(tls_context)
         if username:

@@ -317,6 +317,7 @@ class Agent:
                       "accepted": st.accepted, "not_accepted": st.not_accepted},
             "uplink": {"broker": up.broker, "published_readings": up.published_readings,
                        "rejected_messages": up.rejected_messages, "connects": up.connects},
+            "delivery": self.uplinks[channel].delivery(),  # confirmed how; verified yet
             "cert_expiry": None if up.cert_expiry is None else round(up.cert_expiry, 1),
             "security": secevents.EVENTS.counts(channel.value),
             "sensors": sensors,

@@ -5,7 +5,8 @@
 Categories (fixed vocabulary, so a log collector can alert on them):
 
     auth      TLS handshake or broker authentication failed (wrong CA, refused identity)
-    acl       the broker refused a publish (PUBACK >= 0x80, e.g. 0x87 Not authorized)
+    acl       the broker refused a publish (PUBACK >= 0x80, e.g. 0x87 Not authorized;
+              on MQTT 3.1.1: no echo, or disconnects right after publishing)
     config    a site configuration was rejected
     key       a secret file is missing, malformed or readable by group/others
     cert      a certificate is close to expiry or expired

@@ -85,3 +85,9 @@ def test_batch_spanning_a_segment_boundary_is_accepted(tmp_path: Path) -> None:
         assert s2.stats().backlog["normal"] == 10_000
     finally:
         s2.close()
+
+
+def test_mqtt3_acl_denial_then_allowed_no_silent_loss(tmp_path: Path) -> None:
+    r = scenarios.mqtt3_denial(tmp_path, deny_seconds=4.0)
+    _clean(r)
+    assert r.figures["held_after_s"] != "never" and int(r.figures["unconfirmed"]) >= 1

@@ -48,6 +48,9 @@ class ChannelConfig:
     password_file: Path | None = None
     allow_insecure: bool = False
     mqtt_version: Literal[5, 3] = 5
+    # how a delivery is confirmed: auto = echo on MQTT 3.1.1, PUBACK reason codes on 5 (0004)
+    confirm: Literal["auto", "echo", "puback"] = "auto"
+    echo_timeout: Duration = Duration(10)  # no echo by then: held back and reported
     keepalive: Duration = Duration(30)
     inflight_window: int = 8  # messages awaiting PUBACK, fed from the store
     batch_max: int = 500  # readings per published message
@@ -68,6 +71,8 @@ class ChannelConfig:
             raise ValueError("batch_max must be between 1 and 10000")
         if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
+        if self.echo_timeout <= 0:
+            raise ValueError("echo_timeout must be above 0")
 
 
 @dataclass(frozen=True)

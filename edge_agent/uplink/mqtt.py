@@ -3,8 +3,10 @@
 Threads: paho's network thread (``loop_start``) and one pump thread owned here. paho
 callbacks never touch the store or take our locks: they put events on a bounded queue and
 wake the pump, which does all bookkeeping. A batch is acknowledged in the store only when
-its PUBACK arrives with a success reason code; a failure code dead-letters it; a lost
-connection returns every in-flight batch to the store to be sent again.
+it is confirmed: by a PUBACK with a success reason code (MQTT 5), or, on MQTT 3.1.1 where a
+broker acknowledges even a publish it dropped, by its echo on the node's own subscription
+(``confirm.py``, design note 0004). A failure code dead-letters it; a missing echo holds it
+back and reports it; a lost connection returns every in-flight batch to the store.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..config.types import BrokerURL
 from ..errors import UplinkError
 from ..model import Channel, Priority
 from ..store.channel_store import Batch, ChannelStore
+from .confirm import ECHO, HELD, PUBACK, VERIFIED, DeliveryGate, confirm_mode, echo_seq
 from .envelope import EnvelopeBuilder
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
@@ -53,6 +56,18 @@ class UplinkStats:
     inflight: int = 0
     by_lane: dict[str, int] = field(default_factory=dict)
     cert_expiry: float | None = None  # days left on the client cert (or CA), soonest
+    unconfirmed_messages: int = 0  # held back: acknowledged but no echo (MQTT 3.1.1)
+    held_topics: int = 0  # times a topic was held back as refused (no echo / disconnects)
+
+
+@dataclass
+class _Pending:
+    """A batch handed to paho, until it is confirmed, refused or returned to the store."""
+
+    batch: Batch
+    topic: str
+    mid: int
+    acked_at: float | None = None  # PUBACK time (echo mode: the echo is still awaited)
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,8 @@ class ChannelUplink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
-        self._mids: dict[int, Batch] = {}
+        self._pending: dict[int, _Pending] = {}  # by first sequence number
+        self._mids: dict[int, int] = {}  # paho message id -> first sequence number
         self._broker_index = 0
         self._connected_at = 0.0
         # full jitter: uniform in [0, min(max, min * 2^n)] so a city's nodes spread out
@@ -120,6 +136,11 @@ class ChannelUplink:
         self.topic_alarm = f"{settings.topic_prefix}/alarm"
         self.topic_status = f"{settings.topic_prefix}/status"
         self.topic_health = f"{settings.topic_prefix}/health"
+        self._mode = confirm_mode(self.cfg)
+        self._gate = DeliveryGate([self.topic_data, self.topic_alarm],
+                                  float(self.cfg.echo_timeout))
+        self._unconfirmed_since: dict[str, float] = {}  # this connection, per topic
+        self._conn_confirmed: set[str] = set()  # topics confirmed on this connection
         self.error: BaseException | None = None
         self._flush_deadline = 0.0
         # liveness for the service watchdog: refreshed by the pump thread at least every
@@ -163,6 +184,15 @@ class ChannelUplink:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                     rc: ReasonCode, props: Properties | None) -> None:
         self._put(("puback", (mid, rc)))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
+                      codes: list[ReasonCode], props: Properties | None) -> None:
+        self._put(("suback", codes))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        seq = echo_seq(bytes(m.payload))  # our own data/alarm message, back through the broker
+        if seq is not None:
+            self._put(("echo", (m.topic, seq[0])))
 
     def _put(self, ev: tuple[str, Any]) -> None:
         try:
@@ -226,6 +256,8 @@ class ChannelUplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
         client.max_inflight_messages_set(self.cfg.inflight_window + ALARM_SLACK + 4)
         client.max_queued_messages_set(0)
         tracked = _TrackingContext(tls_context(self.cfg)) if url.tls else None
@@ -262,6 +294,20 @@ class ChannelUplink:
                     _close(client)
                     raise UplinkError(f"broker refused the connection: {val}")
                 client.publish(self.topic_status, self._status("online"), qos=1, retain=True)
+                if self._mode != ECHO:
+                    return client
+                # echoes confirm deliveries: the subscription must be in place first
+                client.subscribe([(self.topic_data, 1), (self.topic_alarm, 1)])
+            elif kind == "suback":
+                if any(rc.is_failure for rc in val):
+                    why = (f"cannot subscribe to {self.topic_data} and {self.topic_alarm}: "
+                           "no delivery can be confirmed (grant the node read on its own "
+                           "topics); holding data back")
+                    self.log.error("%s", why)
+                    self.stats.last_error = why
+                    secevents.emit("acl", "denied", channel=self.s.channel.value, detail=why)
+                self._unconfirmed_since.clear()
+                self._conn_confirmed.clear()
                 return client
             if kind == "disconnect":
                 _close(client)
@@ -277,7 +323,7 @@ class ChannelUplink:
             self.heartbeat = self.clock.monotonic()
             if self._stop.is_set():
                 self._drain_events()
-                if not self._mids or self.clock.monotonic() >= self._flush_deadline:
+                if not self._pending or self.clock.monotonic() >= self._flush_deadline:
                     return
                 self._wake.wait(0.05)
                 self._wake.clear()
@@ -289,11 +335,19 @@ class ChannelUplink:
                     > float(self.cfg.failback_after)):
                 self.log.info("trying the first broker again")
                 return
-            inflight_normal = sum(1 for b in self._mids.values() if b.lane != Priority.ALARM)
-            inflight_alarm = len(self._mids) - inflight_normal
-            batches = self.store.lease(ALARM_SLACK - inflight_alarm, lanes=(Priority.ALARM,))
-            if window - inflight_normal > 0:
-                batches += self.store.lease(window - inflight_normal)
+            now = self.clock.monotonic()
+            self._expire(now)
+            inflight_normal = sum(1 for p in self._pending.values()
+                                  if p.batch.lane != Priority.ALARM)
+            inflight_alarm = len(self._pending) - inflight_normal
+            alarm_cap = self._gate.allowance(self.topic_alarm, now, inflight_alarm)
+            data_cap = self._gate.allowance(self.topic_data, now, inflight_normal)
+            room = ALARM_SLACK - inflight_alarm if alarm_cap is None else alarm_cap
+            batches = self.store.lease(room, lanes=(Priority.ALARM,)) if room > 0 else []
+            room = window - inflight_normal if data_cap is None else data_cap
+            if room > 0:  # a held alarm topic: its backlog must not ride the data window
+                batches += self.store.lease(room, lanes=(
+                    Priority.NORMAL, Priority.BULK) if alarm_cap is not None else (0, 1, 2))
             for i, b in enumerate(batches):
                 if not self._publish(client, b):
                     # the rest of the lease was never sent: back to the queue, in order
@@ -313,8 +367,13 @@ class ChannelUplink:
             self.log.warning("publish failed locally (%s); reconnecting",
                              mqtt.error_string(info.rc))
             return False
-        self._mids[info.mid] = b
-        self.stats.inflight = len(self._mids)
+        now = self.clock.monotonic()
+        self._pending[b.first] = _Pending(b, topic, info.mid)
+        self._mids[info.mid] = b.first
+        if topic not in self._conn_confirmed:
+            self._unconfirmed_since.setdefault(topic, now)
+        self._gate.sent(topic, now)
+        self.stats.inflight = len(self._pending)
         return True
 
     def _drain_events(self) -> bool:
@@ -327,28 +386,85 @@ class ChannelUplink:
                 return alive
             if kind == "puback":
                 mid, rc = val
-                b = self._mids.pop(mid, None)
-                self.stats.inflight = len(self._mids)
-                if b is None:
-                    continue  # status/health messages
+                first = self._mids.pop(mid, None)
+                p = None if first is None else self._pending.get(first)
+                if first is None or p is None:
+                    continue  # status/health messages, or already confirmed by its echo
+                b = p.batch
                 if rc.is_failure:
+                    del self._pending[first]
                     self.stats.rejected_messages += 1
                     why = f"PUBACK 0x{rc.value:02X} {rc}"
                     self.stats.last_error = f"{why} for seq {b.first}..{b.last}"
                     self.store.reject(b.first, why)
                     secevents.emit("acl", "denied", channel=self.s.channel.value,
                                    detail=f"{why} for seq {b.first}..{b.last}")
+                elif self._mode == PUBACK:
+                    del self._pending[first]
+                    self._delivered(p)
                 else:
-                    self.store.ack(b.first)
-                    self.stats.published_messages += 1
-                    self.stats.published_readings += b.count
-                    self.stats.by_lane[b.lane.label] = (
-                        self.stats.by_lane.get(b.lane.label, 0) + b.count)
-                    self.stats.last_publish = self.clock.time()
+                    p.acked_at = self.clock.monotonic()  # now wait for its echo
+            elif kind == "echo":
+                topic, first = val
+                p = self._pending.get(first)
+                if p is not None and p.topic == topic:
+                    del self._pending[first]
+                    self._mids.pop(p.mid, None)
+                    self._delivered(p)
+                # else: a late echo of a batch already returned to the store; it is sent
+                # again (a duplicate, never a loss)
             elif kind == "disconnect":
                 self.log.warning("connection lost: %s", val)
                 self.stats.last_error = f"disconnected: {val}"
                 alive = False
+                if not self._stop.is_set():
+                    for topic in self._gate.disconnected(self._unconfirmed_since,
+                                                         self.clock.monotonic()):
+                        self._report_held(topic)
+                self._unconfirmed_since.clear()
+            self.stats.inflight = len(self._pending)
+
+    def _delivered(self, p: _Pending) -> None:
+        b = p.batch
+        self.store.ack(b.first)
+        self.stats.published_messages += 1
+        self.stats.published_readings += b.count
+        self.stats.by_lane[b.lane.label] = self.stats.by_lane.get(b.lane.label, 0) + b.count
+        self.stats.last_publish = self.clock.time()
+        self._conn_confirmed.add(p.topic)
+        self._unconfirmed_since.pop(p.topic, None)
+        if self._gate.confirmed(p.topic):
+            self.log.warning("%s accepts publishes again; sending its backlog", p.topic)
+            secevents.emit("acl", "restored", channel=self.s.channel.value,
+                           detail=f"{p.topic}: confirmed again (seq {b.first}..{b.last})")
+
+    def _expire(self, now: float) -> None:
+        """Echo mode: a batch acknowledged but not echoed within ``echo_timeout`` was
+        dropped by the broker (or cannot be read back): back to the store, reported."""
+        if self._mode != ECHO:
+            return
+        timeout = float(self.cfg.echo_timeout)
+        for first, p in list(self._pending.items()):
+            if p.acked_at is None or now - p.acked_at < timeout:
+                continue  # no PUBACK yet: a stalled connection, keepalive handles that
+            del self._pending[first]
+            self.store.release([first])
+            self.stats.unconfirmed_messages += 1
+            why = (f"no echo within {timeout:g}s for seq {p.batch.first}..{p.batch.last} on "
+                   f"{p.topic}")
+            self.stats.last_error = why
+            if self._gate.missing(p.topic, now, why):
+                self._report_held(p.topic)
+        self.stats.inflight = len(self._pending)
+
+    def _report_held(self, topic: str) -> None:
+        self.stats.held_topics += 1
+        why = self._gate.topics[topic].reason
+        self.log.error("%s: the broker dropped or refused it (not authorized?); holding "
+                       "%s back in the store and probing with one message at a time",
+                       why, topic)
+        secevents.emit("acl", "denied", channel=self.s.channel.value,
+                       detail=f"{why}; held back, not delivered")
 
     def _teardown(self) -> None:
         client = self._client
@@ -361,9 +477,10 @@ class ChannelUplink:
                 with contextlib.suppress(RuntimeError, ValueError):
                     info.wait_for_publish(1.0)
             _close(client)
-        if self._mids:
-            self.store.release(b.first for b in self._mids.values())
-            self._mids.clear()
+        if self._pending:
+            self.store.release(list(self._pending))
+            self._pending.clear()
+        self._mids.clear()
         self.stats.inflight = 0
 
     # ------------------------------------------------------------------ status / health
@@ -375,6 +492,27 @@ class ChannelUplink:
         if self.stats.cert_expiry is not None:
             body["cert_expiry"] = round(self.stats.cert_expiry, 1)
         return json.dumps(body).encode()
+
+    def delivery(self) -> dict[str, Any]:
+        """How deliveries on this channel are confirmed, and whether that is verified."""
+        v3 = self.cfg.mqtt_version == 3
+        out: dict[str, Any] = {"mqtt": "3.1.1" if v3 else "5", "confirm": self._mode,
+                               "unconfirmed": self.stats.unconfirmed_messages,
+                               "holds": self.stats.held_topics}
+        state = self._gate.state()
+        if self._mode == PUBACK:
+            state = HELD if state == HELD else ("undetectable" if v3 else VERIFIED)
+        out["state"] = state
+        if state == "undetectable":
+            out["note"] = ("MQTT 3.1.1 without echo: denials on this channel are "
+                           "undetectable")
+        elif state == HELD:
+            out["held"] = {t.rsplit("/", 1)[-1]: tt.reason
+                           for t, tt in self._gate.topics.items() if tt.state == HELD}
+        elif state != VERIFIED:
+            out["note"] = ("MQTT 3.1.1: no delivery confirmed by echo yet; denials on this "
+                           "channel are unverified")
+        return out
 
     def _check_certs(self) -> None:
         """At start and daily: days left on the client cert and CA; warn ahead, error after."""

@@ -30,6 +30,7 @@ def plan(nightly: bool) -> dict[str, Callable[[Path], Result]]:
         "fsync-failure": storefaults.fsync_failure,
         "clock": storefaults.clock,
         "devices": devices.devices,
+        "mqtt3-denial": scenarios.mqtt3_denial,
     }
 
 

@@ -6,6 +6,8 @@
         p.delay = 0.2  # seconds added before each forwarded chunk
         p.cut()        # close every connection now (RST)
         p.refuse = True  # accept, then close at once (broker refusing)
+        p.close_on = lambda chunk: b"/data" in chunk  # client bytes that close the
+                         # connection (a broker that disconnects on a denied publish)
 
 Threads and sockets only, loopback only.
 """
@@ -18,6 +20,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 
@@ -31,6 +34,8 @@ class FaultProxy:
         self.port: int = self._lsock.getsockname()[1]
         self.delay = 0.0
         self.refuse = False
+        self.close_on: Callable[[bytes], bool] | None = None
+        self.closed_on = 0  # connections closed by close_on
         self._forward = threading.Event()
         self._forward.set()
         self._stop = threading.Event()
@@ -122,13 +127,13 @@ class FaultProxy:
             with self._lock:
                 self._pairs.append((client, up))
             for a, b in ((client, up), (up, client)):
-                t = threading.Thread(target=self._pipe, args=(a, b), daemon=True,
+                t = threading.Thread(target=self._pipe, args=(a, b, a is client), daemon=True,
                                      name="proxy-pipe")
                 self._threads.append(t)
                 t.start()
             self._threads = [t for t in self._threads if t.is_alive()]
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, from_client: bool = False) -> None:
         try:
             while not self._stop.is_set():
                 if self._stalled(src):
@@ -140,6 +145,9 @@ class FaultProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if from_client and self.close_on is not None and self.close_on(data):
+                    self.closed_on += 1
+                    break  # never forwarded; both sides closed below
                 if self.delay:
                     time.sleep(self.delay)
                 while self._stalled(src) and not self._stop.is_set():

@@ -221,3 +221,38 @@ def wait_progress(c: Consumer, more: int, timeout: float = 15.0) -> bool:
 
 def sleep(seconds: float) -> None:
     time.sleep(seconds)
+
+
+MQTT3 = "    mqtt_version: 3\n    echo_timeout: 1s\n"  # a 3.1.1 channel, confirmed by echo
+
+
+class AclBroker:
+    """mosquitto with an ACL file the rig rewrites and reloads (SIGHUP) while it runs.
+    ``allow()``: the node may write and read back its own topics; ``deny(suffix)``: that
+    one topic under the prefix is read-only, which mosquitto enforces on MQTT 3.1.1 by
+    acknowledging the publish and dropping it."""
+
+    def __init__(self, work: Path) -> None:
+        from edge_agent.mosquitto import Mosquitto
+
+        work.mkdir(parents=True, exist_ok=True)
+        self.acl = work / "acl"
+        self.allow(reload=False)
+        self.broker = Mosquitto(work, extra=f"acl_file {self.acl}\n")
+        self.broker.start()
+
+    def _write(self, text: str, reload: bool) -> None:
+        self.acl.write_text(text + "topic read #\n")  # the platform's consumer reads all
+        if reload and self.broker.proc is not None:
+            self.broker.proc.send_signal(signal.SIGHUP)
+
+    def allow(self, reload: bool = True) -> None:
+        self._write(f"topic readwrite {PREFIX}/#\n", reload)
+
+    def deny(self, suffix: str, reload: bool = True) -> None:
+        others = "".join(f"topic readwrite {PREFIX}/{t}\n"
+                         for t in ("status", "health", "data", "alarm") if t != suffix)
+        self._write(others + f"topic read {PREFIX}/{suffix}\n", reload)
+
+    def close(self) -> None:
+        self.broker.stop()

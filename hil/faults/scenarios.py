@@ -15,6 +15,8 @@ from edge_agent.mosquitto import Mosquitto
 from hil.common import wait_for
 from hil.faults.proxy import FaultProxy
 from hil.faults.rig import (
+    MQTT3,
+    AclBroker,
     AgentProcess,
     Result,
     agent_log_tail,
@@ -300,4 +302,63 @@ def network(work: Path, keepalive: float = 2.0, stalls: int = 2) -> Result:
                f"{ok_cut}; {res.received} of {res.accepted} seqs")
     if not res.ok:
         res.notes.append(agent_log_tail(work / "agent.log"))
+    return res
+
+
+def mqtt3_denial(work: Path, deny_seconds: float = 5.0) -> Result:
+    """An MQTT 3.1.1 channel whose data topic the broker's ACL denies for a while, then
+    allows again. mosquitto acknowledges every denied publish and drops it, so only the
+    echo check tells; nothing may count as delivered, alarms (allowed) keep flowing, the
+    denial must show in the health message, and the held-back data goes out afterwards."""
+    res = Result("mqtt3-denial", f"ACL denies the data topic {deny_seconds:g}s (MQTT 3.1.1)")
+    g = AclBroker(work / "broker")
+    try:
+        c = consumer(g.broker.port)
+        agent = AgentProcess(site(work, [g.broker.url], load_rate=1000, alarm_rate=2,
+                                  extra_ot=MQTT3), work / "agent.log")
+        agent.start()
+        wait_for(lambda: c.snapshot().readings > 0, 20)
+        time.sleep(1.0)
+        n_health = len(c.snapshot().health)
+        t0 = time.monotonic()
+        g.deny("data")
+        held_at: float | None = None
+        alarms_before = c.snapshot().last_by_lane.get("alarm", 0)
+        while time.monotonic() - t0 < deny_seconds:
+            h = c.snapshot().health[n_health:]
+            if held_at is None and any(x.get("delivery", {}).get("state") == "held"
+                                       for x in h):
+                held_at = time.monotonic() - t0
+            time.sleep(0.1)
+        alarms_during = c.snapshot().last_by_lane.get("alarm", 0) > alarms_before
+        denied_health = [x for x in c.snapshot().health[n_health:]
+                         if x.get("delivery", {}).get("state") == "held"]
+        g.allow()
+        before = c.snapshot().readings
+        t1 = time.monotonic()
+        resumed = wait_for(_more_readings(c, before), 60)
+        resume_s = time.monotonic() - t1
+        alive = agent.alive
+        agent.stop()
+        drained = drain_and_stop(AgentProcess(quiet_site(work, [g.broker.url], MQTT3),
+                                              work / "agent.log"), c, timeout=60)
+        view = read_store(work / "state")
+        last = denied_health[-1] if denied_health else {}
+        judge(res, c, view, resends=3, extra_ok=(drained and alive and resumed
+                                                  and held_at is not None and alarms_during))
+        c.stop()
+    finally:
+        g.close()
+    delivery = last.get("delivery", {})
+    res.figures["held_after_s"] = f"{held_at:.1f}" if held_at is not None else "never"
+    res.figures["unconfirmed"] = delivery.get("unconfirmed", 0)
+    res.figures["acl_denied_events"] = last.get("security", {}).get("acl.denied", 0)
+    res.figures["resume_s"] = f"{resume_s:.1f}" if resumed else "never"
+    if held_at is None:
+        res.notes.append("the health message never said the data topic was held: "
+                         + agent_log_tail(work / "agent.log"))
+    res.saw = (f"{res.received} of {res.accepted} seqs; health said held after "
+               f"{res.figures['held_after_s']} s ({delivery.get('held', {})}); alarms during "
+               f"the denial: {alarms_during}; backlog out {res.figures['resume_s']} s after "
+               f"the ACL allowed again; drained: {drained}")
     return res

@@ -1,0 +1,267 @@
+"""MQTT 3.1.1 channels: a refused publish is acknowledged anyway, so deliveries are
+confirmed by echo (edge_agent/uplink/confirm.py, design note 0004). Real mosquitto in
+3.1.1 mode with ACLs, and the NATS server's MQTT listener."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge_agent import secevents
+from edge_agent.config import load_config
+from edge_agent.consumer import Consumer
+from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.model import Channel
+from edge_agent.mosquitto import Mosquitto
+from edge_agent.runtime import Agent
+from edge_agent.uplink.mqtt import ChannelUplink
+from hil.faults.proxy import FaultProxy
+from tests.conftest import EDGE_AGENT, wait_for, write_site
+from tests.natsserver import NatsServer
+
+PREFIX = "edge/test/n1/ot"
+V3 = "    mqtt_version: 3\n    echo_timeout: 1s\n    reconnect_min: 100ms\n" \
+     "    reconnect_max: 500ms\n"
+ALLOW = (f"topic readwrite {PREFIX}/#\n"  # the node: writes and reads back its own topics
+         "topic read #\n")  # the platform's consumer (same anonymous identity here)
+DENY_DATA = (f"topic readwrite {PREFIX}/status\ntopic readwrite {PREFIX}/health\n"
+             f"topic readwrite {PREFIX}/alarm\ntopic read {PREFIX}/data\ntopic read #\n")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_events() -> Iterator[None]:
+    secevents.EVENTS.reset()
+    yield
+    secevents.EVENTS.reset()
+
+
+def run_agent(cfg: Path) -> Agent:
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.start()
+    return agent
+
+
+def stop(agent: Agent) -> None:
+    agent.stop_event.set()
+    agent.shutdown()
+
+
+def acl_broker(tmp_path: Path, factory: Callable[..., Mosquitto], text: str) -> Mosquitto:
+    acl = tmp_path / "acl"
+    acl.write_text(text)
+    return factory(extra=f"acl_file {acl}\n")
+
+
+def denied_or_published(up: ChannelUplink) -> bool:
+    """The uplink reached a verdict: a reported denial, or (wrongly) a delivery."""
+    return (secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
+            or up.stats.published_readings > 0)
+
+
+def v3_consumer(port: int) -> Consumer:
+    return Consumer("127.0.0.1", port, PREFIX, protocol=mqtt.MQTTv311).start()
+
+
+def test_denied_data_topic_is_held_back_and_reported_then_delivered_when_allowed(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    b = acl_broker(tmp_path, broker_factory, DENY_DATA)
+    cfg = write_site(tmp_path, b.url, extra_ot=V3,
+                     sensors="  - {id: g, type: load, rate: 100, total: 300}\n")
+    c = v3_consumer(b.port)
+    agent = run_agent(cfg)
+    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
+    try:
+        assert wait_for(lambda: store.stats().accepted == 300 and denied_or_published(up),
+                        timeout=30)
+        # the broker acknowledged every publish and dropped it: nothing counts as delivered
+        assert up.stats.published_readings == 0
+        assert up.stats.unconfirmed_messages >= 1
+        assert c.rec.readings == 0
+        st = store.stats()
+        assert st.backlog["normal"] == 300  # all of it still in the store, none deleted
+        assert st.dead_letters == 0 and not st.evicted.get("rejected")
+        assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
+        health = agent.health(Channel.OT)["delivery"]
+        assert health["state"] == "held" and health["unconfirmed"] >= 1
+        assert "no echo" in health["held"]["data"]
+        # the topic is held: one probe at a time, not the whole window over and over
+        assert up.stats.inflight <= 1
+        # the ACL is fixed: the backlog goes out, nothing lost
+        (tmp_path / "acl").write_text(ALLOW)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its ACL file
+        assert wait_for(lambda: up.stats.published_readings == 300, timeout=30)
+        assert wait_for(lambda: c.rec.readings >= 300, timeout=10)
+    finally:
+        stop(agent)
+        c.stop()
+    assert list(c.received()) == [(1, 300)]
+    assert agent.health(Channel.OT)["delivery"]["state"] == "verified"
+    assert secevents.EVENTS.counts("ot").get("acl.restored", 0) >= 1
+
+
+def test_allowed_3_1_1_channel_delivers_everything_confirmed_by_echo(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    b = acl_broker(tmp_path, broker_factory, ALLOW)
+    cfg = write_site(tmp_path, b.url, extra_ot=V3, sensors=(
+        "  - {id: g, type: load, rate: 200, total: 1000}\n"
+        "  - {id: sos, type: load, priority: alarm, rate: 5, total: 5}\n"))
+    c = v3_consumer(b.port)
+    agent = run_agent(cfg)
+    up = agent.uplinks[Channel.OT]
+    try:
+        assert wait_for(lambda: up.stats.published_readings == 1005, timeout=30)
+        assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
+        delivery = agent.health(Channel.OT)["delivery"]
+    finally:
+        stop(agent)
+        c.stop()
+    assert list(c.received()) == [(1, 1005)]
+    assert delivery["mqtt"] == "3.1.1" and delivery["confirm"] == "echo"
+    assert delivery["state"] == "verified" and delivery["unconfirmed"] == 0
+    assert up.stats.by_lane == {"normal": 1000, "alarm": 5}
+    assert agent.stores[Channel.OT].stats().backlog == {"alarm": 0, "normal": 0, "bulk": 0}
+
+
+def test_a_3_1_1_channel_that_cannot_read_its_own_topics_holds_data_back(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    # write-only identity: publishes "succeed" but no delivery can be confirmed
+    b = acl_broker(tmp_path, broker_factory, f"topic write {PREFIX}/#\n")
+    cfg = write_site(tmp_path, b.url, extra_ot=V3,
+                     sensors="  - {id: g, type: load, rate: 100, total: 100}\n")
+    agent = run_agent(cfg)
+    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
+    try:
+        assert wait_for(lambda: store.stats().accepted == 100 and denied_or_published(up),
+                        timeout=30)
+    finally:
+        stop(agent)
+    assert up.stats.published_readings == 0
+    assert up.stats.unconfirmed_messages >= 1
+    assert store.stats().backlog["normal"] == 100
+
+
+def test_nats_mqtt_delivers_over_3_1_1_end_to_end(tmp_path: Path) -> None:
+    with NatsServer(tmp_path / "nats") as n:
+        cfg = write_site(tmp_path, n.url, extra_ot=V3.replace("1s", "5s"), sensors=(
+            "  - {id: g, type: load, rate: 200, total: 1000}\n"
+            "  - {id: sos, type: load, priority: alarm, rate: 5, total: 5}\n"))
+        c = v3_consumer(n.mqtt_port)
+        agent = run_agent(cfg)
+        up = agent.uplinks[Channel.OT]
+        try:
+            assert wait_for(lambda: up.stats.published_readings == 1005, timeout=40)
+            assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
+            delivery = agent.health(Channel.OT)["delivery"]
+        finally:
+            stop(agent)
+            c.stop()
+    assert list(c.received()) == [(1, 1005)]
+    assert not c.rec.bad
+    assert delivery["state"] == "verified" and delivery["unconfirmed"] == 0
+
+
+def test_nats_publish_violation_is_held_back_not_delivered(tmp_path: Path) -> None:
+    # NATS logs "Publish Violation", acknowledges the publish and drops it
+    perms = ('{user: n1, password: pw, permissions: {publish: {allow: '
+             '["edge.test.n1.ot.status", "edge.test.n1.ot.health", "$MQTT.>"]}, '
+             'subscribe: {allow: [">"]}}}, {user: platform, password: pw}')
+    pw = tmp_path / "pw"
+    pw.write_text("pw\n")
+    os.chmod(pw, 0o600)
+    with NatsServer(tmp_path / "nats", users=perms) as n:
+        cfg = write_site(tmp_path, n.url, extra_ot=V3.replace("1s", "2s")
+                         + f"    username: n1\n    password_file: {pw}\n",
+                         sensors="  - {id: g, type: load, rate: 100, total: 200}\n")
+        c = Consumer("127.0.0.1", n.mqtt_port, PREFIX, protocol=mqtt.MQTTv311,
+                     username="platform", password="pw").start()
+        agent = run_agent(cfg)
+        store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
+        try:
+            assert wait_for(lambda: store.stats().accepted == 200
+                            and denied_or_published(up), timeout=40)
+        finally:
+            stop(agent)
+            c.stop()
+    assert up.stats.published_readings == 0 and c.rec.readings == 0
+    assert up.stats.unconfirmed_messages >= 1
+    assert store.stats().backlog["normal"] == 200
+    assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
+
+
+def test_a_broker_that_disconnects_on_a_denied_publish_is_reported_not_looped_on(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    proxy = FaultProxy(broker.port).start()
+    # closes the connection on any data publish, like a broker that disconnects a client
+    # for a publish it does not allow
+    proxy.close_on = publishes_to(f"{PREFIX}/data")
+    cfg = write_site(tmp_path, proxy.url, extra_ot=V3.replace("1s", "5s"), sensors=(
+        "  - {id: g, type: load, rate: 100, total: 200}\n"
+        "  - {id: sos, type: load, priority: alarm, rate: 2, total: 4}\n"))
+    agent = run_agent(cfg)
+    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
+    try:
+        assert wait_for(lambda: up.stats.held_topics >= 1, timeout=30)
+        closed = proxy.closed_on
+        held = agent.health(Channel.OT)["delivery"]
+        assert wait_for(lambda: up.stats.by_lane.get("alarm", 0) == 4, timeout=20)
+        # held: probed with a growing delay (5 s, 10 s, ...), no reconnect loop
+        assert wait_for(lambda: False, timeout=4) is False
+        assert proxy.closed_on - closed <= 1
+    finally:
+        stop(agent)
+        proxy.stop()
+    assert held["state"] == "held"
+    assert "closed the connection 3 times" in held["held"]["data"]
+    assert up.stats.published_readings == 4  # the alarms, on their own topic
+    assert store.stats().backlog["normal"] == 200
+    assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
+
+
+def publishes_to(topic: str) -> Callable[[bytes], bool]:
+    """True for client bytes holding an MQTT PUBLISH to ``topic`` (whole packets; a packet
+    split across reads is not seen, which only delays the close to the next publish)."""
+    want = topic.encode()
+
+    def check(chunk: bytes) -> bool:
+        i = 0
+        while i + 2 <= len(chunk):
+            kind, length, shift, j = chunk[i] >> 4, 0, 0, i + 1
+            while j < len(chunk):
+                length |= (chunk[j] & 0x7F) << shift
+                shift += 7
+                j += 1
+                if not chunk[j - 1] & 0x80:
+                    break
+            if kind == 3 and j + 2 <= len(chunk):
+                n = int.from_bytes(chunk[j:j + 2], "big")
+                if chunk[j + 2:j + 2 + n] == want:
+                    return True
+            i = j + length
+        return False
+
+    return check
+
+
+@pytest.mark.parametrize("extra,expect", [
+    ("    mqtt_version: 3\n", "denials are detected only by echo"),
+    ("    mqtt_version: 3\n    confirm: puback\n", "UNDETECTABLE"),
+    ("", None),
+])
+def test_check_config_warns_about_3_1_1_channels(tmp_path: Path, extra: str,
+                                                 expect: str | None) -> None:
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1883", extra_ot=extra)
+    out = subprocess.run([EDGE_AGENT, "check-config", str(cfg)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stdout.splitlines() if "WARNING" in line]
+    if expect is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and expect in warnings[0] and "channel ot" in warnings[0]
