@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import secevents
+from . import redact, secevents
 from .clock import Clock, SystemClock
 from .config.schema import SiteConfig
 from .drivers.base import Backoff, Sensor, SensorContext, SensorSpec
@@ -320,10 +320,12 @@ class Agent:
     def health(self, channel: Channel) -> dict[str, Any]:
         st = self.stores[channel].stats()
         up = self.uplinks[channel].stats
+        # counts, fault kinds and scrubbed error texts only: this message is not sealed
         sensors = {
             r.sensor.id: {"readings": r.sensor.stats.readings,
                           "errors": dict(r.sensor.stats.errors),
-                          "last_error": r.sensor.stats.last_error,
+                          "last_error": redact.error_text(channel, r.sensor.stats.last_error),
+                          "last_error_kind": r.sensor.stats.last_error_kind,
                           "dropped": self.privacy.dropped_for(r.sensor.id)}
             for r in self.sensors if r.sensor.spec.channel == channel
         }
