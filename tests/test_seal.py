@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from edge_agent import seal
+from edge_agent import nodekey, seal
 from edge_agent.config import load_config
 from edge_agent.consumer import Consumer
 from edge_agent.drivers.registry import SENSOR_TYPES
@@ -320,3 +320,41 @@ def test_missing_platform_key_points_to_keys_platform(tmp_path: Path) -> None:
     assert rc == 2 and "edge-agent keys platform" in err and "keys init" not in err
     with pytest.raises(PermissionError, match="edge-agent keys init"):  # store keys: unchanged
         check_private(tmp_path / "nope.key")
+
+
+def test_keys_init_makes_the_node_signing_key_status_shows_it_export_enrols_it(
+        tmp_path: Path) -> None:
+    seal.generate_files("x25519", tmp_path / "p.key", tmp_path / "p.pub")
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", "mqtt://127.0.0.1:2",
+                     extra_it=f"    seal: {{public_key_file: {tmp_path / 'p.pub'}}}\n")
+    keys = tmp_path / "state" / "keys"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([EDGE_AGENT, "keys", *args, "-c", str(cfg)], capture_output=True,
+                              text=True, timeout=60)
+
+    out = cli("init")
+    assert out.returncode == 0, out.stderr
+    assert (keys / "node-sign.key").stat().st_mode & 0o777 == 0o600
+    assert (keys / "node-sign.pub").stat().st_mode & 0o777 == 0o644
+    enrolled = NodeKeys.load(keys / "node-sign.pub")
+    (key,) = enrolled.get("test", "n1")
+    fp = fingerprint(key)
+    assert f"enrol   {keys / 'node-sign.pub'}" in out.stdout and fp in out.stdout
+    assert "kept" in cli("init").stdout and NodeKeys.load(keys / "node-sign.pub").get(
+        "test", "n1")[0] == key  # never replaced
+    status = cli("status")
+    assert status.returncode == 0 and f"node signing key: {keys / 'node-sign.key'} (0600) {fp}" \
+        in status.stdout
+    export = cli("export")
+    assert export.returncode == 0 and export.stdout == (keys / "node-sign.pub").read_text()
+    assert "site: test\nnode: n1\n-----BEGIN PUBLIC KEY-----" in export.stdout
+    # what the agent seals with that key opens with the exported record, and only with it
+    s = seal.Sealer.from_file(tmp_path / "p.pub", nodekey.load(keys / "node-sign.key"), "test")
+    payload = s.seal({"node": "n1", "channel": "it", "lane": "normal", "seq": [1, 1]}, b"[]")
+    assert seal.open_sealed(payload, seal.load_private_key(tmp_path / "p.key"),
+                            enrolled)["signer"] == fp
+    out = cli("shred", "--all", "--yes")
+    assert out.returncode == 0, out.stderr
+    assert not (keys / "node-sign.key").exists() and not (keys / "node-sign.pub").exists()
+    assert cli("export").returncode == 1
