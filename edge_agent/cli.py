@@ -149,7 +149,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_unseal(args: argparse.Namespace) -> int:
     from .seal import run_unseal
 
-    return run_unseal(args.key, args.file, sys.stdout, sys.stderr)
+    return run_unseal(args.key, args.file, sys.stdout, sys.stderr, nodes=args.nodes,
+                      allow_unsigned=args.allow_unsigned)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_keys_parser(sub)
     u = sub.add_parser("unseal", help="open sealed IT payloads (platform side, reference)")
     u.add_argument("--key", type=Path, required=True, help="the platform's private key (PEM)")
+    u.add_argument("--nodes", type=Path, help="enrolled node public keys: a file of "
+                   "enrolment records or a directory of *.pub (edge-agent keys export)")
+    u.add_argument("--allow-unsigned", action="store_true",
+                   help="also open archived unsigned payloads (suite without +ed25519)")
     u.add_argument("file", nargs="?", default="-", help="payload JSON lines (default: stdin)")
     u.set_defaults(func=cmd_unseal)
     return p

@@ -44,10 +44,11 @@ class Consumer:
                  on_message: Callable[[str, dict[str, Any]], None] | None = None,
                  keep_messages: bool = True, tls_context: Any = None,
                  username: str | None = None, password: str | None = None,
-                 private_key: Any = None,
+                 private_key: Any = None, node_keys: Any = None,
                  protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
         self.prefix = prefix
         self._private_key = private_key  # opens sealed payloads (the platform's HPKE key)
+        self._node_keys = node_keys  # edge_agent.nodekey.NodeKeys: who may have sealed them
         self.rec = ChannelRecord()
         self._lock = threading.Lock()
         self._cb = on_message
@@ -94,7 +95,8 @@ class Consumer:
                 if self._private_key is not None and "sealed" in msg:
                     from .seal import open_sealed
 
-                    msg = parse(json.dumps(open_sealed(msg, self._private_key)).encode())
+                    msg = parse(json.dumps(open_sealed(msg, self._private_key,
+                                                       self._node_keys)).encode())
                 self._data(m.topic, msg)
             else:
                 msg = json.loads(m.payload)

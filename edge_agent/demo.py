@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import seal
+from . import nodekey, seal
 from .consumer import Consumer
 from .mosquitto import Mosquitto, MosquittoMissing, find_mosquitto
 
@@ -35,7 +35,7 @@ def _printer(label: str, lock: threading.Lock) -> Any:
                 recs = msg.get("senml", [])
                 head = f"[{label}] {'ALARM ' if kind == 'alarm' else ''}seq {a}-{b}"
                 if "suite" in msg:
-                    head += f" (sealed {msg['suite']}, opened)"
+                    head += f" (sealed {msg['suite']}, signer verified, opened)"
                 shown = ", ".join(f"{r['n']}={_fmt_value(r)}{(' ' + r['u']) if 'u' in r else ''}"
                                   for r in recs[:4])
                 more = f" (+{len(recs) - 4} more)" if len(recs) > 4 else ""
@@ -72,12 +72,26 @@ def run_demo(duration: float | None = None, config: Path | None = None) -> int:
                    EDGE_IT_SEAL_KEY=str(work / "platform" / "it-seal.pub"))
         lock = threading.Lock()
         print(f"demo: OT broker {ot.url}, IT broker {it.url}, state {work / 'state'}")
+        # the node's keys, as an installer creates them; the platform enrols the node's
+        # public signing key and accepts sealed payloads only when that node signed them
+        init = subprocess.run([sys.executable, "-m", "edge_agent.cli", "keys", "init", "-c",
+                               str(config)], env=env, capture_output=True, text=True,
+                              check=False)
+        enrolled = work / "state" / "keys" / nodekey.ENROLMENT
+        if init.returncode != 0 or not enrolled.is_file():
+            print(f"edge-agent demo: keys init failed: {init.stderr.strip()}", file=sys.stderr)
+            ot.stop()
+            it.stop()
+            return 1
+        node_keys = nodekey.NodeKeys.load(enrolled)
+        print(f"demo: platform enrolled node {', '.join('/'.join(n) for n in node_keys.nodes())}"
+              f" ({enrolled})")
         consumers = [
             Consumer("127.0.0.1", ot.port, "edge/demo/pi-demo/ot",
                      on_message=_printer("OT", lock), keep_messages=False).start(),
             Consumer("127.0.0.1", it.port, "edge/demo/pi-demo/it",
                      on_message=_printer("IT", lock), keep_messages=False,
-                     private_key=platform.private_key).start(),
+                     private_key=platform.private_key, node_keys=node_keys).start(),
         ]
         agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c",
                                   str(config)], env=env)
@@ -112,7 +126,9 @@ def run_demo(duration: float | None = None, config: Path | None = None) -> int:
             gaps = rec.ranges.gaps(1, rec.ranges.max()) if ranges else []
             print(f"demo: {label}: {rec.readings} readings received, seq ranges {ranges[:3]}"
                   f"{'...' if len(ranges) > 3 else ''}, gaps {gaps or 'none'}, "
-                  f"duplicates {rec.duplicates}")
-            ok &= rec.readings > 0
+                  f"duplicates {rec.duplicates}, rejected {len(rec.bad)}")
+            for why in rec.bad[:3]:
+                print(f"demo: {label}: rejected {why}")
+            ok &= rec.readings > 0 and not rec.bad
         print(f"demo: agent exited with {rc}")
         return 0 if rc == 0 and ok else 1

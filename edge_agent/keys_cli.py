@@ -6,7 +6,12 @@
     keys prune    -c FILE [--channel ot]           shred period keys no stored record uses
     keys shred    -c FILE [--channel ot] [--before YYYY-MM-DD]   shred old period keys
     keys shred    -c FILE --all --yes              decommission: every key of the site
+    keys export   -c FILE [--out FILE]             the node's public signing key, to enrol
     keys platform --suite x25519 --out DIR         an HPKE key pair for the platform side
+
+A node that seals (``channels.<ch>.seal``) signs inside the seal with its own Ed25519 key
+(``<state_dir>/keys/node-sign.key`` or the credential ``node-sign.key``); ``keys init``
+creates it and writes its public enrolment record (``node-sign.pub``) for the platform.
 
 Keys come from ``$CREDENTIALS_DIRECTORY/<channel>.key`` (systemd ``LoadCredential=``) when
 that file exists, else from the config's ``key_file`` / ``<state_dir>/keys/<channel>.key``.
@@ -92,6 +97,7 @@ def cmd_init(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
             print(f"created {path} ({what}, mode 0600)", file=out)
         if not str(path).startswith(os.environ.get("CREDENTIALS_DIRECTORY") or "\0"):
             _chown(path, args.owner)
+    _init_signing_key(cfg, args, out)
     for ch in cfg.channels:
         if float(cfg.store.key_period) > 0:
             d = keys_dir / ch.value
@@ -103,7 +109,60 @@ def cmd_init(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _seals(cfg: Any) -> bool:
+    return any(cc.seal is not None and cc.seal.enabled for cc in cfg.channels.values())
+
+
+def _init_signing_key(cfg: Any, args: argparse.Namespace, out: TextIO) -> None:
+    """The node signing key (when a channel seals) and its enrolment record for the
+    platform, rewritten from the key every time so it always matches."""
+    from . import nodekey
+
+    if not _seals(cfg):
+        return
+    path = nodekey.signing_key_path(cfg.state_dir)
+    if path.exists():
+        key = nodekey.load(path)
+        print(f"kept    {path} (node signing key)", file=out)
+    else:
+        key = nodekey.create(path)
+        secevents.emit("keys", "created", detail=f"node signing key: {path}")
+        print(f"created {path} (node signing key, Ed25519, mode 0600)", file=out)
+    if not str(path).startswith(os.environ.get("CREDENTIALS_DIRECTORY") or "\0"):
+        _chown(path, args.owner)
+    pub = cfg.state_dir / "keys" / nodekey.ENROLMENT
+    nodekey.write_enrolment(pub, nodekey.enrolment(cfg.site, cfg.node, key.public_key()))
+    _chown(pub, args.owner)
+    print(f"enrol   {pub} on the platform (node {cfg.site}/{cfg.node}, "
+          f"{nodekey.fingerprint(key.public_key())}); it rejects sealed payloads of a node "
+          "it has not enrolled", file=out)
+
+
+def cmd_export(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from . import nodekey
+
+    key = nodekey.load(nodekey.signing_key_path(cfg.state_dir))
+    text = nodekey.enrolment(cfg.site, cfg.node, key.public_key())
+    if args.out is None:
+        print(text, end="", file=out)
+    else:
+        nodekey.write_enrolment(args.out, text)
+        print(f"wrote {args.out} ({nodekey.fingerprint(key.public_key())}): enrol it on the "
+              "platform (edge-agent unseal --nodes)", file=out)
+    return 0
+
+
 def cmd_status(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
+    from . import nodekey
+
+    if _seals(cfg):
+        path = nodekey.signing_key_path(cfg.state_dir)
+        if path.exists():
+            mode = f"{stat.S_IMODE(path.stat().st_mode):04o}"
+            fp = nodekey.fingerprint(nodekey.load(path).public_key())
+            print(f"node signing key: {path} ({mode}) {fp}", file=out)
+        else:
+            print(f"node signing key: {path} (missing: edge-agent keys init)", file=out)
     for ch in cfg.channels:
         path = channel_key_path(cfg, ch)
         mode = f"{stat.S_IMODE(path.stat().st_mode):04o}" if path.exists() else "missing"
@@ -183,10 +242,28 @@ def _shred_all(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
         if p.exists() and p.parent == cfg.state_dir / "keys":
             overwrite_and_unlink(p)
             print(f"shredded the pseudonym key {p}", file=out)
+        _shred_node_files(cfg, out)
     if os.environ.get("CREDENTIALS_DIRECTORY"):
         print("keys passed as systemd credentials were not touched: remove them from "
               "/etc/credstore (or wherever LoadCredential= points)", file=out)
     return 0
+
+
+def _shred_node_files(cfg: Any, out: TextIO) -> None:
+    """Decommission: the node signing key (nothing can be sealed in this node's name any
+    more) and the last status snapshot and metrics textfile (plaintext: counts and times of
+    the resident's sensors)."""
+    from .nodekey import ENROLMENT, SIGNING_KEY
+    from .status import STATUS_FILE
+
+    keys_dir = cfg.state_dir / "keys"
+    for p, what in ((keys_dir / SIGNING_KEY, "the node signing key"),
+                    (keys_dir / ENROLMENT, "its public enrolment record"),
+                    (cfg.state_dir / STATUS_FILE, "the status snapshot"),
+                    (cfg.metrics.textfile, "the metrics textfile")):
+        if p is not None and p.exists():
+            overwrite_and_unlink(p)
+            print(f"shredded {what} {p}", file=out)
 
 
 def cmd_platform(args: argparse.Namespace, out: TextIO) -> int:
@@ -210,7 +287,8 @@ def add_parser(sub: Any) -> None:
         p.add_argument("-c", "--config", type=Path, required=True, help="site YAML file")
         return p
 
-    p = with_config("init", "create the at-rest, period and pseudonym keys (mode 0600)")
+    p = with_config("init", "create the at-rest, period, pseudonym and node signing keys "
+                           "(mode 0600)")
     p.add_argument("--owner", help="USER[:GROUP] to own the keys (the service user)")
     with_config("status", "list keys, modes, periods and which are in use")
     p = with_config("rotate", "make a new period key current (old ones stay while used)")
@@ -222,6 +300,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--before", metavar="YYYY-MM-DD", help="shred periods ending before this")
     p.add_argument("--all", action="store_true", help="every key: decommission the site")
     p.add_argument("--yes", action="store_true", help="confirm --all")
+    p = with_config("export", "print (or --out) the node's public signing key to enrol")
+    p.add_argument("--out", type=Path, help="write the enrolment record to this file")
     p = ks.add_parser("platform", help="create an HPKE key pair for the platform (unseal)")
     p.add_argument("--suite", choices=["x25519", "mlkem768-x25519"], default="x25519")
     p.add_argument("--out", type=Path, required=True, help="directory for NAME.key/NAME.pub")
@@ -267,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
             print(prob.format(), file=sys.stderr)
         return 2
     handlers = {"init": cmd_init, "status": cmd_status, "rotate": cmd_rotate,
-                "prune": cmd_prune, "shred": cmd_shred}
+                "prune": cmd_prune, "shred": cmd_shred, "export": cmd_export}
     try:
         if args.keys_command not in CHANGES_KEYS:
             return handlers[args.keys_command](cfg, args, out)

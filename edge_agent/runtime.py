@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import secevents
+from . import redact, secevents
 from .clock import Clock, SystemClock
 from .config.schema import SiteConfig
 from .drivers.base import Backoff, Sensor, SensorContext, SensorSpec
@@ -148,8 +148,26 @@ class Agent:
                 store.close()
             raise
 
+    def _signing_key(self) -> Any:
+        """The node's Ed25519 key when a channel seals (created like the at-rest keys)."""
+        if not any(cc.seal is not None and cc.seal.enabled for cc in self.cfg.channels.values()):
+            return None
+        from . import nodekey
+
+        key, path, created = nodekey.load_or_create(self.cfg.state_dir)
+        if created:
+            pub = path.with_name(nodekey.ENROLMENT)
+            nodekey.write_enrolment(pub, nodekey.enrolment(self.cfg.site, self.cfg.node,
+                                                           key.public_key()))
+            fp = nodekey.fingerprint(key.public_key())
+            log.warning("created the node signing key %s (mode 0600, %s); the platform must "
+                        "enrol %s or it rejects this node's sealed payloads", path, fp, pub)
+            secevents.emit("keys", "created", detail=f"node signing key: {path} {fp}")
+        return key
+
     def _build_channels(self) -> None:
         cfg = self.cfg
+        signing_key = self._signing_key()
         for ch, cc in cfg.channels.items():
             key_path = cfg.key_file(ch)
             cred = credential_key(ch)  # systemd LoadCredential= wins over the state dir
@@ -176,7 +194,8 @@ class Agent:
             self.queues[ch] = IngestQueue(cfg.store.queue_max)
             settings = UplinkSettings(node=cfg.node, site=cfg.site, channel=ch,
                                       topic_prefix=cfg.topic_prefix(ch),
-                                      client_id=cfg.client_id(ch), config=cc)
+                                      client_id=cfg.client_id(ch), config=cc,
+                                      signing_key=signing_key)
             uplink = ChannelUplink(settings, store, self.clock,
                                    health=lambda ch=ch: self.health(ch))  # type: ignore[misc]
             self.uplinks[ch] = uplink
@@ -301,10 +320,12 @@ class Agent:
     def health(self, channel: Channel) -> dict[str, Any]:
         st = self.stores[channel].stats()
         up = self.uplinks[channel].stats
+        # counts, fault kinds and scrubbed error texts only: this message is not sealed
         sensors = {
             r.sensor.id: {"readings": r.sensor.stats.readings,
                           "errors": dict(r.sensor.stats.errors),
-                          "last_error": r.sensor.stats.last_error,
+                          "last_error": redact.error_text(channel, r.sensor.stats.last_error),
+                          "last_error_kind": r.sensor.stats.last_error_kind,
                           "dropped": self.privacy.dropped_for(r.sensor.id)}
             for r in self.sensors if r.sensor.spec.channel == channel
         }

@@ -1,22 +1,37 @@
-"""End-to-end sealing of data payloads (HPKE, RFC 9180) to the welfare platform's key.
+"""End-to-end sealing of data payloads (HPKE, RFC 9180) to the welfare platform's key,
+signed by the node (Ed25519) inside the seal.
 
 The broker (and anyone on the path after TLS ends) sees only the envelope metadata:
 
-    {"node": "pi-0042", "channel": "it", "lane": "normal", "seq": [17, 516],
-     "suite": "x25519", "sealed": "<base64 of HPKE enc || ciphertext>"}
+    {"site": "namwon-01", "node": "pi-0042", "channel": "it", "lane": "normal",
+     "seq": [17, 516], "suite": "x25519+ed25519", "sealed": "<base64 of enc || ciphertext>"}
 
-The SenML array is the plaintext. The clear fields are bound into the HPKE key schedule
-(the ``info`` input: ``b"edge-agent seal v1\\0"`` + the canonical JSON of node, channel,
-lane, seq, suite), so a broker that rewrites the sequence range, the lane, the node or the
-channel makes the message fail to open instead of mis-attributing it.
+HPKE base mode alone authenticates nothing about the sender: anyone holding the platform's
+public key (it is public) can seal a message that opens cleanly. ``cryptography``'s HPKE
+offers base mode only (no auth mode), so the sender is authenticated by a signature inside
+the seal. The sealed plaintext is
 
-Suites (single-shot base mode, a fresh ephemeral KEM key per message):
+    Ed25519 signature (64 bytes) || SenML JSON
 
-    x25519           DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305
-    mlkem768-x25519  ML-KEM-768 + X25519 hybrid KEM (post-quantum), HKDF-SHA256,
-                     ChaCha20-Poly1305
+signed by the node's own key (``edge_agent.nodekey``, created by ``edge-agent keys init``)
+over ``b"edge-agent seal v2 signature\0" + context + b"\0" + SenML``, where ``context`` is
+the canonical JSON of site, node, channel, lane, seq and suite. The same context is the HPKE
+``info`` (``b"edge-agent seal v2\0" + context``), so a broker that rewrites any clear field
+(site, node, channel, lane, sequence range, suite) makes the message fail to open, and a
+payload opens as genuine only if the node it names signed exactly this content. The
+platform verifies with the node public keys it enrolled (``edge-agent unseal --nodes``).
 
-ChaCha20-Poly1305 because the Pi 3/4 CPUs have no AES instructions.
+Suites: the ``suite`` field names the KEM and the signature, ``<kem>+ed25519``:
+
+    x25519+ed25519           DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305
+    mlkem768-x25519+ed25519  ML-KEM-768 + X25519 hybrid KEM (post-quantum), HKDF-SHA256,
+                             ChaCha20-Poly1305
+
+ChaCha20-Poly1305 because the Pi 3/4 CPUs have no AES instructions. A suite without
+``+ed25519`` (``x25519``, ``mlkem768-x25519``) is the earlier unsigned format (no ``site``,
+``info`` = ``b"edge-agent seal v1\0"`` + node, channel, lane, seq, suite): nodes no longer
+write it, and ``open_sealed`` refuses it unless asked to read an archive
+(``allow_unsigned``), because anyone could have made it.
 
 Key files are PEM. An X25519 key uses the standard PKCS#8 / SubjectPublicKeyInfo PEM; a
 hybrid key has no standard PEM form yet, so it is written under our own labels
@@ -36,14 +51,20 @@ from typing import Any, Literal, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from .errors import EdgeAgentError
+from .nodekey import NodeKeys
 
-SuiteName = Literal["x25519", "mlkem768-x25519"]
+SuiteName = Literal["x25519", "mlkem768-x25519"]  # the KEM (the config's seal.suite)
 SUITES: tuple[SuiteName, ...] = ("x25519", "mlkem768-x25519")
-INFO_PREFIX = b"edge-agent seal v1\x00"
-HEAD_FIELDS = ("node", "channel", "lane", "seq")
+SIGNED = "+ed25519"  # suffix of the envelope's suite: signed by the node inside the seal
+INFO_PREFIX = b"edge-agent seal v1\x00"  # unsigned (read only)
+INFO_PREFIX_V2 = b"edge-agent seal v2\x00"
+SIG_PREFIX = b"edge-agent seal v2 signature\x00"
+SIG_BYTES = 64
+HEAD_FIELDS = ("node", "channel", "lane", "seq")  # v1
+HEAD_FIELDS_V2 = ("site", "node", "channel", "lane", "seq")
 _HYBRID_PUB = "EDGE-AGENT MLKEM768-X25519 PUBLIC KEY"
 _HYBRID_PRIV = "EDGE-AGENT MLKEM768-X25519 PRIVATE KEY"
 _MLKEM768_PUB = 1184
@@ -63,48 +84,91 @@ def suite(name: SuiteName) -> hpke.Suite:
     return hpke.Suite(kem, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
 
 
+def _canonical(fields: Mapping[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=True).encode()
+
+
+def context(head: Mapping[str, Any], suite_name: str) -> bytes:
+    """The clear envelope fields of a signed message (site, node, channel, lane, seq, suite),
+    canonical: bound into the HPKE key schedule and covered by the signature."""
+    fields = {k: head[k] for k in HEAD_FIELDS_V2 if k in head}
+    fields["suite"] = suite_name
+    return _canonical(fields)
+
+
 def info(head: Mapping[str, Any], suite_name: str) -> bytes:
     """The context bound into the key schedule: the clear envelope fields, canonical."""
+    if suite_name.endswith(SIGNED):
+        return INFO_PREFIX_V2 + context(head, suite_name)
     fields = {k: head[k] for k in HEAD_FIELDS if k in head}
     fields["suite"] = suite_name
-    return INFO_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":"),
-                                    ensure_ascii=True).encode()
+    return INFO_PREFIX + _canonical(fields)
+
+
+def signed_data(ctx: bytes, senml: bytes) -> bytes:
+    """What the node signs: the context and the SenML, domain-separated."""
+    return SIG_PREFIX + ctx + b"\x00" + senml
 
 
 class Sealer:
-    """Seals payloads to one public key. Thread-safe (no state besides the key)."""
+    """Seals payloads to one public key, signed by this node's key. Thread-safe (no state
+    besides the keys)."""
 
-    def __init__(self, public_key: PublicKey, suite_name: SuiteName = "x25519") -> None:
+    def __init__(self, public_key: PublicKey, signing_key: ed25519.Ed25519PrivateKey,
+                 site: str, suite_name: SuiteName = "x25519") -> None:
         if suite_name not in SUITES:
             raise SealError(f"unknown suite {suite_name!r} (known: {', '.join(SUITES)})")
         expect = x25519.X25519PublicKey if suite_name == "x25519" \
             else hpke.MLKEM768X25519PublicKey
         if not isinstance(public_key, expect):
             raise SealError(f"the public key does not fit suite {suite_name!r}")
+        if not isinstance(signing_key, ed25519.Ed25519PrivateKey):
+            raise SealError("the node signing key is not an Ed25519 private key")
         self.public_key = public_key
+        self.signing_key = signing_key
+        self.site = site
         self.suite_name = suite_name
+        self.envelope_suite = suite_name + SIGNED
         self._suite = suite(suite_name)
 
     @classmethod
-    def from_file(cls, path: Path, suite_name: SuiteName = "x25519") -> Sealer:
-        return cls(load_public_key(path), suite_name)
+    def from_file(cls, path: Path, signing_key: ed25519.Ed25519PrivateKey, site: str,
+                  suite_name: SuiteName = "x25519") -> Sealer:
+        return cls(load_public_key(path), signing_key, site, suite_name)
 
     def seal(self, head: Mapping[str, Any], senml: bytes) -> bytes:
-        """The complete data message: ``head`` in clear, ``senml`` (JSON bytes) sealed."""
-        ct = self._suite.encrypt(senml, self.public_key, info=info(head, self.suite_name))
-        msg = {k: head[k] for k in HEAD_FIELDS if k in head}
-        msg["suite"] = self.suite_name
+        """The complete data message: ``head`` (node, channel, lane, seq) and this node's
+        site in clear, ``senml`` (JSON bytes) signed and sealed."""
+        msg: dict[str, Any] = {"site": self.site}
+        msg.update((k, head[k]) for k in HEAD_FIELDS if k in head)
+        ctx = context(msg, self.envelope_suite)
+        signature = self.signing_key.sign(signed_data(ctx, senml))
+        ct = self._suite.encrypt(signature + senml, self.public_key,
+                                 info=INFO_PREFIX_V2 + ctx)
+        msg["suite"] = self.envelope_suite
         msg["sealed"] = base64.b64encode(ct).decode("ascii")
         return json.dumps(msg, separators=(",", ":")).encode()
 
 
-def open_sealed(payload: bytes | str | Mapping[str, Any],
-                private_key: PrivateKey) -> dict[str, Any]:
-    """Open a sealed data message: the envelope with ``senml`` (a list) for ``sealed``.
+def _kem_of(name: Any) -> SuiteName | None:
+    if not isinstance(name, str):
+        return None
+    kem = name[:-len(SIGNED)] if name.endswith(SIGNED) else name
+    return next((known for known in SUITES if known == kem), None)
+
+
+def open_sealed(payload: bytes | str | Mapping[str, Any], private_key: PrivateKey,
+                node_keys: NodeKeys | None = None, *,
+                allow_unsigned: bool = False) -> dict[str, Any]:
+    """Open a sealed data message: the envelope with ``senml`` (a list) for ``sealed`` and
+    ``signer`` (the fingerprint of the node key that signed it; None for an unsigned one).
 
     This is the reference decryptor for the platform. Raises SealError when the payload is
-    not a sealed message, the suite does not match the key, or authentication fails (wrong
-    key, or any clear field or ciphertext byte was changed).
+    not a sealed message, the suite does not match the key, authentication fails (wrong
+    key, or any clear field or ciphertext byte was changed), the node it names is not
+    enrolled in ``node_keys`` or did not sign it (a forgery), or it is unsigned and
+    ``allow_unsigned`` is false.
     """
     try:
         msg = dict(payload) if isinstance(payload, Mapping) else json.loads(payload)
@@ -118,23 +182,53 @@ def open_sealed(payload: bytes | str | Mapping[str, Any],
         raise SealError(f"'sealed' is a JSON {_json_type(msg['sealed'])}, "
                         "expected a base64 string")
     name = msg.get("suite", "x25519")
-    if name not in SUITES:
+    kem = _kem_of(name)
+    if kem is None:
         raise SealError(f"unknown suite {name!r}")
-    key_suite = "x25519" if isinstance(private_key, x25519.X25519PrivateKey) \
-        else "mlkem768-x25519"
-    if name != key_suite:
-        raise SealError(f"message sealed with suite {name!r}, key is for {key_suite!r}")
     try:
         ct = base64.b64decode(msg["sealed"], validate=True)
     except ValueError:
         raise SealError("'sealed' is not valid base64") from None
+    signed = name.endswith(SIGNED)
+    where = f"seq {msg.get('seq')}"
+    if not signed and not allow_unsigned:
+        raise SealError(f"cannot open {where}: suite {name!r} is unsigned (no sender "
+                        "authentication: anyone holding the platform's public key can make "
+                        "one); refused (allow_unsigned / --allow-unsigned reads an archive)")
+    key_suite = suite_of(private_key)
+    if kem != key_suite:
+        raise SealError(f"message sealed with suite {name!r}, key is for {key_suite!r}")
+    site, node = msg.get("site"), msg.get("node")
+    if signed:
+        if not isinstance(site, str) or not isinstance(node, str):
+            raise SealError(f"cannot open {where}: 'site' and 'node' must be strings "
+                            "(they name the signer)")
+        if node_keys is None:
+            raise SealError(f"cannot open {where}: no enrolled node keys to check the sender "
+                            "with (give them: --nodes FILE|DIR)")
+        if not node_keys.get(site, node):
+            raise SealError(f"cannot open {where}: node {site}/{node} is not enrolled "
+                            "(no public key for it)")
     try:
-        pt = suite(cast(SuiteName, name)).decrypt(ct, private_key, info=info(msg, name))
+        pt = suite(kem).decrypt(ct, private_key, info=info(msg, name))
     except (ValueError, InvalidTag) as exc:
-        raise SealError(f"cannot open seq {msg.get('seq')}: authentication failed "
+        raise SealError(f"cannot open {where}: authentication failed "
                         f"({type(exc).__name__})") from None
+    signer = None
+    if node_keys is not None and signed:
+        signature, pt = pt[:SIG_BYTES], pt[SIG_BYTES:]
+        signer = node_keys.verify(str(site), str(node), signature,
+                                  signed_data(context(msg, name), pt)) \
+            if len(signature) == SIG_BYTES else None
+        if signer is None:
+            raise SealError(f"cannot open {where}: FORGED or altered: the signature inside "
+                            f"the seal is not by node {site}/{node}'s enrolled key")
     out = {k: v for k, v in msg.items() if k != "sealed"}
-    out["senml"] = json.loads(pt)
+    try:
+        out["senml"] = json.loads(pt)
+    except ValueError as exc:
+        raise SealError(f"cannot open {where}: the sealed SenML is not JSON: {exc}") from None
+    out["signer"] = signer
     return out
 
 
@@ -293,13 +387,24 @@ def suite_of(key: PublicKey | PrivateKey) -> SuiteName:
     return "mlkem768-x25519"
 
 
-def run_unseal(key_file: Path, source: str, out: Any, err: Any) -> int:
-    """``edge-agent unseal``: payload JSON lines in, opened JSON lines out."""
+def run_unseal(key_file: Path, source: str, out: Any, err: Any,
+               nodes: Path | None = None, allow_unsigned: bool = False) -> int:
+    """``edge-agent unseal``: payload JSON lines in, opened JSON lines out. Each signed
+    payload is checked against the enrolled node keys (``nodes``: a file or a directory)."""
     try:
         key = load_private_key(key_file)
     except (OSError, SealError) as exc:
         print(f"unseal: {exc}", file=err)
         return 2
+    node_keys = None
+    if nodes is not None:
+        from .nodekey import NodeKeyError
+
+        try:
+            node_keys = NodeKeys.load(nodes)
+        except (OSError, UnicodeDecodeError, NodeKeyError) as exc:
+            print(f"unseal: enrolled node keys: {exc}", file=err)
+            return 2
     import sys
 
     bad = 0
@@ -311,10 +416,12 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any) -> int:
             if not line:
                 continue
             try:
-                print(json.dumps(open_sealed(line, key), separators=(",", ":")), file=out)
+                opened = open_sealed(line, key, node_keys, allow_unsigned=allow_unsigned)
             except SealError as exc:
                 bad += 1
                 print(f"unseal: line {n}: {exc}", file=err)
+                continue
+            print(json.dumps(opened, separators=(",", ":")), file=out)
     except OSError as exc:
         print(f"unseal: cannot read {source}: {exc.strerror or exc}", file=err)
         return 2

@@ -5,6 +5,10 @@ The daemon opens no listening socket. Instead it writes ``<state_dir>/status.jso
 ``"state": "stopped"``, when it stops. This module builds that snapshot (daemon side)
 and reads and prints it (technician side), saying plainly when the daemon is not
 running or the file is stale.
+
+The file is plaintext at rest, so it holds no health value: for a sensor on the IT
+channel only counts, times, states and fault kinds (``last`` says when, not what; error
+texts are scrubbed, see ``edge_agent.redact``). ``keys shred --all`` removes it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from . import redact
 
 STATUS_FILE = "status.json"
 FORMAT = 1
@@ -65,18 +71,23 @@ def snapshot(agent: Any, *, state: str, config: Path | None, started_at: float,
     for runner in agent.sensors:
         s = runner.sensor
         t = runner.thread
+        ch = s.spec.channel
         entry: dict[str, Any] = {
-            "type": s.spec.type, "channel": s.spec.channel.value,
+            "type": s.spec.type, "channel": ch.value,
             "alive": bool(t is not None and t.is_alive()),
             "restarts": runner.restarts,
             "readings": s.stats.readings,
             "errors": dict(s.stats.errors),
-            "last_error": s.stats.last_error,
+            "last_error": redact.error_text(ch, s.stats.last_error),
+            "last_error_kind": s.stats.last_error_kind,
             "last_value_time": s.stats.last_value_time,
             "dropped": agent.privacy.dropped_for(s.id),
         }
         r = last_readings.get(s.id)
-        if r is not None:
+        if r is not None and redact.holds_values(ch):
+            # a health value never rests in plaintext: when, not what (nor which reading)
+            entry["last"] = {"time": r.time, "withheld": True}
+        elif r is not None:
             entry["last"] = {"name": r.name, "value": r.value, "unit": r.unit, "time": r.time}
         sensors[s.id] = entry
     configured = {sc.id for sc in cfg.sensors if sc.enabled}
@@ -223,7 +234,9 @@ def format_status(verdict: str, doc: dict[str, Any], out: IO[str],
         state = "ok" if s.get("alive") else "DOWN"
         last = s.get("last")
         value = "no reading yet"
-        if last:
+        if last and last.get("withheld"):
+            value = f"last reading {_ago(last.get('time'), now)} (value sealed: health data)"
+        elif last:
             unit = f" {last['unit']}" if last.get("unit") else ""
             value = f"{last['name']}={last['value']}{unit} ({_ago(last.get('time'), now)})"
         line = f"  {sid} [{s.get('type')}] {state}: {value}; {s.get('readings', 0)} readings"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.mosquitto import Mosquitto
+from edge_agent.nodekey import NodeKeys
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -85,3 +86,14 @@ def start_agent(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(cfg)],
             stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def enrol_node(state_dir: Path, site: str = "test", node: str = "n1") -> NodeKeys:
+    """Create the node's signing key as ``keys init`` does and enrol its public key, as the
+    platform does before it accepts the node's sealed payloads."""
+    from edge_agent import nodekey
+
+    key = nodekey.create(state_dir / "keys" / nodekey.SIGNING_KEY)
+    keys = nodekey.NodeKeys()
+    keys.add(site, node, key.public_key())
+    return keys

@@ -30,7 +30,7 @@ from edge_agent.mosquitto import Mosquitto
 from edge_agent.runtime import Agent
 from edge_agent.seal import generate_files
 from edge_agent.uplink.mqtt import tls_context
-from tests.conftest import EDGE_AGENT, wait_for
+from tests.conftest import EDGE_AGENT, enrol_node, wait_for
 from tests.security_site import (
     PKI,
     channel_yaml,
@@ -85,11 +85,12 @@ def test_mtls_both_channels_deliver_and_nothing_of_it_reaches_ot(
                 + channel_yaml("it", f"mqtts://localhost:{it_port}", p.it_ca, p.it_client,
                                f"    seal: {{public_key_file: {tmp_path / 'platform.pub'}}}\n"))
     cfg = write_site(tmp_path, channels, OT_LOAD + IT_PULSE + IT_CLIMATE)
+    enrolled = enrol_node(tmp_path / "state")
     c_ot = Consumer("127.0.0.1", ot_port, "edge/test/n1/ot",
                     tls_context=client_ctx(p.ot_ca, p.platform_ot)).start()
     c_it = Consumer("127.0.0.1", it_port, "edge/test/n1/it",
                     tls_context=client_ctx(p.it_ca, p.platform_it),
-                    private_key=kp.private_key).start()
+                    private_key=kp.private_key, node_keys=enrolled).start()
     agent = start(cfg)
     try:
         assert wait_for(lambda: c_ot.rec.readings > 50 and any(
@@ -102,7 +103,8 @@ def test_mtls_both_channels_deliver_and_nothing_of_it_reaches_ot(
     ot, it = c_ot.snapshot(), c_it.snapshot()
     assert not ot.bad and not it.bad
     # IT payloads were sealed on the wire and opened by the platform's key
-    assert all(m.msg.get("suite") == "x25519" for m in it.messages)
+    assert all(m.msg.get("suite") == "x25519+ed25519" and m.msg.get("signer")
+               for m in it.messages)
     it_names = {r["n"] for m in it.messages for r in m.msg["senml"]}
     it_values = {r["v"] for m in it.messages for r in m.msg["senml"]
                  if isinstance(r.get("v"), float) and r["v"] != int(r["v"])}

@@ -55,7 +55,9 @@ def test_status_of_a_running_agent(tmp_path: Path, broker: Mosquitto) -> None:
         assert "channel it: connected" in out
         assert "backlog:" in out and "oldest undelivered" in out and "last publish:" in out
         assert re.search(r"gen \[load\] ok: counter=\d+", out)
-        assert re.search(r"climate \[sht31\] ok: \w+=", out)
+        # an IT sensor: when, never what (status.json is plaintext at rest)
+        assert re.search(r"climate \[sht31\] ok: last reading \d+s ago \(value sealed", out)
+        assert not re.search(r"climate \[sht31\] ok: \w+=", out)
         j = cli("status", "--json", "--state-dir", str(state))
         assert j.returncode == 0
         doc = json.loads(j.stdout)
@@ -160,3 +162,18 @@ def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
     out, err = capsys.readouterr()
     assert f"reading {tmp_path}" in err and "site.yaml:" in err
     assert json.loads(out)["verdict"] == "missing"
+
+
+def test_it_error_texts_keep_the_fault_kind_and_lose_every_value() -> None:
+    from edge_agent.model import Channel
+    from edge_agent.redact import error_text, scrub
+
+    assert scrub("heart_rate 231/min outside 30..220") == "heart_rate #/min outside #..#"
+    assert scrub("object temperature -71.25 outside -70.0..380.0; PEC 0x3A != 0xFF, "
+                 "state 'apnea', flag True, 1e3") == (
+        "object temperature # outside #..#; PEC # != #, state #, flag #, #")
+    assert scrub("no device at 0x57 on /dev/i2c-1") == "no device at # on /dev/i2c-#"
+    text = "range: spo2 = 97.2 % is not plausible"
+    assert error_text(Channel.IT, text) == "range: spo2 = # % is not plausible"
+    assert error_text(Channel.OT, text) == text  # meter values are not health data
+    assert error_text(Channel.IT, None) is None

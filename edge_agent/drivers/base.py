@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .. import redact
 from ..clock import Clock
 from ..errors import HardwareError, ProtocolError, ValueOutOfRangeError
 from ..hal.interfaces import ByteStream
@@ -72,8 +73,9 @@ class SensorContext:
 class SensorStats:
     readings: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    last_error: str | None = None
+    last_error: str | None = None  # on the IT channel: without values (edge_agent.redact)
     last_value_time: float | None = None
+    last_error_kind: str | None = None  # the reason of last_error (a fault kind, no value)
 
 
 class Backoff:
@@ -145,11 +147,17 @@ class Sensor(abc.ABC):
         return Sample(name, value, unit, time=time)
 
     def record_error(self, reason: str, exc: BaseException) -> None:
-        """Count an error; log only the first of a burst (until the next success)."""
+        """Count an error; log only the first of a burst (until the next success).
+
+        On the IT channel the text keeps no value (a rejected heart rate is a health value):
+        neither the stats (status file, health message) nor the log see one."""
         self.stats.errors[reason] += 1
-        self.stats.last_error = f"{reason}: {exc}"
+        detail = redact.error_text(self.spec.channel, str(exc))
+        self.stats.last_error = f"{reason}: {detail}"
+        self.stats.last_error_kind = reason
         if not self._failing:
-            self.log.warning("%s: %s (further errors suppressed until it recovers)", reason, exc)
+            self.log.warning("%s: %s (further errors suppressed until it recovers)", reason,
+                             detail)
             self._failing = True
 
     def record_success(self) -> None:

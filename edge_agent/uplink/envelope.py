@@ -5,7 +5,8 @@
 
 The SenML array is stored encrypted as JSON and spliced in as it is (no re-encoding).
 With a sealer (the it channel, see edge_agent/seal.py) the message carries ``"sealed"``
-(HPKE to the platform's key) instead of ``"senml"``; node, channel, lane and seq stay clear.
+(the SenML signed by the node and sealed with HPKE to the platform's key) instead of
+``"senml"``; site, node, channel, lane, seq and suite stay clear and are bound into the seal.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class UplinkSettings:
     topic_prefix: str
     client_id: str
     config: ChannelConfig
+    signing_key: Any = None  # the node's Ed25519 key: signs what a sealed channel seals
 
 
 def tls_context(cfg: ChannelConfig) -> ssl.SSLContext:
@@ -115,7 +116,7 @@ class ChannelUplink:
         self._health = health
         self.stats = UplinkStats()
         check_secrets(self.cfg)  # refuse to start on a loose key or password file
-        self._env = EnvelopeBuilder(settings.node, settings.channel, sealer(self.cfg))
+        self._env = EnvelopeBuilder(settings.node, settings.channel, sealer(self.cfg, settings))
         self._next_cert_check = 0.0
         self._check_certs()
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=100_000)
@@ -579,13 +580,18 @@ def check_secrets(cfg: ChannelConfig) -> None:
             check_private(path)
 
 
-def sealer(cfg: ChannelConfig) -> Any:
-    """The channel's payload sealer (HPKE to the platform key), or None."""
+def sealer(cfg: ChannelConfig, settings: UplinkSettings) -> Any:
+    """The channel's payload sealer (signed by the node, HPKE to the platform key), or
+    None."""
     if cfg.seal is None or not cfg.seal.enabled or cfg.seal.public_key_file is None:
         return None
+    if settings.signing_key is None:
+        raise UplinkError(f"channel {settings.channel.value} seals: it needs the node "
+                          "signing key (edge-agent keys init)")
     from ..seal import Sealer
 
-    return Sealer.from_file(cfg.seal.public_key_file, cfg.seal.suite)
+    return Sealer.from_file(cfg.seal.public_key_file, settings.signing_key, settings.site,
+                            cfg.seal.suite)
 
 
 def cert_days_left(cfg: ChannelConfig, now: float) -> list[tuple[float, Path]]:
