@@ -78,7 +78,7 @@ def read_text(path: Path, limits: Limits) -> str:
         with open(path, "rb") as f:
             data = f.read(limits.max_bytes + 1)
     except FileNotFoundError:
-        raise fail(1, "no such file: check the path (the service reads "
+        raise fail(1, "file not found: check the path (the service reads "
                       "/etc/edge-agent/site.yaml)") from None
     except IsADirectoryError:
         raise fail(1, "this is a directory: give the site YAML file") from None
@@ -143,6 +143,11 @@ def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
                           f"{base}.brokers[{i}]",
                           f"plaintext {url} refused: use mqtts:// or set allow_insecure: true "
                           "for this channel")
+        if not cc.tls.check_hostname and not cc.allow_insecure:
+            v.problem(_node_at(tree, "channels", ch.value, "tls", "check_hostname"),
+                      f"{base}.tls.check_hostname",
+                      "host names are always checked: fix the broker certificate's names "
+                      "(or the URL); false is only for test rigs, with allow_insecure: true")
         files = {
             "tls.ca_file": cc.tls.ca_file, "tls.cert_file": cc.tls.cert_file,
             "tls.key_file": cc.tls.key_file, "password_file": cc.password_file,

@@ -44,6 +44,8 @@ def _explain(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
     if context.startswith("while parsing a flow"):
         opener = _char_at(lines, exc.context_mark) if exc.context_mark else "["
         closer = {"[": "]", "{": "}"}.get(opener, "]")
+        if "<stream end>" in problem:
+            return ctx_line, f"the {opener} opened here is never closed: add the {closer}"
         return ctx_line, (f"the {opener} opened here is not closed before line {at} "
                           f"({problem}): add the {closer}, or put the items on one line")
     if problem == "mapping values are not allowed here":
