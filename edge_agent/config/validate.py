@@ -134,7 +134,8 @@ class Validator:
             msg = rest[2:]
         self.problem(line, f"{path}.{name}" if path else name, msg)
 
-    def value(self, tp: Any, node: Node, path: str) -> Any:
+    def value(self, tp: Any, node: Node, path: str, ranged: bool = False) -> Any:
+        """``ranged``: a Range around ``tp`` bounds the number (not DEFAULT_LIMIT)."""
         if isinstance(node, Scalar) and node.bad:
             raise _Invalid  # already reported while reading the YAML
         if isinstance(node, Scalar) and isinstance(node.value, float) \
@@ -143,13 +144,13 @@ class Validator:
         origin = get_origin(tp)
         if origin is Annotated:
             base, *meta = get_args(tp)
-            out = self.value(base, node, path)
+            out = self.value(base, node, path, ranged=any(isinstance(m, Range) for m in meta))
             for m in meta:
                 if isinstance(m, Range) and (msg := m.check(out)):
                     return self._fail(node, path, msg)
             return out
         out = self._value(tp, node, path)
-        if isinstance(out, int | float) and not isinstance(out, bool) \
+        if not ranged and isinstance(out, int | float) and not isinstance(out, bool) \
                 and not -DEFAULT_LIMIT <= out <= DEFAULT_LIMIT:  # NaN fails this too
             return self._fail(node, path, f"{out!r} is out of range "
                                           f"(at most {DEFAULT_LIMIT:g} either way)")
