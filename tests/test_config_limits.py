@@ -204,7 +204,7 @@ def test_missing_file_is_not_line_0(tmp_path: Path) -> None:
     ("  max_bytes: 64MiB", "  max_bytes: 64MiB\n  queue_max: 0", "store.queue_max",
      "must be between 2 and 1e+06, got 0"),
     ("  max_bytes: 64MiB", "  max_bytes: 99999999999999999999999999999MiB", "store.max_bytes",
-     "must be between 256KiB and 1024GiB"),
+     "must be between 256KiB and 1PiB"),
     ("  max_bytes: 64MiB", f"  max_bytes: {'9' * 400}MiB", "store.max_bytes",
      "out of range"),
     ("  max_bytes: 64MiB", "  max_bytes: 64MiB\n  batch_max: " + "9" * 5000, "store.batch_max",

@@ -86,7 +86,7 @@ class StoreConfig:
     # group commit for normal/bulk readings
     commit_interval: Annotated[Duration, Range(0.01, 60, "s")] = Duration(1.0)
     # size budget per channel
-    max_bytes: Annotated[ByteSize, Range(256 * 1024, 1024**4, "B")] = ByteSize(256 * 1024**2)
+    max_bytes: Annotated[ByteSize, Range(256 * 1024, 1024**5, "B")] = ByteSize(256 * 1024**2)
     segment_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
     # age limit per channel
     retention: dict[Channel, Annotated[Duration, Retention]] = field(default_factory=dict)

@@ -38,7 +38,8 @@ class Range:
                     return f"{v / n:g}{unit}"
             return f"{v * 1000:g}ms" if 0 < v < 1 else f"{v:g}s"
         if self.unit == "B":
-            for unit, n in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+            for unit, n in (("PiB", 1024**5), ("TiB", 1024**4), ("GiB", 1024**3),
+                            ("MiB", 1024**2), ("KiB", 1024)):
                 if v >= n and v % n == 0:
                     return f"{v / n:g}{unit}"
         return f"{v:g}"
