@@ -10,7 +10,8 @@ status.
   scheduled for restart by the supervisor. A stuck thread withholds the pings and systemd
   restarts the service (the store keeps what was accepted).
 - ``request_reload()`` (SIGHUP): the file is read again. An invalid file is rejected with
-  the usual ``FILE:LINE: path: message`` lines and the running pipeline is untouched; a valid
+  the usual ``FILE:LINE: path: message`` lines (and so is one the loader fails on in any
+  other way) and the running pipeline is untouched; a valid
   one replaces it: the old pipeline stops gracefully (queued readings committed, in-flight
   batches returned to the store), the new one opens the same store files, so buffered data
   and sequence numbers carry over.
@@ -168,6 +169,12 @@ class Service:
                            detail=f"reload of {path}: {len(exc.problems)} problem(s)")
             self._reloaded(False, f"{len(exc.problems)} problem(s); first: "
                                   f"{exc.problems[0].format()}" if exc.problems else "invalid")
+            return
+        except Exception as exc:  # a loader bug must not take the running pipeline down
+            log.exception("reload rejected: reading %s failed (%s); the running configuration "
+                          "stays in force", path, type(exc).__name__)
+            secevents.emit("config", "rejected", detail=f"reload of {path}: unreadable")
+            self._reloaded(False, f"cannot read: {type(exc).__name__}: {exc}")
             return
         old = self.cfg
         self.agent.shutdown()

@@ -106,3 +106,41 @@ def test_invalid_reload_is_rejected_and_old_config_keeps_running(
             p.kill()
             p.wait()
         consumer.stop()
+
+
+def test_reload_with_hostile_yaml_keeps_the_daemon_and_its_config(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    """An alias loop, an alias bomb and 20,000 levels of nesting: each reload is rejected
+    with a located error and the daemon goes on publishing with the configuration it has."""
+    consumer = Consumer("127.0.0.1", broker.port, "edge/test/n1/ot").start()
+    cfg = write_site(tmp_path, broker.url, sensors=LOAD)
+    good = cfg.read_text()
+    log = tmp_path / "agent.log"
+    p = start_agent(cfg, log)
+    bomb = "".join(f"b{i}: &b{i} [" + ",".join([f"*b{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    hostile = {
+        "an alias refers to a mapping or list that contains it": good + "loop: &l [*l]\n",
+        "more than 50000 values": good + "b0: &b0 [x,x,x,x,x,x,x,x,x]\n" + bomb,
+        "nested more than 32 levels deep": good + "deep: " + "[" * 20000 + "]" * 20000 + "\n",
+    }
+    try:
+        assert wait_for(lambda: consumer.received().count() >= 100)
+        for n, (msg, text) in enumerate(hostile.items(), 1):
+            cfg.write_text(text)
+            p.send_signal(signal.SIGHUP)
+            assert wait_for(lambda n=n: log.read_text().count("reload rejected") >= n), msg  # type: ignore[misc]
+            assert msg in log.read_text() and f"{cfg}:" in log.read_text()
+            before = consumer.received().count()
+            assert wait_for(lambda b=before: consumer.received().count() >= b + 100)  # type: ignore[misc]
+            assert p.poll() is None
+        doc = status(cfg)
+        assert doc["reload"]["ok"] is False and doc["reload"]["count"] == 3  # type: ignore[index]
+        got = consumer.received()
+        assert got.gaps(1, got.max()) == []
+        assert stop(p) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        consumer.stop()
+    assert "Traceback" not in log.read_text()

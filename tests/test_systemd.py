@@ -57,7 +57,8 @@ def test_unit_contract() -> None:
     for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
                  "User=edge-agent", "SupplementaryGroups=i2c gpio dialout",
                  "StateDirectory=edge-agent", "ConfigurationDirectory=edge-agent",
-                 "DevicePolicy=closed", "UMask=0077", "RestartPreventExitStatus=2"):
+                 "DevicePolicy=closed", "UMask=0077", "RestartPreventExitStatus=2",
+                 "RuntimeDirectory=edge-agent", "RuntimeDirectoryPreserve=yes"):
         assert f"\n{line}\n" in text, line
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
     assert "run -c /etc/edge-agent/site.yaml" in text

@@ -27,9 +27,9 @@ from .schema import (
 )
 from .types import Token
 from .validate import Validator
-from .yamlsrc import Map, Node, Scalar, Seq, parse_yaml
+from .yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
 
-__all__ = ["ConfigError", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
 
 
 class SensorTypeInfo(Protocol):
@@ -58,22 +58,50 @@ class _Top:
 
 
 def load_config(path: Path, sensor_types: Mapping[str, SensorTypeInfo],
-                env: Mapping[str, str] | None = None) -> SiteConfig:
+                env: Mapping[str, str] | None = None,
+                limits: Limits | None = None) -> SiteConfig:
     """Read, substitute, validate. Raises ConfigError listing every problem."""
     name = str(path)
+    limits = limits or Limits()
+    text = read_text(path, limits)
+    return parse_config(text, name, path.resolve().parent, sensor_types, env, limits)
+
+
+def read_text(path: Path, limits: Limits) -> str:
+    """The file as text, at most ``limits.max_bytes``; ConfigError saying what to do."""
+    name = str(path)
+
+    def fail(line: int, msg: str) -> ConfigError:
+        return ConfigError([ConfigProblem(name, line, "", msg)])
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(limits.max_bytes + 1)
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(name, 0, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(name, 0, "", f"cannot read: {exc}")]) from None
-    return parse_config(text, name, path.resolve().parent, sensor_types, env)
+        raise fail(1, "file not found: check the path (the service reads "
+                      "/etc/edge-agent/site.yaml)") from None
+    except IsADirectoryError:
+        raise fail(1, "this is a directory: give the site YAML file") from None
+    except PermissionError:
+        raise fail(1, "permission denied: run as the service user or root, or make the "
+                      "file readable (chmod 0640, group edge-agent)") from None
+    except OSError as exc:
+        raise fail(1, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limits.max_bytes:
+        raise fail(1, too_big(len(data), limits))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(line, f"byte 0x{data[exc.start]:02x} is not UTF-8 text (is this a binary "
+                         "file?): a site file is UTF-8 YAML; save it as UTF-8") from None
 
 
 def parse_config(text: str, name: str, base_dir: Path,
                  sensor_types: Mapping[str, SensorTypeInfo],
-                 env: Mapping[str, str] | None = None) -> SiteConfig:
-    tree, problems = parse_yaml(text, name, os.environ if env is None else env)
+                 env: Mapping[str, str] | None = None,
+                 limits: Limits | None = None) -> SiteConfig:
+    tree, problems = parse_yaml(text, name, os.environ if env is None else env, limits)
     if tree is None:
         raise ConfigError(problems)
     v = Validator(name, base_dir)
@@ -115,6 +143,11 @@ def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
                           f"{base}.brokers[{i}]",
                           f"plaintext {url} refused: use mqtts:// or set allow_insecure: true "
                           "for this channel")
+        if not cc.tls.check_hostname and not cc.allow_insecure:
+            v.problem(_node_at(tree, "channels", ch.value, "tls", "check_hostname"),
+                      f"{base}.tls.check_hostname",
+                      "host names are always checked: fix the broker certificate's names "
+                      "(or the URL); false is only for test rigs, with allow_insecure: true")
         files = {
             "tls.ca_file": cc.tls.ca_file, "tls.cert_file": cc.tls.cert_file,
             "tls.key_file": cc.tls.key_file, "password_file": cc.password_file,

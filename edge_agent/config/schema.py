@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ..model import Channel, Priority
-from .types import BrokerURL, ByteSize, Duration, Token
+from .types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
+
+# Every number has a finite range (the validator enforces it; tests check none is missing).
+DAY = 86400.0
+Seconds = Range(0.0, 366 * DAY, "s")
+Retention = Range(60, 3660 * DAY, "s")  # up to ten years
 
 
 @dataclass(frozen=True)
@@ -16,8 +21,10 @@ class TLSConfig:
     cert_file: Path | None = None  # client certificate (mutual TLS)
     key_file: Path | None = None
     min_version: Literal["1.2", "1.3"] = "1.2"
+    # false only with the channel's allow_insecure: true (see docs/SECURITY.md)
     check_hostname: bool = True
-    expiry_warning: Duration = Duration(30 * 86400)  # warn this long before a cert expires
+    # warn this long before a cert expires
+    expiry_warning: Annotated[Duration, Range(0, 365 * DAY, "s")] = Duration(30 * 86400)
 
     def __post_init__(self) -> None:
         if (self.cert_file is None) != (self.key_file is None):
@@ -41,7 +48,7 @@ class SealConfig:
 @dataclass(frozen=True)
 class ChannelConfig:
     brokers: list[BrokerURL]
-    topic_prefix: str | None = None  # default: edge/<site>/<node>/<channel>
+    topic_prefix: TopicPrefix | None = None  # default: edge/<site>/<node>/<channel>
     client_id: str | None = None  # default: <site>-<node>-<channel>
     tls: TLSConfig = field(default_factory=TLSConfig)
     username: str | None = None
@@ -50,16 +57,20 @@ class ChannelConfig:
     mqtt_version: Literal[5, 3] = 5
     # how a delivery is confirmed: auto = echo on MQTT 3.1.1, PUBACK reason codes on 5 (0004)
     confirm: Literal["auto", "echo", "puback"] = "auto"
-    echo_timeout: Duration = Duration(10)  # no echo by then: held back and reported
-    keepalive: Duration = Duration(30)
-    inflight_window: int = 8  # messages awaiting PUBACK, fed from the store
-    batch_max: int = 500  # readings per published message
-    health_interval: Duration = Duration(60)
-    reconnect_min: Duration = Duration(0.5)
-    reconnect_max: Duration = Duration(30)
+    # no echo by then: held back and reported
+    echo_timeout: Annotated[Duration, Range(0.1, 3600, "s")] = Duration(10)
+    # MQTT carries keep-alive as 16-bit seconds; 0 (off) would hide a dead connection
+    keepalive: Annotated[Duration, Range(1, 65535, "s")] = Duration(30)
+    # messages awaiting PUBACK, fed from the store
+    inflight_window: Annotated[int, Range(1, 1000)] = 8
+    batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per published message
+    health_interval: Annotated[Duration, Range(0.1, DAY, "s")] = Duration(60)
+    reconnect_min: Annotated[Duration, Range(0.01, 3600, "s")] = Duration(0.5)
+    reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
-    failback_after: Duration = Duration(300)  # on a fallback broker: retry the first after
+    # on a fallback broker: retry the first after
+    failback_after: Annotated[Duration, Range(0, 7 * DAY, "s")] = Duration(300)
     seal: SealConfig | None = None  # required on the it channel (see SECURITY.md)
 
     def __post_init__(self) -> None:
@@ -77,13 +88,20 @@ class ChannelConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    commit_interval: Duration = Duration(1.0)  # group commit for normal/bulk readings
-    max_bytes: ByteSize = ByteSize(256 * 1024**2)  # size budget per channel
-    segment_bytes: ByteSize = ByteSize(4 * 1024**2)
-    retention: dict[Channel, Duration] = field(default_factory=dict)  # age limit per channel
-    batch_max: int = 500  # readings per stored record
-    queue_max: int = 100_000  # readings waiting for the next commit (then sensors block)
-    key_period: Duration = Duration(86400)  # one at-rest key per period; 0 = one static key
+    # 0 would spin the writer; above 60 s too much waits unaccepted
+    # group commit for normal/bulk readings
+    commit_interval: Annotated[Duration, Range(0.01, 60, "s")] = Duration(1.0)
+    # size budget per channel
+    max_bytes: Annotated[ByteSize, Range(256 * 1024, 1024**5, "B")] = ByteSize(256 * 1024**2)
+    segment_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
+    # age limit per channel
+    retention: dict[Channel, Annotated[Duration, Retention]] = field(default_factory=dict)
+    batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per stored record
+    # the writer commits early at half of it: below 2 it would spin
+    # readings waiting for the next commit (then sensors block)
+    queue_max: Annotated[int, Range(2, 1_000_000)] = 100_000
+    # one at-rest key per period; 0 = one static key
+    key_period: Annotated[Duration, Seconds] = Duration(86400)
 
     def __post_init__(self) -> None:
         if self.commit_interval > 60:
@@ -108,7 +126,7 @@ class MetricsConfig:
     """Prometheus node_exporter textfile (written atomically, same counters as health)."""
 
     textfile: Path | None = None  # e.g. /var/lib/node_exporter/textfile/edge_agent.prom
-    interval: Duration = Duration(15)
+    interval: Annotated[Duration, Range(1, DAY, "s")] = Duration(15)
 
     def __post_init__(self) -> None:
         if self.textfile is not None and not str(self.textfile).endswith(".prom"):
@@ -139,7 +157,7 @@ class SensorCommon:
     type: str
     channel: Channel | None = None  # default: the type's channel
     priority: Priority | None = None  # default: the type's priority
-    interval: Duration | None = None  # default: the type's interval
+    interval: Annotated[Duration, Range(0.001, DAY, "s")] | None = None  # default: the type's
     enabled: bool = True
     subject: str | None = None  # resident identifier: published only as a keyed pseudonym
     publish: list[str] | None = None  # reading names allowed to leave (default: the type's)

@@ -4,20 +4,28 @@ It collects every problem (not only the first), each with its line and dotted pa
 Supported field types: str, int, float, bool, Path, Enum, Literal, list[T], dict[str, T],
 ``T | None``, nested dataclasses, and "parsed" types that define ``__config_parse__``.
 Unknown keys are errors. Relative paths are resolved against the config file's folder.
+
+Numbers: NaN and infinity are refused for every field, whatever its type. A field typed
+``Annotated[T, Range(lo, hi)]`` must lie in that range; a number without one (a sensor
+type's options) must lie within +-``DEFAULT_LIMIT``, so no value can overflow what uses it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..errors import ConfigProblem
+from .types import Range
 from .yamlsrc import Map, Node, Scalar, Seq
+
+DEFAULT_LIMIT = 1e15  # for numbers without a Range: exact as float and as a C int64
 
 _MISSING = object()
 
@@ -32,6 +40,8 @@ def type_name(tp: Any) -> str:
         return "null"
     if origin in (Union, types.UnionType):
         return " or ".join(type_name(a) for a in get_args(tp))
+    if origin is Annotated:
+        return type_name(get_args(tp)[0])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin is list:
@@ -76,7 +86,7 @@ class Validator:
             if not (isinstance(node, Scalar) and node.bad):
                 self.problem(node, path, f"expected a mapping, got {_kind(node)}")
             return None
-        hints = get_type_hints(cls)
+        hints = get_type_hints(cls, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         values: dict[str, Any] = dict(extra or {})
         given: set[str] = set(values)
@@ -124,9 +134,29 @@ class Validator:
             msg = rest[2:]
         self.problem(line, f"{path}.{name}" if path else name, msg)
 
-    def value(self, tp: Any, node: Node, path: str) -> Any:
+    def value(self, tp: Any, node: Node, path: str, ranged: bool = False) -> Any:
+        """``ranged``: a Range around ``tp`` bounds the number (not DEFAULT_LIMIT)."""
         if isinstance(node, Scalar) and node.bad:
             raise _Invalid  # already reported while reading the YAML
+        if isinstance(node, Scalar) and isinstance(node.value, float) \
+                and not math.isfinite(node.value):
+            return self._fail(node, path, f"must be a finite number, got {node.value}")
+        origin = get_origin(tp)
+        if origin is Annotated:
+            base, *meta = get_args(tp)
+            out = self.value(base, node, path, ranged=any(isinstance(m, Range) for m in meta))
+            for m in meta:
+                if isinstance(m, Range) and (msg := m.check(out)):
+                    return self._fail(node, path, msg)
+            return out
+        out = self._value(tp, node, path)
+        if not ranged and isinstance(out, int | float) and not isinstance(out, bool) \
+                and not -DEFAULT_LIMIT <= out <= DEFAULT_LIMIT:  # NaN fails this too
+            return self._fail(node, path, f"{out!r} is out of range "
+                                          f"(at most {DEFAULT_LIMIT:g} either way)")
+        return out
+
+    def _value(self, tp: Any, node: Node, path: str) -> Any:
         origin = get_origin(tp)
         if origin in (Union, types.UnionType):
             args = get_args(tp)
@@ -184,7 +214,7 @@ class Validator:
                 return self._fail(node, path, f"expected {type_name(tp)}, got {_kind(node)}")
             try:
                 return parse(node.value)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 return self._fail(node, path, str(exc))
         if dataclasses.is_dataclass(tp):
             obj = self.dataclass_from(tp, node, path)

@@ -2,6 +2,11 @@
 
 Every node keeps the line it came from so that every configuration problem can be reported
 as ``FILE:LINE: dotted.path: message``. Only safe YAML is read (no tags, no objects).
+
+Reading is bounded (:class:`Limits`): nesting depth, nodes after alias expansion (an
+"alias bomb" of a few hundred bytes would otherwise expand to billions of values), and an
+alias that contains itself. Each limit is a located problem, never a RecursionError or a
+runaway process.
 """
 
 from __future__ import annotations
@@ -14,11 +19,63 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigProblem
+from .yamlerrors import syntax_problem
 
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")
 )
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much YAML one site file may make us read (docs/design/0006-config-limits.md)."""
+
+    max_bytes: int = 1024 * 1024  # a real site file is a few KiB
+    max_depth: int = 32  # mappings/lists inside each other (real files: about 6)
+    max_nodes: int = 50_000  # values after alias expansion (200 sensors: about 5,000)
+
+
+class LimitExceeded(Exception):
+    def __init__(self, line: int, path: str, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.path = path
+        self.message = message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses too deep or too many nodes before recursing."""
+
+    def __init__(self, stream: str, limits: Limits) -> None:
+        super().__init__(stream)
+        self._limits = limits
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > self._limits.max_depth:
+                raise LimitExceeded(line, "", _too_deep(self._limits))
+            if self._nodes > self._limits.max_nodes:
+                raise LimitExceeded(line, "", _too_many(self._limits))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_deep(limits: Limits) -> str:
+    return (f"nested more than {limits.max_depth} levels deep (mappings and lists inside "
+            "each other, aliases included): a site file needs far fewer; flatten it")
+
+
+def _too_many(limits: Limits) -> str:
+    return (f"more than {limits.max_nodes} values (counting every alias expansion): a site "
+            "file needs far fewer; write the values out instead of nesting aliases")
 
 
 @dataclass
@@ -90,17 +147,37 @@ def _check_literal(whole: str, part: str, errors: list[str]) -> None:
 
 
 class _Builder:
-    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+    def __init__(self, file: str, env: Mapping[str, str], limits: Limits) -> None:
         self.file = file
         self.env = env
+        self.limits = limits
         self.problems: list[ConfigProblem] = []
         self._loader = yaml.SafeLoader("")
+        self._nodes = 0
+        self._open: set[int] = set()  # ids of the nodes being built (an alias loop test)
 
     def problem(self, line: int, path: str, msg: str) -> None:
         self.problems.append(ConfigProblem(self.file, line, path, msg))
 
-    def build(self, node: yaml.Node, path: str) -> Node:
+    def build(self, node: yaml.Node, path: str, depth: int = 1) -> Node:
         line = node.start_mark.line + 1
+        self._nodes += 1
+        if self._nodes > self.limits.max_nodes:
+            raise LimitExceeded(line, path, _too_many(self.limits))
+        if depth > self.limits.max_depth:
+            raise LimitExceeded(line, path, _too_deep(self.limits))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path, line)
+        if id(node) in self._open:
+            raise LimitExceeded(line, path, "an alias refers to a mapping or list that "
+                                "contains it (an endless loop): remove the *alias")
+        self._open.add(id(node))
+        try:
+            return self._collection(node, path, line, depth)
+        finally:
+            self._open.discard(id(node))
+
+    def _collection(self, node: yaml.Node, path: str, line: int, depth: int) -> Node:
         if isinstance(node, yaml.MappingNode):
             out = Map(line)
             seen: dict[str, int] = {}
@@ -115,11 +192,13 @@ class _Builder:
                     self.problem(kline, sub, f"duplicate key (first given on line {seen[key]})")
                     continue
                 seen[key] = kline
-                out.items.append((key, kline, self.build(vnode, sub)))
+                out.items.append((key, kline, self.build(vnode, sub, depth + 1)))
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return Seq(line, [self.build(v, f"{path}[{i}]") for i, v in enumerate(node.value)])
-        assert isinstance(node, yaml.ScalarNode)
+        assert isinstance(node, yaml.SequenceNode)
+        return Seq(line, [self.build(v, f"{path}[{i}]", depth + 1)
+                          for i, v in enumerate(node.value)])
+
+    def _scalar(self, node: yaml.ScalarNode, path: str, line: int) -> Node:
         if node.tag not in _PLAIN_TAGS:
             self.problem(line, path, f"YAML tag {node.tag} is not allowed")
             return Scalar(line, None, bad=True)
@@ -128,22 +207,40 @@ class _Builder:
             for msg in errors:
                 self.problem(line, path, msg)
             return Scalar(line, text, bad=bool(errors))
-        return Scalar(line, self._loader.construct_object(node, deep=True))
+        try:
+            value = self._loader.construct_object(node, deep=True)
+        except ValueError:  # an int of more than 4300 digits (sys.int_info)
+            self.problem(line, path, f"the number {node.value[:20]}... is too long")
+            return Scalar(line, None, bad=True)
+        return Scalar(line, value)
 
 
-def parse_yaml(text: str, file: str,
-               env: Mapping[str, str]) -> tuple[Node | None, list[ConfigProblem]]:
+def parse_yaml(text: str, file: str, env: Mapping[str, str],
+               limits: Limits | None = None) -> tuple[Node | None, list[ConfigProblem]]:
     """Parse one YAML document; returns the located tree and any problems found."""
-    b = _Builder(file, env)
+    limits = limits or Limits()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        return None, [ConfigProblem(file, 1, "", too_big(size, limits))]
+    b = _Builder(file, env, limits)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return None, [ConfigProblem(file, line, "", f"YAML syntax: {exc.problem or exc}")]
+        loader = _BoundedLoader(text, limits)  # ReaderError: a character YAML refuses
     except yaml.YAMLError as exc:
-        return None, [ConfigProblem(file, 1, "", f"YAML: {exc}")]
-    if root is None:
-        return None, [ConfigProblem(file, 1, "", "the file is empty")]
-    tree = b.build(root, "")
-    return tree, b.problems
+        return None, [syntax_problem(exc, text, file)]
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, [ConfigProblem(file, 1, "", "the file is empty: write the site "
+                                        "configuration (see configs/ for examples)")]
+        return b.build(root, ""), b.problems
+    except LimitExceeded as exc:
+        return None, [ConfigProblem(file, exc.line, exc.path, exc.message)]
+    except yaml.YAMLError as exc:
+        return None, [syntax_problem(exc, text, file)]
+    finally:
+        loader.dispose()
+
+
+def too_big(size: int, limits: Limits) -> str:
+    return (f"the file is {size} bytes, more than the {limits.max_bytes} a site file may "
+            "have: is this the right file?")

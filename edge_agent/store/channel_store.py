@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ..model import Channel, Priority, Reading
 from . import record as rec
+from .bootid import BootIdSource
 from .journal import Journal, fsync_dir
 from .keyring import Keyring, StaticKeyring
 from .lock import StoreLock
@@ -64,17 +65,14 @@ REASONS = {EVICT_SIZE: "size", EVICT_RETENTION: "retention", EVICT_CORRUPT: "cor
            EVICT_REJECTED: "rejected", EVICT_SKIPPED: "skipped", EVICT_SHREDDED: "shredded"}
 HWM_STEP = 100_000
 RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _U64 = struct.Struct("<Q")
 _LAST = struct.Struct("<QI")  # seq.last: number, crc32 of the number's 8 bytes
 
 
 def current_boot_id() -> str | None:
-    """This boot's id: a process crash keeps it (and the page cache); a power cut does not."""
-    try:
-        return BOOT_ID.read_text().strip() or None
-    except OSError:
-        return None
+    """This boot's id: a process crash keeps it (and the page cache); a power cut does not.
+    The kernel's, or under the systemd sandbox the service's runtime marker (bootid.py)."""
+    return BootIdSource.from_env()()
 
 
 @dataclass(frozen=True)
@@ -171,7 +169,8 @@ class ChannelStore:
                  clock: Clock | None = None, fsync: Callable[[int], None] = os.fsync,
                  key_id: int = 1, reserve_bytes: int = RESERVE_BYTES,
                  on_event: Callable[[str, str, str], None] | None = None,
-                 boot_id: str | None = None) -> None:
+                 boot_id: str | None = None,
+                 boot_source: Callable[[], str | None] = current_boot_id) -> None:
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -183,7 +182,8 @@ class ChannelStore:
         self._clock = clock or SystemClock()
         self._fsync = fsync
         self._reserve_bytes = reserve_bytes
-        self._boot = boot_id if boot_id is not None else current_boot_id()
+        # boot_id: this boot's id as given (rigs); otherwise asked from boot_source
+        self._boot = boot_id if boot_id is not None else boot_source()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._closed = False
