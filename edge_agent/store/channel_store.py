@@ -686,7 +686,7 @@ class ChannelStore:
         Readings taken before the clock was set (``oldest`` before CLOCK_FLOOR: their age
         is unknown) are exempt until delivered, and so is a segment holding any of them;
         nothing is evicted while the clock itself is unset. Only the size budget bounds
-        them (docs/design/NNNN-retention-unsynced-clock.md)."""
+        them (docs/design/0004-period-keys-damage-and-unsynced-retention.md)."""
         if self.retention is None:
             return 0
         now = self._clock.time()

@@ -41,7 +41,7 @@ is refused with an error naming it, never taken for damage.
 
 Periods that start before ``CLOCK_FLOOR`` hold readings taken before the clock was set
 (a Pi without RTC boots in 1970): retention never shreds their keys (see
-docs/design/NNNN-retention-unsynced-clock.md).
+docs/design/0004-period-keys-damage-and-unsynced-retention.md).
 """
 
 from __future__ import annotations
