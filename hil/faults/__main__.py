@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hil.common import env_info, markdown_table
-from hil.faults import devices, powerloss, scenarios, storefaults
+from hil.faults import devices, keyfaults, powerloss, scenarios, storefaults
 from hil.faults.rig import HEADERS, Result
 
 
@@ -30,6 +30,7 @@ def plan(nightly: bool) -> dict[str, Callable[[Path], Result]]:
         "fsync-failure": storefaults.fsync_failure,
         "clock": storefaults.clock,
         "devices": devices.devices,
+        "damaged-key": keyfaults.damaged_key,
     }
 
 
