@@ -390,6 +390,8 @@ class PeriodKeyring:
             return self._unwrap(k)
         except FileNotFoundError:
             return None
+        except PermissionError as exc:  # the wrong user, not damage: say so, move nothing
+            raise KeyFileError(f"{k.path}: cannot read: {exc.strerror}") from None
         except OSError as exc:  # an unreadable block on the card: damage like any other
             why = f"unreadable ({exc.strerror or exc})"
         except _BadKeyFile as exc:
@@ -409,6 +411,8 @@ class PeriodKeyring:
                 self._cache[k.kid] = self._unwrap(k)
             except FileNotFoundError:
                 continue
+            except PermissionError as exc:  # the wrong user, not damage
+                raise KeyFileError(f"{k.path}: cannot read: {exc.strerror}") from None
             except OSError as exc:
                 bad.append((k, f"unreadable ({exc.strerror or exc})", False))
             except _BadKeyFile as exc:
