@@ -52,7 +52,8 @@ def _keyring(cfg: Any, ch: Channel) -> PeriodKeyring:
                              "and shredding need key_period (e.g. 1d)")
     return PeriodKeyring(cfg.state_dir / "keys" / ch.value, ch.value,
                          load_key(channel_key_path(cfg, ch)), period,
-                         retention=cfg.store.retention.get(ch))
+                         retention=cfg.store.retention.get(ch),
+                         on_event=secevents.sink(ch.value))
 
 
 def _channels(cfg: Any, name: str | None) -> list[Channel]:

@@ -182,7 +182,8 @@ class Agent:
                                 "back it up or buffered data is unreadable if it is lost",
                                 ch.value, key_path)
             keys = open_keyring(cfg.state_dir, ch.value, key, float(cfg.store.key_period),
-                                cfg.store.retention.get(ch), self.clock)
+                                cfg.store.retention.get(ch), self.clock,
+                                on_event=secevents.sink(ch.value))
             if isinstance(keys, PeriodKeyring):
                 self.keyrings[ch] = keys
             store = ChannelStore(

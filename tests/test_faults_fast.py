@@ -13,7 +13,7 @@ import pytest
 from edge_agent.model import Channel
 from edge_agent.store.channel_store import ChannelStore
 from hil.common import readings
-from hil.faults import devices, powerloss, scenarios, storefaults
+from hil.faults import devices, keyfaults, powerloss, scenarios, storefaults
 from hil.faults.rig import Result
 
 pytestmark = pytest.mark.slow
@@ -60,6 +60,12 @@ def test_truncated_newest_record_is_named_and_never_reused(tmp_path: Path) -> No
         assert t["open_failed"] == 0, label
         assert t["silent"] == 0 and t["seq_reused"] == 0, (label, t)
         assert t["named"] == t["offsets"], (label, t)
+
+
+def test_damaged_period_key_no_crash_loop_range_reported(tmp_path: Path) -> None:
+    r = keyfaults.damaged_key(tmp_path, offline=1.0, starts=2)
+    _clean(r)
+    assert r.evicted > 0  # the range sealed with the damaged key, reported corrupt
 
 
 def test_devices_vanish_and_return_nothing_invented(tmp_path: Path) -> None:

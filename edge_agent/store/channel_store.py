@@ -44,7 +44,7 @@ from ..errors import (
     StoreClosedError,
     StoreFullError,
 )
-from ..model import Channel, Priority, Reading
+from ..model import CLOCK_FLOOR, Channel, Priority, Reading
 from . import record as rec
 from .bootid import BootIdSource
 from .journal import Journal, fsync_dir
@@ -225,8 +225,10 @@ class ChannelStore:
         self._acked = acked
         self._evicted = evicted
         known = RangeSet()
+        by_key: dict[int, list[_Ref]] = {}  # pending records per key id
         for lane in range(3):
-            self._scan_lane(lane, known)
+            self._scan_lane(lane, known, by_key)
+        self._drop_lost_keys(by_key)
         hwm = self._read_hwm()
         self._last_fd = os.open(self.dir / "seq.last", os.O_RDWR | os.O_CREAT, 0o600)
         hint = self._read_last()
@@ -267,7 +269,7 @@ class ChannelStore:
             every.add(a, b)
         return every.gaps(1, top) if top else []
 
-    def _scan_lane(self, lane: int, known: RangeSet) -> None:
+    def _scan_lane(self, lane: int, known: RangeSet, by_key: dict[int, list[_Ref]]) -> None:
         ldir = self.dir / f"lane-{lane}"
         segs: list[tuple[int, Path]] = []
         for p in ldir.iterdir():
@@ -279,7 +281,7 @@ class ChannelStore:
         for first, path in segs:
             seg = _Segment(lane, first, path, 0)
             data = path.read_bytes()
-            keep, damaged, tail_only = self._scan_segment(seg, data, known)
+            keep, damaged, tail_only = self._scan_segment(seg, data, known, by_key)
             if damaged:
                 self.quarantined += 1
                 self._quarantine(path, f"{len(data) - keep} unreadable bytes cut"
@@ -295,8 +297,8 @@ class ChannelStore:
             self._bytes += keep
             self._segments[lane].append(seg)
 
-    def _scan_segment(self, seg: _Segment, data: bytes,
-                      known: RangeSet) -> tuple[int, bool, bool]:
+    def _scan_segment(self, seg: _Segment, data: bytes, known: RangeSet,
+                      by_key: dict[int, list[_Ref]]) -> tuple[int, bool, bool]:
         """Index valid records. Returns (bytes to keep, damaged, damage only at the tail).
 
         Records after a damaged region are salvaged (resync on the magic + CRC), so a bit
@@ -327,12 +329,43 @@ class ChannelStore:
                 known.add(head.first, head.last)
                 if not (self._acked.covers(head.first, head.last)
                         or self._evicted.covers(head.first, head.last)):
-                    self._pending[seg.lane][head.first] = _Ref(
-                        seg.lane, head.first, head.count, head.oldest, seg, off, head.size)
+                    ref = _Ref(seg.lane, head.first, head.count, head.oldest, seg, off,
+                               head.size)
+                    self._pending[seg.lane][head.first] = ref
+                    by_key.setdefault(head.key_id, []).append(ref)
                     seg.live += 1
             off = end
             keep = end
         return keep, damaged, tail_only
+
+    def _drop_lost_keys(self, by_key: dict[int, list[_Ref]]) -> None:
+        """Report, at open, the pending records sealed with a key the keyring knows is gone
+        (shredded, or its key file damaged): they can never be delivered. The eviction
+        journal is synced by the caller before any segment file is deleted."""
+        for kid in sorted(by_key):
+            why = self._keys.lost(kid)
+            if why is None:
+                continue
+            reason = EVICT_SHREDDED if why == REASONS[EVICT_SHREDDED] else EVICT_CORRUPT
+            refs = sorted(by_key[kid], key=lambda r: r.first)
+            spans: list[list[int]] = []
+            for r in refs:
+                if spans and r.first == spans[-1][1] + 1:
+                    spans[-1][1] = r.last
+                else:
+                    spans.append([r.first, r.last])
+                del self._pending[r.lane][r.first]
+                r.seg.live -= 1
+            for a, b in spans:
+                self._record_eviction(a, b, reason, sync=False)
+            n = sum(r.count for r in refs)
+            shown = ", ".join(f"{a}..{b}" for a, b in spans[:5])
+            more = f" (+{len(spans) - 5} more ranges)" if len(spans) > 5 else ""
+            log.error("store %s: %d readings sealed with key id %d (%s) cannot be opened; "
+                      "reported as %s: seq %s%s", self.channel.value, n, kid, why,
+                      REASONS[reason], shown, more)
+            self._event("store", "lost" if reason == EVICT_CORRUPT else "shredded",
+                        f"{n} readings sealed with key id {kid} ({why}): seq {shown}{more}")
 
     def _quarantine(self, path: Path, why: str, copy: bool = False) -> None:
         qdir = self.dir / "quarantine"
@@ -648,16 +681,25 @@ class ChannelStore:
                     self._delete_segment(seg)
 
     def enforce_retention(self) -> int:
-        """Evict segments whose newest batch is older than ``retention``. Returns readings."""
+        """Evict segments whose newest batch is older than ``retention``. Returns readings.
+
+        Readings taken before the clock was set (``oldest`` before CLOCK_FLOOR: their age
+        is unknown) are exempt until delivered, and so is a segment holding any of them;
+        nothing is evicted while the clock itself is unset. Only the size budget bounds
+        them (docs/design/0007-period-keys-damage-and-unsynced-retention.md)."""
         if self.retention is None:
             return 0
-        cutoff = self._clock.time() - self.retention
+        now = self._clock.time()
+        if now < CLOCK_FLOOR:
+            return 0
+        cutoff = now - self.retention
         evicted = 0
         with self._cond:
             for lane in range(3):
                 for seg in list(self._segments[lane]):
                     refs = [r for r in self._pending[lane].values() if r.seg is seg]
-                    if refs and max(r.oldest for r in refs) < cutoff:
+                    if refs and all(r.oldest >= CLOCK_FLOOR for r in refs) \
+                            and max(r.oldest for r in refs) < cutoff:
                         evicted += sum(r.count for r in refs)
                         self._evict_segment(seg, EVICT_RETENTION)
         return evicted
@@ -707,8 +749,7 @@ class ChannelStore:
         return Batch(Priority(ref.lane), ref.first, ref.last, pt)
 
     def _shredded(self, record: bytes) -> bool:
-        check = getattr(self._keys, "shredded", None)
-        return check is not None and bool(check(rec.parse_header(record).key_id))
+        return self._keys.lost(rec.parse_header(record).key_id) == REASONS[EVICT_SHREDDED]
 
     def _event(self, category: str, outcome: str, detail: str) -> None:
         if self._on_event is not None:

@@ -1,8 +1,9 @@
 """Which at-rest key seals new records, and which keys can still open old ones.
 
 A record names its key by ``key_id``. A Keyring that forgets a key (crypto-shredding,
-retired rotation keys) makes every record sealed with it unreadable: the store reports
-such records as lost instead of failing.
+retired rotation keys, a damaged key file) makes every record sealed with it unreadable:
+the store reports such records as lost instead of failing. ``lost`` says which keys are
+known to be gone for good, so the store can report their records when it opens.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ class Keyring(Protocol):
         """The cipher for ``key_id``, or None when that key no longer exists."""
         ...
 
+    def lost(self, key_id: int) -> str | None:
+        """Whether ``key_id`` is known to be gone for good: ``"shredded"`` (on purpose),
+        ``"corrupt"`` (its key file was damaged), or None (present, or not known)."""
+        ...
+
 
 class StaticKeyring:
     """One key for everything."""
@@ -34,3 +40,6 @@ class StaticKeyring:
 
     def get(self, key_id: int) -> AESGCM | None:
         return self._aead if key_id == self._id else None
+
+    def lost(self, key_id: int) -> str | None:
+        return None  # one key: another id may belong to a keyring this store was not given

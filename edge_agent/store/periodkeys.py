@@ -4,6 +4,11 @@
                                                           also opens legacy records, key id 1)
     <state_dir>/keys/<channel>/<period>-<gen>-<kid>.key   a period key, wrapped, mode 0600
     <state_dir>/keys/<channel>/shredded.log               "<kid> <period> <time>" per shred
+    <state_dir>/keys/<channel>/kid.hwm                    highest key id ever issued
+    <state_dir>/keys/<channel>/channel.check              tells a damaged period key from a
+                                                          wrong channel key
+    <state_dir>/keys/<channel>/damaged-<t>-<name>.key     a period key that failed to open,
+                                                          moved aside
 
 A batch is sealed with the key of the period of its oldest reading (``period`` = floor(time
 / key_period)). Deleting a period key (crypto-shredding) makes every record sealed with it
@@ -20,18 +25,37 @@ card's flash blocks is therefore useless without the channel key, and shredding 
 channel key (``keys shred --all``) makes every remnant unreadable at once.
 
 Key ids are 16-bit (the record header field): id 1 is the channel key itself (records
-written before period keys); period keys get ids 2..65535, allocated in turn.
+written before period keys); period keys get ids 2..65535, each issued once. The highest
+id issued is made durable (``kid.hwm``) before its key file is created, so a shredded,
+lost or damaged key's id never comes back: a reused id would let records sealed with
+the old key be taken for the new key's.
+
+A period key file that cannot be opened (empty, cut short, a flipped bit) is moved aside
+(``damaged-*.key``, kept for inspection), reported as a security event, and its key id is
+remembered as lost: the store reports the records it sealed as ``corrupt``, and the
+period gets a fresh key (a new id) so the channel goes on. An authentication failure can
+also mean the channel key is not the one the period keys were wrapped with (a restored
+or mixed-up key file); ``channel.check`` (a one-way check value of the channel key, or
+failing that any period key that still opens) tells the two apart. A wrong channel key
+is refused with an error naming it, never taken for damage.
+
+Periods that start before ``CLOCK_FLOOR`` hold readings taken before the clock was set
+(a Pi without RTC boots in 1970): retention never shreds their keys (see
+docs/design/0007-period-keys-damage-and-unsynced-retention.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import math
 import os
 import re
 import secrets
 import threading
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +66,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..clock import Clock, SystemClock
 from ..errors import KeyFileError
+from ..model import CLOCK_FLOOR
 from .journal import fsync_dir
 from .keys import check_private
 
@@ -50,7 +75,13 @@ log = logging.getLogger("edge_agent.keys")
 LEGACY_KID = 1
 FIRST_KID, LAST_KID = 2, 65535
 _MAGIC = b"EAPK1"
+_KEY_FILE_SIZE = len(_MAGIC) + 12 + 48
 _NAME = re.compile(r"^(\d{1,12})-(\d{1,4})-(\d{1,5})\.key$")
+_DAMAGED = re.compile(r"^damaged-\d+-(\d{1,12})-(\d{1,4})-(\d{1,5})\.key$")
+_CHECK_MAGIC = b"EAKC1"
+KID_HWM = "kid.hwm"
+CHANNEL_CHECK = "channel.check"
+LOST_CORRUPT, LOST_SHREDDED = "corrupt", "shredded"
 STATIC_PERIOD = 0  # key_period 0: one period for all time
 
 
@@ -72,18 +103,65 @@ def _aad(channel: str, period: int, kid: int) -> bytes:
     return f"{channel}|{period}|{kid}".encode()
 
 
+def _check_value(channel_key: bytes, channel: str) -> bytes:
+    """A one-way value that tells whether a channel key is the one the keys were made with."""
+    return _CHECK_MAGIC + HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                               info=b"edge-agent channel-key check v1 " + channel.encode()
+                               ).derive(channel_key)
+
+
+class _BadKeyFile(Exception):
+    """Internal: a period key file does not open. ``tag``: it failed authentication (damage,
+    or a wrong channel key); otherwise its framing is wrong (damage whatever the key)."""
+
+    def __init__(self, why: str, tag: bool) -> None:
+        super().__init__(why)
+        self.tag = tag
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (tmp, fsync, rename, fsync dir), mode 0600."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _render_kid(kid: int) -> bytes:
+    return f"{kid} {zlib.crc32(str(kid).encode()):08x}\n".encode("ascii")
+
+
+def _parse_kid(data: bytes) -> int | None:
+    parts = data.split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    if f"{zlib.crc32(parts[0]):08x}".encode("ascii") != parts[1]:
+        return None
+    return int(parts[0])
+
+
 class PeriodKeyring:
     """Implements the store's Keyring protocol. Thread-safe."""
 
     def __init__(self, directory: Path, channel: str, channel_key: bytes, period: float,
                  *, retention: float | None = None, clock: Clock | None = None,
-                 legacy: bool = True) -> None:
+                 legacy: bool = True,
+                 on_event: Callable[[str, str, str], None] | None = None) -> None:
         self.dir = directory
         self.channel = channel
         self.period = float(period)
         self.retention = retention
         self._clock = clock or SystemClock()
         self._kek = _kek(channel_key, channel)
+        self._check = _check_value(channel_key, channel)
+        self._on_event = on_event  # (category, outcome, detail): security event sink
         self._legacy = AESGCM(channel_key) if legacy else None
         self._lock = threading.Lock()
         self._cache: dict[int, AESGCM] = {}
@@ -93,7 +171,11 @@ class PeriodKeyring:
         for k in self.list_keys():
             check_private(k.path)  # refuse to start on a loose key file, naming the fix
         self._shredded = self._read_shredded()
+        self._damaged = self._damaged_kids()
         self._last_shred_check = -math.inf
+        self._verified = False  # the channel key is known to be the one the keys were made with
+        with self._lock:
+            self._open_all()
 
     # ------------------------------------------------------------------ index
 
@@ -113,6 +195,10 @@ class PeriodKeyring:
     def period_end(self, period: int) -> float:
         return math.inf if self.period <= 0 else (period + 1) * self.period
 
+    def unsynced(self, period: int) -> bool:
+        """The period starts before the clock can be right: readings of an unset clock."""
+        return self.period > 0 and period * self.period < CLOCK_FLOOR
+
     # ------------------------------------------------------------------ Keyring protocol
 
     def current(self, reading_time: float) -> tuple[int, AESGCM]:
@@ -122,8 +208,18 @@ class PeriodKeyring:
             if hit is not None:
                 return hit
             mine = [k for k in self.list_keys() if k.period == p]
-            key = mine[-1] if mine else self._create(p, 0)
-            aead = self._load(key)
+            aead = None
+            if mine:
+                key = mine[-1]
+                aead = self._cache.get(key.kid)
+                if aead is None:
+                    aead = self._open_key(key)
+            if aead is None:
+                # none yet, or the newest was damaged and moved aside: a fresh key, new id
+                key = self._create(p, max((k.gen for k in mine), default=-1) + 1)
+                aead = self._open_key(key)
+                if aead is None:
+                    raise KeyFileError(f"{key.path}: a new period key did not read back")
             self._current[p] = (key.kid, aead)
             self._cache[key.kid] = aead
             return key.kid, aead
@@ -137,15 +233,28 @@ class PeriodKeyring:
                 return hit
             for k in self.list_keys():
                 if k.kid == key_id:
-                    aead = self._load(k)
-                    self._cache[key_id] = aead
-                    return aead
+                    opened = self._open_key(k)
+                    if opened is not None:
+                        self._cache[key_id] = opened
+                    return opened
         return None
 
     def shredded(self, key_id: int) -> bool:
         """True when ``key_id`` was shredded on purpose (not merely missing)."""
         with self._lock:
             return key_id in self._shredded
+
+    def lost(self, key_id: int) -> str | None:
+        """Why records sealed with ``key_id`` can never be opened: "shredded" (on purpose),
+        "corrupt" (its key file was damaged and moved aside), or None (not known lost)."""
+        with self._lock:
+            if key_id in self._cache:
+                return None
+            if key_id in self._shredded:
+                return LOST_SHREDDED
+            if key_id in self._damaged:
+                return LOST_CORRUPT
+        return None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -179,11 +288,18 @@ class PeriodKeyring:
         return n
 
     def expired(self, now: float | None = None) -> list[PeriodKey]:
-        """Period keys whose whole period lies before ``now - retention``."""
+        """Period keys whose whole period lies before ``now - retention``.
+
+        Never the keys of periods before the clock could be right (they seal readings taken
+        before it was set, whose age is unknown), and nothing while the clock is unset."""
         if self.retention is None or self.period <= 0:
             return []
-        cutoff = (self._clock.time() if now is None else now) - self.retention
-        return [k for k in self.list_keys() if self.period_end(k.period) <= cutoff]
+        now = self._clock.time() if now is None else now
+        if now < CLOCK_FLOOR:
+            return []
+        cutoff = now - self.retention
+        return [k for k in [*self.list_keys(), *self._damaged_keys()]
+                if self.period_end(k.period) <= cutoff and not self.unsynced(k.period)]
 
     def shred_expired(self, every: float = 60.0) -> int:
         """Shred keys past retention; cheap to call often (checks at most every ``every`` s)."""
@@ -223,40 +339,163 @@ class PeriodKeyring:
         return PeriodKey(period, gen, kid, path)
 
     def _next_kid(self) -> int:
-        used = {k.kid for k in self.list_keys()}
-        top = max(used, default=FIRST_KID - 1)
-        span = LAST_KID - FIRST_KID + 1
-        for i in range(1, span + 1):
-            kid = FIRST_KID + (top - FIRST_KID + i) % span
-            if kid not in used:
-                return kid
-        raise KeyFileError(f"{self.dir}: all {span} key ids in use; shred old period keys")
+        """The next key id, made durable as issued before any file uses it: never reused."""
+        kid = self._top_kid() + 1
+        if kid > LAST_KID:
+            raise KeyFileError(f"{self.dir}: all key ids up to {LAST_KID} have been issued; "
+                               "this channel needs a new channel key (keys shred --all)")
+        _write_atomic(self.dir / KID_HWM, _render_kid(kid))
+        return kid
 
-    def _load(self, k: PeriodKey) -> AESGCM:
-        check_private(k.path)
+    def _top_kid(self) -> int:
+        """The highest key id ever issued: the durable mark, or (mark missing or damaged)
+        every id a key file, a moved-aside file or the shred log still names."""
+        seen = [k.kid for k in self.list_keys()]
+        seen += self._damaged_kids()
+        seen += self._logged_kids()
+        try:
+            mark = _parse_kid((self.dir / KID_HWM).read_bytes())
+        except FileNotFoundError:
+            mark = None
+        except OSError as exc:
+            log.error("channel %s: %s unreadable (%s)", self.channel, KID_HWM, exc)
+            mark = None
+        else:
+            if mark is None:
+                log.error("channel %s: %s is damaged; key ids continue above every id "
+                          "still on record", self.channel, self.dir / KID_HWM)
+                self._event("key", "warning", f"{self.channel}/{KID_HWM} damaged")
+        return max([FIRST_KID - 1, *seen, *([mark] if mark is not None else [])])
+
+    def _unwrap(self, k: PeriodKey) -> AESGCM:
+        """Open a period key file. Raises _BadKeyFile when it does not open,
+        FileNotFoundError when it is gone."""
         blob = k.path.read_bytes()
-        if not blob.startswith(_MAGIC) or len(blob) != len(_MAGIC) + 12 + 48:
-            raise KeyFileError(f"{k.path}: not a period key file")
+        if not blob.startswith(_MAGIC) or len(blob) != _KEY_FILE_SIZE:
+            raise _BadKeyFile(f"not a period key file ({len(blob)} bytes, expected "
+                              f"{_KEY_FILE_SIZE} starting {_MAGIC.decode()})", tag=False)
         nonce, ct = blob[len(_MAGIC):len(_MAGIC) + 12], blob[len(_MAGIC) + 12:]
         try:
             raw = self._kek.decrypt(nonce, ct, _aad(self.channel, k.period, k.kid))
         except InvalidTag:
-            raise KeyFileError(f"{k.path}: cannot unwrap: not made with this channel key "
-                               "(or the file was renamed or altered)") from None
+            raise _BadKeyFile("does not authenticate (altered, renamed or damaged)",
+                              tag=True) from None
         return AESGCM(raw)
 
-    def _read_shredded(self) -> set[int]:
+    def _open_key(self, k: PeriodKey) -> AESGCM | None:
+        """A key file's cipher; None when it is gone or damaged (then moved aside and
+        reported). KeyFileError when it is loose, or wrapped under another channel key."""
+        check_private(k.path)
         try:
-            text = (self.dir / "shredded.log").read_text(encoding="ascii")
+            return self._unwrap(k)
+        except FileNotFoundError:
+            return None
+        except PermissionError as exc:  # the wrong user, not damage: say so, move nothing
+            raise KeyFileError(f"{k.path}: cannot read: {exc.strerror}") from None
+        except OSError as exc:  # an unreadable block on the card: damage like any other
+            why = f"unreadable ({exc.strerror or exc})"
+        except _BadKeyFile as exc:
+            if exc.tag and not self._verified:
+                raise KeyFileError(f"{k.path}: cannot unwrap: not made with this channel key "
+                                   "(or the file was renamed or altered)") from None
+            why = str(exc)
+        self._set_aside(k, why)
+        return None
+
+    def _open_all(self) -> None:
+        """Open every period key once (at start): damaged ones are found now, not when a
+        record or a commit first needs them."""
+        bad: list[tuple[PeriodKey, str, bool]] = []
+        for k in self.list_keys():
+            try:
+                self._cache[k.kid] = self._unwrap(k)
+            except FileNotFoundError:
+                continue
+            except PermissionError as exc:  # the wrong user, not damage
+                raise KeyFileError(f"{k.path}: cannot read: {exc.strerror}") from None
+            except OSError as exc:
+                bad.append((k, f"unreadable ({exc.strerror or exc})", False))
+            except _BadKeyFile as exc:
+                bad.append((k, str(exc), exc.tag))
+        self._verified = self._verify_channel_key(opened=bool(self._cache),
+                                                  any_keys=bool(self._cache) or bool(bad))
+        for k, why, tag in bad:
+            if tag and not self._verified:
+                continue  # maybe a wrong channel key: _open_key names it when it is needed
+            self._set_aside(k, why)
+
+    def _verify_channel_key(self, opened: bool, any_keys: bool) -> bool:
+        """Is this the channel key the period keys were wrapped with? Yes when the check
+        file says so, or when a period key opens with it (or there is none to open);
+        then the check file is written (or repaired)."""
+        path = self.dir / CHANNEL_CHECK
+        try:
+            stored: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            stored = None
+        except OSError:
+            stored = b""
+        if stored is not None and hmac.compare_digest(stored, self._check):
+            return True
+        if not (opened or not any_keys):
+            return False
+        if stored is not None:
+            log.error("channel %s: %s did not match a channel key that opens the period "
+                      "keys (damaged); rewritten", self.channel, path)
+            self._event("key", "warning", f"{self.channel}/{CHANNEL_CHECK} damaged; rewritten")
+        try:
+            _write_atomic(path, self._check)
+        except OSError as exc:  # read-only or full: checked again at the next start
+            log.warning("channel %s: cannot write %s: %s", self.channel, path, exc)
+        return True
+
+    def _set_aside(self, k: PeriodKey, why: str) -> None:
+        """Move a damaged key file aside (renamed, kept), remember its id as lost, report."""
+        dest = self.dir / f"damaged-{max(0, int(self._clock.time()))}-{k.path.name}"
+        try:
+            os.replace(k.path, dest)
+            fsync_dir(self.dir)
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # cannot rename (read-only card): lost all the same
+            log.error("channel %s: cannot move %s aside: %s", self.channel, k.path, exc)
+        self._damaged.add(k.kid)
+        self._cache.pop(k.kid, None)
+        if self._current.get(k.period, (None,))[0] == k.kid:
+            del self._current[k.period]
+        log.error("channel %s: period key %s is damaged (%s): moved aside to %s; records "
+                  "sealed with key id %d cannot be opened and are reported as corrupt",
+                  self.channel, k.path.name, why, dest.name, k.kid)
+        self._event("key", "quarantined", f"{self.channel} period key id {k.kid} "
+                    f"({k.path.name}): {why}; moved aside to {dest.name}")
+
+    def _event(self, category: str, outcome: str, detail: str) -> None:
+        if self._on_event is not None:
+            self._on_event(category, outcome, detail)
+
+    def _damaged_keys(self) -> list[PeriodKey]:
+        """Key files moved aside as damaged (shredded like any key once past retention)."""
+        out = []
+        for p in self.dir.iterdir():
+            m = _DAMAGED.match(p.name)
+            if m:
+                out.append(PeriodKey(int(m.group(1)), int(m.group(2)), int(m.group(3)), p))
+        return out
+
+    def _damaged_kids(self) -> set[int]:
+        return {k.kid for k in self._damaged_keys()}
+
+    def _logged_kids(self) -> set[int]:
+        try:
+            text = (self.dir / "shredded.log").read_text(encoding="ascii", errors="replace")
         except FileNotFoundError:
             return set()
+        return {int(parts[0]) for parts in (line.split() for line in text.splitlines())
+                if parts and parts[0].isdigit()}
+
+    def _read_shredded(self) -> set[int]:
         live = {k.kid for k in self.list_keys()}
-        out = set()
-        for line in text.splitlines():
-            parts = line.split()
-            if parts and parts[0].isdigit() and int(parts[0]) not in live:
-                out.add(int(parts[0]))
-        return out
+        return {kid for kid in self._logged_kids() if kid not in live}
 
 
 def overwrite_and_unlink(path: Path) -> None:
@@ -298,11 +537,12 @@ def key_ids_in_use(store_dir: Path) -> set[int]:
 
 
 def open_keyring(state_dir: Path, channel: str, channel_key: bytes, key_period: float,
-                 retention: float | None = None,
-                 clock: Clock | None = None) -> bytes | PeriodKeyring:
+                 retention: float | None = None, clock: Clock | None = None,
+                 on_event: Callable[[str, str, str], None] | None = None
+                 ) -> bytes | PeriodKeyring:
     """The store's keys for a channel: period keys, or the bare channel key when
     ``key_period`` is 0 (one static key, as before period keys existed)."""
     if key_period <= 0:
         return channel_key
     return PeriodKeyring(state_dir / "keys" / channel, channel, channel_key, key_period,
-                         retention=retention, clock=clock)
+                         retention=retention, clock=clock, on_event=on_event)

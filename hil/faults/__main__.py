@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hil.common import env_info, markdown_table
-from hil.faults import devices, powerloss, scenarios, storefaults
+from hil.faults import devices, keyfaults, powerloss, scenarios, storefaults
 from hil.faults.rig import HEADERS, Result
 
 
@@ -31,6 +31,7 @@ def plan(nightly: bool) -> dict[str, Callable[[Path], Result]]:
         "clock": storefaults.clock,
         "devices": devices.devices,
         "mqtt3-denial": scenarios.mqtt3_denial,
+        "damaged-key": keyfaults.damaged_key,
     }
 
 
