@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..clock import Clock, SystemClock
 from ..errors import KeyFileError
-from .journal import fsync_dir
+from ..fsutil import atomic_write, fsync_dir
 from .keys import check_private
 
 log = logging.getLogger("edge_agent.keys")
@@ -211,13 +211,7 @@ class PeriodKeyring:
         key = secrets.token_bytes(32)
         nonce = os.urandom(12)
         blob = _MAGIC + nonce + self._kek.encrypt(nonce, key, _aad(self.channel, period, kid))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, blob)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.dir)
+        atomic_write(path, blob, 0o600, exclusive=True)  # whole or absent, never empty
         self._shredded.discard(kid)
         log.info("channel %s: new period key %s", self.channel, path.name)
         return PeriodKey(period, gen, kid, path)
@@ -264,10 +258,13 @@ def overwrite_and_unlink(path: Path) -> None:
     blocks may survive: the wrapping under the channel key is what protects them."""
     with contextlib.suppress(FileNotFoundError):
         size = path.stat().st_size
-        with open(path, "r+b") as f:
-            f.write(os.urandom(size))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(path, "r+b") as f:
+                f.write(os.urandom(size))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a failed overwrite must not keep the key: unlink anyway
+            log.warning("%s: overwrite before delete failed (%s); deleted anyway", path, exc)
         path.unlink()
 
 
