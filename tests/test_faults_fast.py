@@ -85,3 +85,10 @@ def test_batch_spanning_a_segment_boundary_is_accepted(tmp_path: Path) -> None:
         assert s2.stats().backlog["normal"] == 10_000
     finally:
         s2.close()
+
+
+def test_disk_full_for_a_while_alarms_flow_agent_stays_up(tmp_path: Path) -> None:
+    """The short form of the nightly's minutes: the disk kept full (topped up), a SIGKILL
+    and a restart on the full disk; every missing reading is reported."""
+    r = storefaults.disk_full_long(tmp_path, full_for=4.0)
+    _clean(r)

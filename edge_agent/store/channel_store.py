@@ -72,6 +72,7 @@ REASONS = {EVICT_SIZE: "size", EVICT_RETENTION: "retention", EVICT_CORRUPT: "cor
            EVICT_REJECTED: "rejected", EVICT_SKIPPED: "skipped", EVICT_SHREDDED: "shredded"}
 HWM_STEP = 100_000
 RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
+RESERVE_STEP_MIN = 16 * 1024  # released at least this much at a time
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _U64 = struct.Struct("<Q")
 _LAST = struct.Struct("<QI")  # seq.last: number, crc32 of the number's 8 bytes
@@ -431,12 +432,25 @@ class ChannelStore:
             pass  # no room yet; tried again after space is freed
 
     def _release_reserve(self) -> bool:
+        """Give alarms room: shrink the reserve by a sixteenth (a disk that something
+        else keeps filling takes what is freed at once; a step at a time, alarms keep
+        the rest). False when nothing is left of it."""
         path = self.dir / "reserve.bin"
         try:
-            path.unlink()
+            size = path.stat().st_size
+            left = max(0, size - max(RESERVE_STEP_MIN, self._reserve_bytes // 16))
+            if left:
+                os.truncate(path, left)
+            else:
+                path.unlink()
         except FileNotFoundError:
             return False
-        log.warning("store %s: disk full, released the alarm reserve", self.channel.value)
+        except OSError as exc:
+            log.error("store %s: cannot release the alarm reserve: %s", self.channel.value,
+                      exc)
+            return False
+        log.warning("store %s: disk full, alarm reserve down to %d bytes", self.channel.value,
+                    left)
         return True
 
     # ------------------------------------------------------------------ writing
