@@ -126,7 +126,7 @@ class IncompleteWriteError(StoreError, OSError):
         self.written = written
 
     def __str__(self) -> str:
-        return f"{self.strerror} ({os.strerror(self.errno) if self.errno else 'error'})"
+        return str(self.strerror)
 
 
 class StoreClosedError(StoreError):
