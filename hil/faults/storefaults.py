@@ -409,8 +409,8 @@ def disk_full_long(work: Path, full_for: float = 20.0, size_mb: int = 8) -> Resu
                           if r["n"].startswith("sos/") and t_full <= r["t"] < t_kill})
             sos_gaps = (sos[-1] - sos[0] + 1 - len(sos)) if sos else -1
             evicted = sum(view.evicted_by_reason.values())
-            unexplained = missing - reported_na - evicted
-            accounted = missing - reported_na >= 0 and unexplained <= 100_000
+            rest = missing - reported_na  # evicted (counted over the whole run) or queued
+            accounted = 0 <= rest <= evicted + 100_000  # queue_max bounds the queue
             judge(res, c, view, resends=3,
                   extra_ok=(always_up and restart_ok and alive and code == 0 and drained
                             and alarms_full >= full_for * 5 * 0.8 and sos_gaps == 0
@@ -423,14 +423,14 @@ def disk_full_long(work: Path, full_for: float = 20.0, size_mb: int = 8) -> Resu
     res.figures["alarms_after_restart"] = restart_alarms
     res.figures["not_accepted"] = not_acc
     res.figures["evicted"] = str(view.evicted_by_reason)
-    res.figures["missing_values"] = (f"{missing} = {reported_na} not accepted + {evicted} "
-                                     f"evicted + {unexplained} queued")
+    res.figures["missing_values"] = (f"{missing}: {reported_na} not accepted, {rest} "
+                                     f"evicted or queued (evicted {evicted} in all)")
     res.saw = (f"agent up all the time: {always_up}, after SIGKILL+restart on the full disk: "
                f"{restart_ok}, exit code on SIGTERM {code}; {alarms_full} alarms delivered "
                f"while full ({sos_gaps} gaps), {restart_alarms} after the restart; counter "
                f"values made {made}, missing {missing}: {reported_na} reported not accepted "
-               f"in health ({not_acc_1} logged by the kill), {evicted} evicted, "
-               f"{unexplained} in the queue; seqs {res.received} of {res.accepted}")
+               f"in health ({not_acc_1} logged by the kill), {rest} evicted or queued "
+               f"({evicted} evicted in all); seqs {res.received} of {res.accepted}")
     if not res.ok:
         res.notes.append(agent_log_tail(log))
     return res
