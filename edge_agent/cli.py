@@ -85,7 +85,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         if isinstance(exc, PermissionError):  # KeyFileError: a loose or missing secret file
             secevents.emit("key", "failure", detail=str(exc))
-        return 2
+        # 2 tells systemd not to restart (RestartPreventExitStatus=2): only for what a
+        # restart cannot fix. A full or failing disk can clear: exit 1, restarted.
+        return 1 if _transient(exc) else 2
     try:
         services[0].run()
     except (EdgeAgentError, OSError) as exc:
@@ -94,6 +96,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if received:
         log.info("stopped on %s", signal.Signals(received[0]).name)
     return 0
+
+
+def _transient(exc: BaseException) -> bool:
+    import errno
+
+    from .errors import DurabilityError, StoreFullError
+
+    if isinstance(exc, StoreFullError | DurabilityError):
+        return True
+    return (isinstance(exc, OSError) and not isinstance(exc, PermissionError)
+            and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO))
 
 
 DEFAULT_CONFIG = Path("/etc/edge-agent/site.yaml")

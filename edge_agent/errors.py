@@ -116,6 +116,19 @@ class DurabilityError(StoreError):
     """A write or fsync failed; the batch was not accepted (never retried-then-acknowledged)."""
 
 
+class IncompleteWriteError(StoreError, OSError):
+    """A write to a file did not complete (a short write, ENOSPC, EIO part way). Carries the
+    ``errno`` of the cause (ENOSPC for a write that made no progress) and how many bytes
+    did reach the file (``written``), so the caller can cut them back off."""
+
+    def __init__(self, err: int, message: str, written: int = 0) -> None:
+        OSError.__init__(self, err, message)
+        self.written = written
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class StoreClosedError(StoreError):
     """The store was used after close()."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .fsutil import atomic_write
 
 DAY = 86400.0
 
@@ -38,19 +39,14 @@ class Issued:
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(path, 0o600)
+    atomic_write(path, data, 0o600)
 
 
 def _save(directory: Path, name: str, cert: x509.Certificate,
           key: ec.EllipticCurvePrivateKey) -> Issued:
     directory.mkdir(parents=True, exist_ok=True)
     cpath, kpath = directory / f"{name}.crt", directory / f"{name}.key"
-    cpath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    atomic_write(cpath, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     _write_private(kpath, key.private_bytes(serialization.Encoding.PEM,
                                             serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()))

@@ -20,7 +20,13 @@ from .clock import Clock, SystemClock
 from .config.schema import SiteConfig
 from .drivers.base import Backoff, Sensor, SensorContext, SensorSpec
 from .drivers.registry import SensorType
-from .errors import DurabilityError, EdgeAgentError, StoreError, StoreFullError
+from .errors import (
+    DurabilityError,
+    EdgeAgentError,
+    StoreClosedError,
+    StoreError,
+    StoreFullError,
+)
 from .ingest import IngestQueue
 from .model import Channel, Reading
 from .privacy import PrivacyStage, load_pseudonym_key
@@ -98,6 +104,11 @@ class ChannelWriter:
                 continue
             except StoreFullError as exc:
                 self.log.error("store full: %s", exc)
+                break
+            except StoreClosedError:
+                raise
+            except StoreError as exc:  # e.g. no period key could be made: not accepted
+                self.log.error("commit of %d readings failed: %s", len(readings), exc)
                 break
             self.on_commit()
             return
@@ -283,9 +294,15 @@ class Agent:
             if u.error is not None:
                 raise EdgeAgentError(f"uplink for channel {ch.value} stopped: {u.error}")
         for store in self.stores.values():
-            store.enforce_retention()
+            try:
+                store.enforce_retention()
+            except (OSError, StoreError) as exc:  # a full or failing disk: next round
+                log.error("retention on %s: %s", store.channel.value, exc)
         for keyring in self.keyrings.values():
-            keyring.shred_expired()
+            try:
+                keyring.shred_expired()
+            except OSError as exc:
+                log.error("shredding expired keys of %s: %s", keyring.channel, exc)
 
     def run_until_stopped(self, poll: float = 1.0) -> None:
         self.start()

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from .errors import EdgeAgentError
+from .fsutil import atomic_write
 from .nodekey import NodeKeys
 
 SuiteName = Literal["x25519", "mlkem768-x25519"]  # the KEM (the config's seal.suite)
@@ -307,12 +307,7 @@ def generate_files(suite_name: SuiteName, private_path: Path, public_path: Path)
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, data, mode, exclusive=True)  # whole or absent, never a half key
 
 
 def load_public_key(path: Path) -> PublicKey:

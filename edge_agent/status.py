@@ -13,7 +13,6 @@ texts are scrubbed, see ``edge_agent.redact``). ``keys shred --all`` removes it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import redact
+from .fsutil import atomic_write
 
 STATUS_FILE = "status.json"
 FORMAT = 1
@@ -109,17 +109,8 @@ def snapshot(agent: Any, *, state: str, config: Path | None, started_at: float,
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and a rename,
     so a reader never sees half a file. The file gets exactly ``mode`` (umask aside)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.replace(tmp, path)
+    # rewritten every few seconds and worthless after a power cut: whole, not synced
+    atomic_write(path, text.encode("utf-8"), mode, durable=False)
 
 
 def write_status(state_dir: Path, doc: dict[str, Any]) -> Path:

@@ -97,3 +97,10 @@ def test_mqtt3_acl_denial_then_allowed_no_silent_loss(tmp_path: Path) -> None:
     r = scenarios.mqtt3_denial(tmp_path, deny_seconds=4.0)
     _clean(r)
     assert r.figures["held_after_s"] != "never" and int(r.figures["unconfirmed"]) >= 1
+
+
+def test_disk_full_for_a_while_alarms_flow_agent_stays_up(tmp_path: Path) -> None:
+    """The short form of the nightly's minutes: the disk kept full (topped up), a SIGKILL
+    and a restart on the full disk; every missing reading is reported."""
+    r = storefaults.disk_full_long(tmp_path, full_for=4.0)
+    _clean(r)

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from ..emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
 from ..errors import DecryptionError, KeyFileError, ProtocolError
+from ..fsutil import atomic_write
 from ..hal.interfaces import ByteStream
 from ..model import Channel, Priority
 from ..protocols import dlms_hdlc
@@ -154,17 +155,10 @@ class DlmsSensor(StreamSensor):
         path = self.replay_state_path
         if path is None:
             return
-        tmp = path.with_name(f".{path.name}.tmp")
         data = json.dumps(self._replay.to_json(), separators=(",", ":")).encode()
         try:
             os.makedirs(path.parent, mode=0o700, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
+            atomic_write(path, data, 0o600)
         except OSError as exc:
             self._replay_state_error(f"cannot save {path}: {exc}")
 

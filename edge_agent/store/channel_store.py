@@ -7,7 +7,8 @@
     <root>/<channel>/evicted.log               ranges dropped by policy or lost, with reason
     <root>/<channel>/seq.hwm                   reserved sequence high-water mark (fsynced)
     <root>/<channel>/seq.last                  last number handed out (a hint, never fsynced)
-    <root>/<channel>/quarantine/               copies of files that failed to read
+    <root>/<channel>/quarantine/               files that failed to read (moved or linked,
+                                               never copied: a full disk cannot stop it)
     <root>/<channel>/dead/                     records the broker refused (dead letters)
     <root>/<channel>/lock                      flock()ed while a ChannelStore has it open
 
@@ -15,6 +16,13 @@ A batch is *accepted* when its records are written and fsynced; only then are it
 sequence numbers final and returned. Delivered (acknowledged) ranges go to the ack journal;
 a segment file is deleted once every record in it is acknowledged or evicted, after the
 journal saying so is synced. See docs/design/0001-store-and-uplink.md.
+
+Every write is complete or fails (edge_agent/fsutil.py): a short write is cut back off
+the segment and the batch is not accepted. A full disk is a state the store lives in: it
+evicts by policy (oldest, lowest priority first; never alarms) until the batch fits,
+spends the alarm reserve on alarms, and counts what it still cannot take as not accepted.
+A journal entry the disk has no room for is reported in memory and, after a restart, as a
+range lost (``corrupt``): never silent, never fatal.
 
 Sequence numbers are never handed out twice, even when the newest accepted record is lost
 (a power cut that takes an fsynced write with it, a truncated file): see
@@ -24,10 +32,8 @@ docs/design/0002-sequence-numbers-never-reused.md.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import shutil
 import struct
 import threading
 import zlib
@@ -42,8 +48,10 @@ from ..errors import (
     ChannelMismatchError,
     DurabilityError,
     StoreClosedError,
+    StoreError,
     StoreFullError,
 )
+from ..fsutil import Write, atomic_write, no_space, pwrite_all, write_all
 from ..model import CLOCK_FLOOR, Channel, Priority, Reading
 from . import record as rec
 from .bootid import BootIdSource
@@ -65,6 +73,7 @@ REASONS = {EVICT_SIZE: "size", EVICT_RETENTION: "retention", EVICT_CORRUPT: "cor
            EVICT_REJECTED: "rejected", EVICT_SKIPPED: "skipped", EVICT_SHREDDED: "shredded"}
 HWM_STEP = 100_000
 RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
+RESERVE_STEP_MIN = 16 * 1024  # released at least this much at a time
 _U64 = struct.Struct("<Q")
 _LAST = struct.Struct("<QI")  # seq.last: number, crc32 of the number's 8 bytes
 
@@ -170,7 +179,8 @@ class ChannelStore:
                  key_id: int = 1, reserve_bytes: int = RESERVE_BYTES,
                  on_event: Callable[[str, str, str], None] | None = None,
                  boot_id: str | None = None,
-                 boot_source: Callable[[], str | None] = current_boot_id) -> None:
+                 boot_source: Callable[[], str | None] = current_boot_id,
+                 write: Write = os.write) -> None:
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -181,6 +191,7 @@ class ChannelStore:
         self.retention = retention
         self._clock = clock or SystemClock()
         self._fsync = fsync
+        self._write = write  # every write of records and journals (fault rigs inject here)
         self._reserve_bytes = reserve_bytes
         # boot_id: this boot's id as given (rigs); otherwise asked from boot_source
         self._boot = boot_id if boot_id is not None else boot_source()
@@ -191,6 +202,8 @@ class ChannelStore:
         self._pending: dict[int, dict[int, _Ref]] = {0: {}, 1: {}, 2: {}}
         self._inflight: set[int] = set()
         self._evicted_recent: list[tuple[int, int, str]] = []
+        self._unsaved_acks: list[_Ref] = []  # delivered; the ack journal had no room yet
+        self.journal_failures = 0  # journal entries the disk had no room for (reported)
         self._evicted_counts: dict[str, int] = dict.fromkeys(REASONS.values(), 0)
         self.quarantined = 0
         self.dead_letters = 0
@@ -214,8 +227,10 @@ class ChannelStore:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for lane in range(3):
             (self.dir / f"lane-{lane}").mkdir(exist_ok=True, mode=0o700)
-        self._acks = Journal(self.dir / "acked.log", self._fsync)
-        self._evj = Journal(self.dir / "evicted.log", self._fsync)
+        with contextlib.suppress(OSError):  # made while there is room: moving into it is free
+            (self.dir / "quarantine").mkdir(exist_ok=True, mode=0o700)
+        self._acks = Journal(self.dir / "acked.log", self._fsync, self._write)
+        self._evj = Journal(self.dir / "evicted.log", self._fsync, self._write)
         acked = RangeSet((a, b) for a, b, _ in self._acks.entries())
         evicted = RangeSet()
         for a, b, tag in self._evj.entries():
@@ -254,7 +269,7 @@ class ChannelStore:
             self._event("store", "skipped", f"seq {top + 1}..{hwm.value} reserved before an "
                         "unclean stop; never reused")
             top = hwm.value
-        self._evj.sync()
+        self._sync_evictions()
         self.next_seq = top + 1
         # a clean mark is not a reservation: the first commit reserves again
         self._hwm = top if hwm.clean else max(hwm.value, top)
@@ -282,17 +297,18 @@ class ChannelStore:
             seg = _Segment(lane, first, path, 0)
             data = path.read_bytes()
             keep, damaged, tail_only = self._scan_segment(seg, data, known, by_key)
-            if damaged:
-                self.quarantined += 1
-                self._quarantine(path, f"{len(data) - keep} unreadable bytes cut"
-                                 if tail_only else "damaged records inside", copy=True)
-                # Whether accepted numbers went with the damage is decided in _open from
-                # the high-water mark and the seq.last hint, not from where the damage is.
-            if keep < len(data):
+            if keep < len(data):  # cutting needs no free space; the cut bytes go below
                 with open(path, "r+b") as f:
                     f.truncate(keep)
                     f.flush()
                     self._fsync(f.fileno())
+            if damaged:
+                self.quarantined += 1
+                self._quarantine(path, f"{len(data) - keep} unreadable bytes cut"
+                                 if tail_only else "damaged records inside", copy=True,
+                                 tail=data[keep:])
+                # Whether accepted numbers went with the damage is decided in _open from
+                # the high-water mark and the seq.last hint, not from where the damage is.
             seg.size = keep
             self._bytes += keep
             self._segments[lane].append(seg)
@@ -367,16 +383,29 @@ class ChannelStore:
             self._event("store", "lost" if reason == EVICT_CORRUPT else "shredded",
                         f"{n} readings sealed with key id {kid} ({why}): seq {shown}{more}")
 
-    def _quarantine(self, path: Path, why: str, copy: bool = False) -> None:
+    def _quarantine(self, path: Path, why: str, copy: bool = False, tail: bytes = b"") -> None:
+        """Move ``path`` aside, or with ``copy`` (a segment whose readable records stay in
+        use) keep it under a second name: a hard link, so keeping the evidence needs no free
+        space and a full disk never stops a start. ``tail``: bytes already cut off the end,
+        kept beside it when there is room. Failing to keep evidence is logged, never fatal:
+        the damage is reported either way."""
         qdir = self.dir / "quarantine"
-        qdir.mkdir(exist_ok=True, mode=0o700)
         stamp = int(self._clock.time())
         dest = qdir / f"{stamp}-{path.parent.name}-{path.name}"
-        if copy:
-            shutil.copy2(path, dest)
-        else:
-            os.replace(path, dest)
+        if not copy:
             self.quarantined += 1
+        try:
+            qdir.mkdir(exist_ok=True, mode=0o700)
+            if copy:
+                os.link(path, dest)  # the file is only ever cut back, never written again
+            else:
+                os.replace(path, dest)
+            if tail:
+                atomic_write(dest.with_name(dest.name + ".tail"), tail, 0o600,
+                             fsync=self._fsync, write=self._write)
+        except OSError as exc:
+            log.error("store %s: cannot keep %s in quarantine (%s); reported all the same",
+                      self.channel.value, path, exc)
         log.error("store %s: quarantined %s (%s) -> %s", self.channel.value, path, why, dest)
         self._event("store", "quarantined", f"{path.name}: {why}")
 
@@ -394,17 +423,8 @@ class ChannelStore:
 
     def _write_hwm(self, mark: HighWater) -> None:
         """Replace seq.hwm atomically and durably (tmp, fsync, rename, fsync dir)."""
-        tmp = self.dir / "seq.hwm.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            data = mark.render().encode()
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, f"{tmp}: short write")
-            self._fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.dir / "seq.hwm")
-        fsync_dir(self.dir)
+        atomic_write(self.dir / "seq.hwm", mark.render().encode(), 0o600, fsync=self._fsync,
+                     write=self._write)
 
     def _reserve_seqs(self, upto: int) -> None:
         """Make ``upto`` durable as reserved *before* any number up to it is handed out."""
@@ -427,8 +447,8 @@ class ChannelStore:
     def _note_last(self, last: int) -> None:
         """The hint: one small pwrite per commit, no fsync (exact while the page cache
         lives, i.e. across a process crash; a lower bound after a power cut)."""
-        with contextlib.suppress(OSError):
-            os.pwrite(self._last_fd, _LAST.pack(last, zlib.crc32(_U64.pack(last))), 0)
+        with contextlib.suppress(OSError):  # a torn hint fails its CRC: the mark decides
+            pwrite_all(self._last_fd, _LAST.pack(last, zlib.crc32(_U64.pack(last))), 0)
 
     def _ensure_reserve(self) -> None:
         if self._reserve_bytes <= 0:
@@ -446,12 +466,25 @@ class ChannelStore:
             pass  # no room yet; tried again after space is freed
 
     def _release_reserve(self) -> bool:
+        """Give alarms room: shrink the reserve by a sixteenth (a disk that something
+        else keeps filling takes what is freed at once; a step at a time, alarms keep
+        the rest). False when nothing is left of it."""
         path = self.dir / "reserve.bin"
         try:
-            path.unlink()
+            size = path.stat().st_size
+            left = max(0, size - max(RESERVE_STEP_MIN, self._reserve_bytes // 16))
+            if left:
+                os.truncate(path, left)
+            else:
+                path.unlink()
         except FileNotFoundError:
             return False
-        log.warning("store %s: disk full, released the alarm reserve", self.channel.value)
+        except OSError as exc:
+            log.error("store %s: cannot release the alarm reserve: %s", self.channel.value,
+                      exc)
+            return False
+        log.warning("store %s: disk full, alarm reserve down to %d bytes", self.channel.value,
+                    left)
         return True
 
     # ------------------------------------------------------------------ writing
@@ -486,7 +519,7 @@ class ChannelStore:
                 raise StoreClosedError("store is closed")
             try:
                 ranges = self._write_locked(plaintexts)
-            except (StoreFullError, DurabilityError):
+            except StoreError:  # StoreFullError, DurabilityError; nothing of it is accepted
                 if final:
                     self.not_accepted += len(readings)
                 raise
@@ -500,9 +533,43 @@ class ChannelStore:
             self.not_accepted += count
 
     def _write_locked(self, items: list[tuple[int, list[Reading], bytes]]) -> list[tuple[int, int]]:
+        """Reserve, seal, make room, write. Every OSError on the way ends as StoreFullError
+        (no space, even after evicting by policy) or DurabilityError: the caller's thread
+        never dies of a full disk, and no number is handed out for a batch not written."""
         total = sum(len(c) for _, c, _ in items)
         first_seq = self.next_seq
-        self._reserve_seqs(first_seq + total - 1)
+        lane = min(lane for lane, _, _ in items)
+        records: list[tuple[int, int, int, float, bytes]] | None = None
+        attempts = 0
+        while True:
+            try:
+                # the reservation (seq.hwm) and a new period key are small files written
+                # here too: a full disk meets them as it meets the records
+                self._reserve_seqs(first_seq + total - 1)
+                if records is None:
+                    records = self._seal_records(items, first_seq)
+                    self._make_room(sum(len(r[4]) for r in records), lane)
+                placed = self._write_records(records)
+                break
+            except OSError as exc:
+                attempts += 1
+                if not no_space(exc):
+                    raise DurabilityError(
+                        f"store {self.channel.value}: write/fsync failed: {exc}") from exc
+                if attempts < 50 and (self._evict_one() or (
+                        lane == Priority.ALARM and self._release_reserve())):
+                    continue
+                raise StoreFullError(f"store {self.channel.value}: disk full and nothing "
+                                     f"left to evict ({exc})") from exc
+        for ref in placed:
+            self._pending[ref.lane][ref.first] = ref
+            ref.seg.live += 1
+        self.next_seq = first_seq + total
+        self._note_last(self.next_seq - 1)
+        return [(r.first, r.last) for r in placed]
+
+    def _seal_records(self, items: list[tuple[int, list[Reading], bytes]],
+                      first_seq: int) -> list[tuple[int, int, int, float, bytes]]:
         records: list[tuple[int, int, int, float, bytes]] = []
         seq = first_seq
         for lane, chunk, pt in items:
@@ -512,33 +579,7 @@ class ChannelStore:
                             len(chunk), oldest, pt)
             records.append((lane, seq, len(chunk), oldest, data))
             seq += len(chunk)
-        need = sum(len(r[4]) for r in records)
-        lanes = {r[0] for r in records}
-        self._make_room(need, min(lanes))
-        attempts = 0
-        while True:
-            try:
-                placed = self._write_records(records)
-                break
-            except OSError as exc:
-                attempts += 1
-                if exc.errno == errno.ENOSPC and attempts < 50:
-                    if self._evict_for_space() or (
-                            min(lanes) == Priority.ALARM and self._release_reserve()):
-                        continue
-                    raise StoreFullError(
-                        f"store {self.channel.value}: disk full and nothing left to evict"
-                    ) from exc
-                if exc.errno == errno.ENOSPC:
-                    raise StoreFullError(f"store {self.channel.value}: disk full") from exc
-                raise DurabilityError(
-                    f"store {self.channel.value}: write/fsync failed: {exc}") from exc
-        for ref in placed:
-            self._pending[ref.lane][ref.first] = ref
-            ref.seg.live += 1
-        self.next_seq = seq
-        self._note_last(seq - 1)
-        return [(r.first, r.last) for r in placed]
+        return records
 
     def _write_records(self, records: list[tuple[int, int, int, float, bytes]]) -> list[_Ref]:
         """Write and fsync; on any failure roll every touched segment back and re-raise.
@@ -561,7 +602,9 @@ class ChannelStore:
                     new_dirs |= created
                     touched[lane] = (seg, seg.size)
                 assert seg.fd is not None
-                os.write(seg.fd, data)
+                # all of it or an error (a short write on a nearly full disk is an error:
+                # half a record must never be counted as written)
+                write_all(seg.fd, data, write=self._write, what=seg.path)
                 placed.append(_Ref(lane, first, count, oldest, seg, seg.size, len(data)))
                 seg.size += len(data)
                 self._bytes += len(data)
@@ -616,20 +659,6 @@ class ChannelStore:
                     f"store {self.channel.value}: the size budget ({self.max_bytes} bytes) "
                     "is taken by alarms; batch not accepted")
 
-    def _evict_for_space(self) -> bool:
-        """Evict on ENOSPC. The eviction journal entry itself needs a few bytes: when even
-        that fails, release the alarm reserve and try once more, else report a full store."""
-        try:
-            return self._evict_one()
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            if self._release_reserve():
-                with contextlib.suppress(OSError):
-                    return self._evict_one()
-            raise StoreFullError(f"store {self.channel.value}: disk full, cannot even "
-                                 "record an eviction") from exc
-
     def _evict_one(self) -> bool:
         """Evict the oldest segment of the lowest-priority lane. Never alarms."""
         for lane in (Priority.BULK, Priority.NORMAL):
@@ -642,11 +671,13 @@ class ChannelStore:
     def _evict_segment(self, seg: _Segment, reason: int) -> None:
         refs = sorted((r for r in self._pending[seg.lane].values() if r.seg is seg),
                       key=lambda r: r.first)
+        unsaved = []
         for r in refs:
-            self._record_eviction(r.first, r.last, reason, sync=False)
+            if not self._record_eviction(r.first, r.last, reason, sync=False):
+                unsaved.append(r)
             del self._pending[seg.lane][r.first]
             self._inflight.discard(r.first)
-        self._evj.sync()
+        self._sync_evictions()
         if refs:
             log.warning("store %s: evicted %d readings (%s) from lane %d: seq %d..%d",
                         self.channel.value, sum(r.count for r in refs), REASONS[reason],
@@ -655,14 +686,42 @@ class ChannelStore:
                         f"({REASONS[reason]}) seq {refs[0].first}..{refs[-1].last}")
         seg.live = 0
         self._delete_segment(seg)
+        # The disk had no room for these entries: the segment is gone now, so try again
+        # (if this fails too, a restart reports the range as lost: corrupt, not silent).
+        for r in unsaved:
+            self._journal_eviction(r.first, r.last, reason, sync=False)
+        self._sync_evictions()
+        self._save_acks()
 
-    def _record_eviction(self, first: int, last: int, reason: int, sync: bool = True) -> None:
-        self._evj.append(first, last, reason, sync=sync)
+    def _record_eviction(self, first: int, last: int, reason: int, sync: bool = True) -> bool:
+        """Count and report a range as evicted, and journal it. Returns False when the
+        journal could not take it (full disk, I/O error): it is still counted and reported
+        now, and a restart finds the numbers missing and reports them (corrupt)."""
         self._evicted.add(first, last)
         label = REASONS[reason]
         self._evicted_counts[label] = self._evicted_counts.get(label, 0) + last - first + 1
         self._evicted_recent.append((first, last, label))
         del self._evicted_recent[:-50]
+        return self._journal_eviction(first, last, reason, sync)
+
+    def _journal_eviction(self, first: int, last: int, reason: int, sync: bool) -> bool:
+        try:
+            self._evj.append(first, last, reason, sync=sync)
+        except OSError as exc:
+            self.journal_failures += 1
+            log.error("store %s: cannot journal eviction of seq %d..%d (%s): %s; reported "
+                      "now, and as lost after a restart", self.channel.value, first, last,
+                      REASONS[reason], exc)
+            return False
+        return True
+
+    def _sync_evictions(self) -> None:
+        try:
+            self._evj.sync()
+        except OSError as exc:
+            self.journal_failures += 1
+            log.error("store %s: cannot sync the eviction journal: %s", self.channel.value,
+                      exc)
 
     def _delete_segment(self, seg: _Segment) -> None:
         self._seal(seg)
@@ -779,12 +838,40 @@ class ChannelStore:
             ref = self._find(first)
             if ref is None:
                 return False
-            self._acks.append(ref.first, ref.last)
+            self._save_acks()
             self._acked.add(ref.first, ref.last)
+            try:
+                self._acks.append(ref.first, ref.last)
+            except OSError as exc:
+                # Delivered, but the journal has no room to say so (a full disk): not sent
+                # again in this run; its segment stays until the entry is written, so a
+                # restart before that resends it (at least once), never reports it lost.
+                self.journal_failures += 1
+                log.warning("store %s: cannot journal the ack of seq %d..%d (%s); kept "
+                            "until there is room", self.channel.value, ref.first, ref.last,
+                            exc)
+                self._pending[ref.lane].pop(ref.first, None)
+                self._inflight.discard(ref.first)
+                self._unsaved_acks.append(ref)
+                return True
             self._forget(ref)
             if self._acks.size() > 256 * 1024:
                 self._compact_acks()
             return True
+
+    def _save_acks(self) -> None:
+        """Journal acks the disk had no room for earlier; release their segments."""
+        while self._unsaved_acks:
+            ref = self._unsaved_acks[0]
+            try:
+                self._acks.append(ref.first, ref.last)
+            except OSError:
+                return
+            self._unsaved_acks.pop(0)
+            ref.seg.live -= 1
+            if (ref.seg.live == 0 and ref.seg.fd is None
+                    and ref.seg in self._segments[ref.lane]):
+                self._delete_segment(ref.seg)
 
     def reject(self, first: int, why: str) -> bool:
         """The broker refused the batch: keep a copy in dead/, report it, stop retrying."""
@@ -793,13 +880,13 @@ class ChannelStore:
             if ref is None:
                 return False
             ddir = self.dir / "dead"
-            ddir.mkdir(exist_ok=True, mode=0o700)
             try:
+                ddir.mkdir(exist_ok=True, mode=0o700)
                 with open(ref.seg.path, "rb") as f:
                     f.seek(ref.offset)
                     data = f.read(ref.size)
-                (ddir / f"{ref.first:020d}.rec").write_bytes(data)
-                (ddir / f"{ref.first:020d}.why").write_text(why + "\n")
+                atomic_write(ddir / f"{ref.first:020d}.rec", data, 0o600)
+                atomic_write(ddir / f"{ref.first:020d}.why", (why + "\n").encode(), 0o600)
             except OSError as exc:
                 log.error("store %s: cannot keep dead letter %d: %s", self.channel.value,
                           ref.first, exc)
@@ -833,7 +920,11 @@ class ChannelStore:
         floor = min((f for lane in range(3) for f in self._pending[lane]), default=self.next_seq)
         keep = [(1, floor - 1, 0)] if floor > 1 else []
         keep += [(a, b, 0) for a, b in self._acked if b >= floor]
-        self._acks.rewrite(keep)
+        try:
+            self._acks.rewrite(keep)
+        except OSError as exc:  # no room for the new file: the old one stays valid
+            log.warning("store %s: cannot compact the ack journal: %s", self.channel.value,
+                        exc)
 
     # ------------------------------------------------------------------ reporting / closing
 

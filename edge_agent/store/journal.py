@@ -20,13 +20,17 @@ removed, so a lost eviction entry shows up as a range reported ``corrupt``, neve
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+
+from ..errors import IncompleteWriteError
+from ..fsutil import atomic_write, fsync_dir, write_all
+
+__all__ = ["Journal", "encode", "fsync_dir", "parse"]
 
 _ENTRY = struct.Struct("<QQB")
 _CRC = struct.Struct("<I")
@@ -35,14 +39,6 @@ _SIZE = _ENTRY.size + _CRC.size
 log = logging.getLogger("edge_agent.store")
 
 Entry = tuple[int, int, int]
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode(first: int, last: int, tag: int = 0) -> bytes:
@@ -117,12 +113,13 @@ class Journal:
         """Append one entry. A failed or short write (ENOSPC) is cut back off the file
         before the error is raised, so the next entry does not land behind half of one."""
         data = encode(first, last, tag)
-        n = self._write(self._fd, data)  # an OSError here wrote nothing
-        if n != len(data):
-            with contextlib.suppress(OSError):  # shrinking a file needs no space
-                os.ftruncate(self._fd, os.fstat(self._fd).st_size - n)
-            raise OSError(errno.ENOSPC, f"{self.path}: short write ({n} of {len(data)} "
-                                        "bytes), rolled back")
+        try:
+            write_all(self._fd, data, write=self._write, what=self.path)
+        except IncompleteWriteError as exc:
+            if exc.written:
+                with contextlib.suppress(OSError):  # shrinking a file needs no space
+                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - exc.written)
+            raise
         self.dirty = True
         if sync:
             self.sync()
@@ -137,21 +134,8 @@ class Journal:
 
     def rewrite(self, entries: list[Entry]) -> None:
         """Atomically replace the journal with ``entries`` (compaction, repair)."""
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            buf = b"".join(encode(first, last, tag) for first, last, tag in entries)
-            if os.write(fd, buf) != len(buf):
-                raise OSError(errno.ENOSPC, f"{tmp}: short write")
-            self._fsync(fd)
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        buf = b"".join(encode(first, last, tag) for first, last, tag in entries)
+        atomic_write(self.path, buf, 0o600, fsync=self._fsync, write=self._write)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
         self.dirty = False

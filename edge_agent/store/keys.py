@@ -1,13 +1,19 @@
-"""At-rest key files: 32 random bytes, owner-only (mode 0600), one per channel."""
+"""At-rest key files: 32 random bytes, owner-only (mode 0600), one per channel.
+
+A key file is created whole or not at all (written to a temporary file, fsynced, then
+linked into place): a full disk or a power cut never leaves an empty or half key."""
 
 from __future__ import annotations
 
-import os
+import logging
 import secrets
 import stat
 from pathlib import Path
 
 from ..errors import KeyFileError
+from ..fsutil import atomic_write
+
+log = logging.getLogger("edge_agent.keys")
 
 KEY_BYTES = 32
 
@@ -53,24 +59,20 @@ def create_key(path: Path) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_bytes(KEY_BYTES)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        atomic_write(path, key.hex().encode("ascii") + b"\n", 0o600, exclusive=True)
     except FileExistsError:
         raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
-    try:
-        os.write(fd, key.hex().encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
     return key
 
 
 def load_or_create_key(path: Path) -> tuple[bytes, bool]:
-    """Load a key, creating it first if absent. Returns (key, created)."""
+    """Load a key, creating it first if absent. Returns (key, created).
+
+    An empty file is what an interrupted create of an older version left (it wrote in
+    place): no key was ever in it, so nothing can be sealed with it; it is replaced."""
+    if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+        log.error("%s: empty key file (an interrupted create); making a new key", path)
+        path.unlink()
     if not path.exists():
         return create_key(path), True
     return load_key(path), False

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from ..errors import StoreLockedError
+from ..fsutil import pwrite_all
 
 LOCK_NAME = "lock"
 
@@ -46,7 +47,7 @@ class StoreLock:
         self._fd: int | None = fd
         with contextlib.suppress(OSError):  # diagnostics only
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            pwrite_all(fd, f"{os.getpid()}\n".encode(), 0)
 
     @property
     def held(self) -> bool:

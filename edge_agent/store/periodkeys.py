@@ -66,8 +66,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..clock import Clock, SystemClock
 from ..errors import KeyFileError
+from ..fsutil import atomic_write, fsync_dir
 from ..model import CLOCK_FLOOR
-from .journal import fsync_dir
 from .keys import check_private
 
 log = logging.getLogger("edge_agent.keys")
@@ -117,21 +117,6 @@ class _BadKeyFile(Exception):
     def __init__(self, why: str, tag: bool) -> None:
         super().__init__(why)
         self.tag = tag
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` (tmp, fsync, rename, fsync dir), mode 0600."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _render_kid(kid: int) -> bytes:
@@ -327,13 +312,7 @@ class PeriodKeyring:
         key = secrets.token_bytes(32)
         nonce = os.urandom(12)
         blob = _MAGIC + nonce + self._kek.encrypt(nonce, key, _aad(self.channel, period, kid))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, blob)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.dir)
+        atomic_write(path, blob, 0o600, exclusive=True)  # whole or absent, never empty
         self._shredded.discard(kid)
         log.info("channel %s: new period key %s", self.channel, path.name)
         return PeriodKey(period, gen, kid, path)
@@ -344,7 +323,7 @@ class PeriodKeyring:
         if kid > LAST_KID:
             raise KeyFileError(f"{self.dir}: all key ids up to {LAST_KID} have been issued; "
                                "this channel needs a new channel key (keys shred --all)")
-        _write_atomic(self.dir / KID_HWM, _render_kid(kid))
+        atomic_write(self.dir / KID_HWM, _render_kid(kid))
         return kid
 
     def _top_kid(self) -> int:
@@ -444,7 +423,7 @@ class PeriodKeyring:
                       "keys (damaged); rewritten", self.channel, path)
             self._event("key", "warning", f"{self.channel}/{CHANNEL_CHECK} damaged; rewritten")
         try:
-            _write_atomic(path, self._check)
+            atomic_write(path, self._check)
         except OSError as exc:  # read-only or full: checked again at the next start
             log.warning("channel %s: cannot write %s: %s", self.channel, path, exc)
         return True
@@ -503,10 +482,13 @@ def overwrite_and_unlink(path: Path) -> None:
     blocks may survive: the wrapping under the channel key is what protects them."""
     with contextlib.suppress(FileNotFoundError):
         size = path.stat().st_size
-        with open(path, "r+b") as f:
-            f.write(os.urandom(size))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(path, "r+b") as f:
+                f.write(os.urandom(size))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a failed overwrite must not keep the key: unlink anyway
+            log.warning("%s: overwrite before delete failed (%s); deleted anyway", path, exc)
         path.unlink()
 
 

@@ -26,6 +26,8 @@ def plan(nightly: bool) -> dict[str, Callable[[Path], Result]]:
         "failover": scenarios.failover,
         "network": lambda w: scenarios.network(w, stalls=5 if nightly else 2),
         "disk-full": storefaults.disk_full,
+        "disk-full-long": lambda w: storefaults.disk_full_long(
+            w, full_for=180.0 if nightly else 20.0),
         "corruption": storefaults.corruption,
         "fsync-failure": storefaults.fsync_failure,
         "clock": storefaults.clock,

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import random
+import re
 import secrets
 import shutil
 import subprocess
@@ -304,6 +305,134 @@ def disk_full(work: Path, size_mb: int = 4, full_for: float = 5.0, free_kb: int 
                f"{res.received} of {res.accepted} seqs")
     if not res.ok:
         res.notes.append(agent_log_tail(work / "agent.log"))
+    return res
+
+
+def _fill(path: Path, disk: Path) -> None:
+    """Append to ``path`` until the file system says ENOSPC (what another process that
+    keeps writing does: whatever the agent frees is taken again)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        chunk = 1024 * 1024
+        while chunk >= 4096:
+            try:
+                if os.write(fd, b"\0" * chunk) < chunk:
+                    chunk //= 4
+            except OSError:
+                chunk //= 4
+    finally:
+        os.close(fd)
+
+
+def _not_accepted_logged(log: Path, start: int = 0, end: int | None = None) -> int:
+    """Readings the writer reported NOT accepted, from the agent's log (exact, per commit)."""
+    try:
+        text = log.read_bytes()[start:end].decode(errors="replace")
+    except OSError:
+        return 0
+    return sum(int(m) for m in re.findall(r"(\d+) readings NOT accepted", text))
+
+
+def disk_full_long(work: Path, full_for: float = 20.0, size_mb: int = 8) -> Result:
+    """The state dir's disk full for a long time, broker up, 20k readings/s and alarms at
+    5/s: the disk is topped up every 0.5 s (something else keeps writing), then the agent
+    is killed and restarted while the disk is still full. Alarms must keep flowing, the
+    agent must never exit, and every reading missing at the consumer must be reported
+    (evicted by policy, or counted as not accepted)."""
+    res = Result("disk-full-long", f"tmpfs {size_mb} MiB kept full {full_for:g}s (topped up "
+                                   "every 0.5s), broker up; SIGKILL + restart while full")
+    if not tmpfs_available():
+        res.saw = "no tmpfs mount in this sandbox (needs root); skipped"
+        res.ok = True
+        res.notes.append("skipped")
+        return res
+    disk = work / "disk"
+    disk.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(disk)],
+                   check=True)
+    log = work / "agent.log"
+    filler = disk / "filler"
+    with Mosquitto(work / "broker") as b:
+        try:
+            c = consumer(b.port, keep=True)
+            cfg = site(disk, [b.url], load_rate=20000, alarm_rate=5,
+                       store="  segment_bytes: 64KiB\n")
+            agent = AgentProcess(cfg, log)
+            agent.start()
+            wait_for(lambda: (disk / "state" / "store" / "ot" / "reserve.bin").exists(), 20)
+            wait_for(lambda: c.snapshot().readings > 0, 20)
+
+            def alarms_seen() -> int:
+                return sum(1 for m in c.snapshot().messages for r in m.msg.get("senml", [])
+                           if r["n"].startswith("sos/"))
+
+            alarms_before = alarms_seen()
+            t_full = time.time()
+            deadline = time.monotonic() + full_for
+            always_up = True
+            while time.monotonic() < deadline:
+                _fill(filler, disk)
+                always_up &= agent.alive
+                time.sleep(0.5)
+            alarms_full = alarms_seen() - alarms_before
+            last_health = c.snapshot().health[-1]  # the first process, while full
+            t_kill = time.time()
+            log_at_kill = log.stat().st_size
+            agent.kill()
+            agent.start()  # on the full disk: start-up must not need free space
+            restart_ok = True
+            until = time.monotonic() + 5.0
+            before = alarms_seen()
+            while time.monotonic() < until:
+                _fill(filler, disk)
+                restart_ok &= agent.alive
+                time.sleep(0.5)
+            restart_alarms = alarms_seen() - before
+            filler.unlink()
+            time.sleep(2.0)
+            alive = agent.alive
+            code = agent.stop()
+            drained = drain_and_stop(AgentProcess(quiet_site(disk, [b.url]), log), c)
+            view = read_store(disk / "state")
+            not_acc_1 = _not_accepted_logged(log, 0, log_at_kill)
+            not_acc = _not_accepted_logged(log)
+            # first process, at its last health message while full: every counter value
+            # made by then is delivered, evicted (reported), not accepted (counted), or
+            # still in the ingest queue (bounded by queue_max)
+            made = int(last_health["sensors"]["gen"]["readings"])
+            reported_na = int(last_health["store"]["not_accepted"])
+            gen = {int(r["v"]) for m in c.snapshot().messages for r in m.msg.get("senml", [])
+                   if r["n"].startswith("gen/") and r["t"] < t_kill}
+            missing = made - sum(1 for v in gen if v <= made)
+            sos = sorted({int(r["v"]) for m in c.snapshot().messages
+                          for r in m.msg.get("senml", [])
+                          if r["n"].startswith("sos/") and t_full <= r["t"] < t_kill})
+            sos_gaps = (sos[-1] - sos[0] + 1 - len(sos)) if sos else -1
+            evicted = sum(view.evicted_by_reason.values())
+            rest = missing - reported_na  # evicted (counted over the whole run) or queued
+            accounted = 0 <= rest <= evicted + 100_000  # queue_max bounds the queue
+            judge(res, c, view, resends=3,
+                  extra_ok=(always_up and restart_ok and alive and code == 0 and drained
+                            and alarms_full >= full_for * 5 * 0.8 and sos_gaps == 0
+                            and restart_alarms > 0 and accounted))
+            c.stop()
+        finally:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+    res.figures["full_s"] = f"{full_for:g}"
+    res.figures["alarms_while_full"] = f"{alarms_full} ({sos_gaps} gaps)"
+    res.figures["alarms_after_restart"] = restart_alarms
+    res.figures["not_accepted"] = not_acc
+    res.figures["evicted"] = str(view.evicted_by_reason)
+    res.figures["missing_values"] = (f"{missing}: {reported_na} not accepted, {rest} "
+                                     f"evicted or queued (evicted {evicted} in all)")
+    res.saw = (f"agent up all the time: {always_up}, after SIGKILL+restart on the full disk: "
+               f"{restart_ok}, exit code on SIGTERM {code}; {alarms_full} alarms delivered "
+               f"while full ({sos_gaps} gaps), {restart_alarms} after the restart; counter "
+               f"values made {made}, missing {missing}: {reported_na} reported not accepted "
+               f"in health ({not_acc_1} logged by the kill), {rest} evicted or queued "
+               f"({evicted} evicted in all); seqs {res.received} of {res.accepted}")
+    if not res.ok:
+        res.notes.append(agent_log_tail(log))
     return res
 
 
