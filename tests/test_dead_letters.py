@@ -14,10 +14,11 @@ from edge_agent import secevents
 from edge_agent.clock import ManualClock
 from edge_agent.config import load_config
 from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.metrics import samples
 from edge_agent.model import Channel, Priority, Reading
 from edge_agent.mosquitto import Mosquitto
 from edge_agent.runtime import Agent
-from edge_agent.status import format_status
+from edge_agent.status import format_status, snapshot
 from edge_agent.store.channel_store import (
     DEAD_SHARE,
     LOG_INTERVAL,
@@ -171,10 +172,13 @@ def test_health_and_status_report_what_was_dropped(
     assert h["dead_letters"] == 60 and h["dead_dropped"] > 0
     assert h["dead_dropped_ranges"][0][0] == 1
     assert h["aside_bytes"] <= 256 * 1024 // DEAD_SHARE
+    doc = snapshot(agent, state="running", config=None, started_at=0.0, interval=2.0)
+    assert doc["channels"]["ot"]["dead_dropped"] == h["dead_dropped"]
+    assert doc["channels"]["ot"]["ingest"]["dropped_alarms"] == 0
     out = io.StringIO()
-    format_status("running", {"channels": {"ot": {
-        "dead_letters": h["dead_letters"], "dead_dropped": h["dead_dropped"],
-        "dead_dropped_ranges": h["dead_dropped_ranges"], "quarantine_dropped": 0}}}, out)
+    format_status("running", doc, out)
     assert f"{h['dead_dropped']} dead letters (seq 1..{h['dead_dropped_ranges'][0][1]})" \
         in out.getvalue()
+    dropped = samples(doc)["edge_agent_aside_dropped_total"]
+    assert ({"channel": "ot", "area": "dead"}, float(h["dead_dropped"])) in dropped
     secevents.EVENTS.reset()
