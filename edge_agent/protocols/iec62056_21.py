@@ -272,6 +272,8 @@ class Parser:
             stx = buf.find(bytes([STX]), 4, limit)
         soh = buf.find(bytes([SOH]), 1, limit)
         restart = min((p for p in (stx, soh) if p >= 0), default=-1)
+        if restart == 1:  # a start byte right before another: garbage (a flood is one run)
+            return self._junk_byte(out)
         if restart >= 0:
             return self._emit(out, FrameError("truncated message (a new one started)",
                                               self._base), restart)
