@@ -2,13 +2,19 @@
 
 ``edge-agent decode --protocol NAME [--key FILE] FILE`` prints one JSON object per line:
 ``{"protocol", "offset", "frame"}`` for each decoded frame and ``{"protocol", "offset",
-"error", "detail"}`` for each rejected one. Exit status 0 when it ran (rejections included),
-2 for an unknown protocol, an unreadable capture or key file.
+"error", "detail"}`` for each rejected one, each line as soon as it is decoded.
 
-Capture files are raw bytes or hex text (see ``load_capture``). The whole capture is fed,
-then the parser is flushed, so a frame cut off at the end of the capture is reported too.
-A DLMS capture may hold HDLC frames or bare APDUs (it does not start with the 0x7E flag);
-an encrypted APDU decoded without ``--key`` is a frame marked ``"decrypted": false``.
+Exit status: 0 when at least one frame was decoded; 1 when the capture held only rejected
+frames, or nothing at all (an empty file is not a success); 2 for usage errors (unknown
+protocol, unreadable capture or key file). A closed output pipe (``| head -1``) ends the
+run quietly, with the status of what was decoded until then.
+
+Capture files are raw bytes or hex text (see ``edge_agent.capture``). The capture is read
+and fed to the parser in chunks, so memory stays bounded whatever its size; each parser
+bounds its partial frame. At the end the parser is flushed, so a frame cut off at the end
+of the capture is reported too. A DLMS capture may hold HDLC frames or bare APDUs (it does
+not start with the 0x7E flag); an encrypted APDU decoded without ``--key`` is a frame
+marked ``"decrypted": false``.
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import re
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .capture import CaptureError, iter_capture, load_capture
 from .errors import EdgeAgentError, ProtocolError
+
+__all__ = ["PROTOCOLS", "add_arguments", "load_capture", "main", "run_decode"]
 
 PROTOCOLS: dict[str, str] = {
     "iec62056-21": "iec62056_21",
@@ -36,29 +45,8 @@ PROTOCOLS: dict[str, str] = {
 
 KEYED = frozenset({"dlms-hdlc"})
 
-_SEPARATORS = re.compile(rb"[\s:,\-]+")
-_HEX = re.compile(rb"[0-9A-Fa-f]*")
-
-
-def load_capture(data: bytes) -> bytes:
-    """The bytes of a capture file, given as raw bytes or as hex text.
-
-    Rule: leading lines starting with ``#`` are a header and are dropped. What is left is
-    hex text if, with ``#`` comments (to the end of a line), whitespace, ``:``/``-``/``,``
-    separators and ``0x`` prefixes removed, it is a non-empty, even-length run of hex digits;
-    then those digits are the capture. Otherwise it is raw bytes, kept exactly. (A raw
-    capture that happens to consist only of hex digits is therefore read as hex.)
-    """
-    body = data
-    while body.startswith(b"#"):
-        end = body.find(b"\n")
-        body = b"" if end == -1 else body[end + 1:]
-    text = b"\n".join(line.split(b"#", 1)[0] for line in body.splitlines())
-    tokens = [t[2:] if t[:2] in (b"0x", b"0X") else t for t in _SEPARATORS.split(text)]
-    digits = b"".join(tokens)
-    if digits and len(digits) % 2 == 0 and _HEX.fullmatch(digits):
-        return bytes.fromhex(digits.decode("ascii"))
-    return body
+FEED = 4096  # bytes fed to the parser at a time: one feed's output stays small
+EXIT_DECODED, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,20 +71,53 @@ def run_decode(protocol: str, path: Path, out: TextIO, key_file: Path | None = N
     except ImportError:
         return _fail(f"protocol {protocol!r} is not available in this build")
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the last chunk
     except OSError as exc:
         return _fail(f"cannot read {path}: {exc.strerror or exc}")
     try:
         parser = _make_parser(protocol, module, key_file)
     except (OSError, EdgeAgentError, ValueError) as exc:
+        f.close()
         return _fail(f"cannot use key file {key_file}: {exc}")
-    items = list(parser.feed(load_capture(raw)))
+    frames = 0
+    try:
+        with f:
+            for item in _decoded(parser, iter_capture(f)):
+                if not isinstance(item, ProtocolError):
+                    frames += 1
+                out.write(json.dumps(_record(protocol, item)) + "\n")
+            out.flush()
+    except BrokenPipeError:
+        _quiet_closed_pipe(out)
+    except CaptureError as exc:
+        return _fail(f"{path}: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc.strerror or exc}")
+    return EXIT_DECODED if frames else EXIT_NOTHING
+
+
+def _decoded(parser: Any, chunks: Iterator[bytes]) -> Iterator[Any]:
+    """Feed the capture in pieces of at most FEED bytes; then flush the parser."""
+    for chunk in chunks:
+        for i in range(0, len(chunk), FEED):
+            yield from parser.feed(chunk[i:i + FEED])
     flush = getattr(parser, "flush", None)
     if callable(flush):  # the end of the capture: report what is left over
-        items += flush()
-    for item in items:
-        out.write(json.dumps(_record(protocol, item)) + "\n")
-    return 0
+        yield from flush()
+
+
+def _quiet_closed_pipe(out: TextIO) -> None:
+    """The reader went away: point the stream at /dev/null so that Python's own flush at
+    exit does not fail again (and print a traceback)."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):  # not a real file (io.StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _make_parser(protocol: str, module: Any, key_file: Path | None) -> Any:
@@ -129,7 +150,7 @@ def _record(protocol: str, item: Any) -> dict[str, Any]:
 
 def _fail(message: str) -> int:
     print(f"edge-agent decode: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

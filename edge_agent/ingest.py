@@ -2,26 +2,43 @@
 
 Sensors ``put`` lists of readings. Normal/bulk readings wait (backpressure) when the queue
 holds ``max_readings``; alarms never wait and wake the writer at once.
+
+Alarms have a lane of ``max_alarms``. Beyond it they borrow the normal lane's free room,
+and when that is taken too the oldest queued normal readings are dropped to make room
+(``displaced_readings``). Only when no normal reading is left to displace is an alarm
+dropped (``dropped_alarms``). Both are counted for the health message and ``edge-agent
+status`` and logged, at most one line per cause per minute. The queue's memory bound is
+``max_readings + max_alarms`` readings whatever arrives.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 
+from .clock import Clock, SystemClock
 from .model import Priority, Reading
+from .ratelog import RateLimitedLog
+
+LOG_INTERVAL = 60.0
 
 
 class IngestQueue:
-    def __init__(self, max_readings: int, max_alarms: int = 10_000) -> None:
+    def __init__(self, max_readings: int, max_alarms: int = 10_000, *, name: str = "",
+                 clock: Clock | None = None, log: logging.Logger | None = None) -> None:
         self.max_readings = max_readings
         self.max_alarms = max_alarms
+        self.name = name
         self._cond = threading.Condition()
         self._normal: deque[list[Reading]] = deque()
         self._alarms: deque[Reading] = deque()
         self._count = 0
         self._closed = False
-        self.dropped_alarms = 0
+        self.dropped_alarms = 0  # alarms lost: the whole queue held alarms only
+        self.displaced_readings = 0  # normal/bulk readings dropped to make room for alarms
+        self._log = RateLimitedLog(log or logging.getLogger("edge_agent.ingest"),
+                                   clock or SystemClock(), LOG_INTERVAL)
 
     def put(self, readings: list[Reading], stop: threading.Event | None = None) -> bool:
         """Queue readings. Returns False if the queue closed (or stop was set) first."""
@@ -31,12 +48,10 @@ class IngestQueue:
             if self._closed:
                 return False
             if alarms:
-                room = self.max_alarms - len(self._alarms)
-                self._alarms.extend(alarms[:room])
-                self.dropped_alarms += max(0, len(alarms) - room)
+                self._put_alarms(alarms)
                 self._cond.notify_all()
             if rest:
-                while self._count >= self.max_readings and not self._closed:
+                while self._normal_full() and not self._closed:
                     if stop is not None and stop.is_set():
                         return False
                     self._cond.wait(0.1)
@@ -47,10 +62,51 @@ class IngestQueue:
                 self._cond.notify_all()
         return True
 
+    def _normal_full(self) -> bool:
+        borrowed = max(0, len(self._alarms) - self.max_alarms)
+        return self._count + borrowed >= self.max_readings
+
+    def _put_alarms(self, alarms: list[Reading]) -> None:
+        """Queue alarms: their own lane, then the normal lane's free room, then the room of
+        the oldest queued normal readings (dropped, counted). Called with the lock held."""
+        cap = self.max_alarms + self.max_readings
+        need = len(self._alarms) + len(alarms) + self._count - cap
+        displaced = 0
+        while need > 0 and self._normal:
+            chunk = self._normal[0]
+            n = min(need, len(chunk))
+            if n == len(chunk):
+                self._normal.popleft()
+            else:
+                self._normal[0] = chunk[n:]
+            self._count -= n
+            need -= n
+            displaced += n
+        room = max(0, cap - len(self._alarms) - self._count)
+        self._alarms.extend(alarms[:room])
+        dropped = len(alarms) - min(room, len(alarms))
+        if displaced:
+            self.displaced_readings += displaced
+            self._log.log(logging.WARNING, "displaced",
+                          "ingest %s: alarm queue full; dropped %d queued normal readings to "
+                          "make room for alarms (%d in all)", self.name, displaced,
+                          self.displaced_readings)
+        if dropped:
+            self.dropped_alarms += dropped
+            self._log.log(logging.ERROR, "dropped",
+                          "ingest %s: %d ALARMS DROPPED: the queue holds %d alarms and "
+                          "nothing else to displace (%d dropped in all)", self.name, dropped,
+                          len(self._alarms), self.dropped_alarms)
+
+    def flush_log(self) -> None:
+        """Write the counts of log lines held back by the rate limit (call periodically)."""
+        self._log.flush()
+
     def take_alarms(self) -> list[Reading]:
         with self._cond:
             out = list(self._alarms)
             self._alarms.clear()
+            self._cond.notify_all()  # room borrowed from the normal lane is free again
             return out
 
     def take_all(self) -> list[Reading]:
@@ -60,6 +116,13 @@ class IngestQueue:
             self._count = 0
             self._cond.notify_all()
             return out
+
+    def counters(self) -> dict[str, int]:
+        """What the health message and ``edge-agent status`` report."""
+        with self._cond:
+            return {"dropped_alarms": self.dropped_alarms,
+                    "displaced_readings": self.displaced_readings,
+                    "queued_alarms": len(self._alarms), "queued_readings": self._count}
 
     @property
     def pending(self) -> int:

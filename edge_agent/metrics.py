@@ -41,6 +41,10 @@ _METRICS: dict[str, tuple[str, str]] = {
     "edge_agent_evicted_readings_total": ("counter", "readings evicted by policy, per reason"),
     "edge_agent_quarantined_files_total": ("counter", "corrupt store files moved aside"),
     "edge_agent_dead_letters_total": ("counter", "batches dead-lettered"),
+    "edge_agent_aside_dropped_total": (
+        "counter", "dead letters and quarantined files deleted to stay within the budget"),
+    "edge_agent_ingest_dropped_total": (
+        "counter", "readings dropped in a full ingest queue (alarms; normal ones displaced)"),
     "edge_agent_security_events_total": ("counter", "security events, per category.outcome"),
     "edge_agent_sensor_up": ("gauge", "1 when the sensor's thread runs"),
     "edge_agent_sensor_readings_total": ("counter", "readings the sensor produced"),
@@ -92,6 +96,14 @@ def samples(doc: dict[str, Any], alive: bool = True) -> dict[str, list[_Sample]]
             add("edge_agent_evicted_readings_total", n, channel=ch, reason=reason)
         add("edge_agent_quarantined_files_total", c.get("quarantined"), channel=ch)
         add("edge_agent_dead_letters_total", c.get("dead_letters"), channel=ch)
+        add("edge_agent_aside_dropped_total", c.get("dead_dropped"), channel=ch, area="dead")
+        add("edge_agent_aside_dropped_total", c.get("quarantine_dropped"), channel=ch,
+            area="quarantine")
+        ingest = c.get("ingest") or {}
+        add("edge_agent_ingest_dropped_total", ingest.get("dropped_alarms"), channel=ch,
+            kind="alarm")
+        add("edge_agent_ingest_dropped_total", ingest.get("displaced_readings"), channel=ch,
+            kind="displaced")
         for event, n in (c.get("security") or {}).items():
             add("edge_agent_security_events_total", n, channel=ch, event=event)
     for sid, s in (doc.get("sensors") or {}).items():

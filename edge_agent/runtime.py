@@ -203,7 +203,7 @@ class Agent:
                 retention=cfg.store.retention.get(ch), clock=self.clock, fsync=self._fsync,
                 on_event=secevents.sink(ch.value))
             self.stores[ch] = store
-            self.queues[ch] = IngestQueue(cfg.store.queue_max)
+            self.queues[ch] = IngestQueue(cfg.store.queue_max, name=ch.value, clock=self.clock)
             settings = UplinkSettings(node=cfg.node, site=cfg.site, channel=ch,
                                       topic_prefix=cfg.topic_prefix(ch),
                                       client_id=cfg.client_id(ch), config=cc,
@@ -298,6 +298,9 @@ class Agent:
                 store.enforce_retention()
             except (OSError, StoreError) as exc:  # a full or failing disk: next round
                 log.error("retention on %s: %s", store.channel.value, exc)
+            store.flush_log()
+        for q in self.queues.values():
+            q.flush_log()
         for keyring in self.keyrings.values():
             try:
                 keyring.shred_expired()
@@ -353,7 +356,12 @@ class Agent:
                       "evicted": st.evicted,
                       "evicted_ranges": [[a, b, why] for a, b, why in st.evicted_recent],
                       "quarantined": st.quarantined, "dead_letters": st.dead_letters,
+                      "dead_dropped": st.dead_dropped,
+                      "dead_dropped_ranges": [[a, b] for a, b in st.dead_dropped_ranges],
+                      "quarantine_dropped": st.quarantine_dropped,
+                      "aside_bytes": st.dead_bytes + st.quarantine_bytes,
                       "accepted": st.accepted, "not_accepted": st.not_accepted},
+            "ingest": self.queues[channel].counters(),
             "uplink": {"broker": up.broker, "published_readings": up.published_readings,
                        "rejected_messages": up.rejected_messages, "connects": up.connects},
             "delivery": self.uplinks[channel].delivery(),  # confirmed how; verified yet

@@ -63,6 +63,10 @@ def snapshot(agent: Any, *, state: str, config: Path | None, started_at: float,
             "evicted_ranges": store["evicted_ranges"],
             "quarantined": store["quarantined"],
             "dead_letters": store["dead_letters"],
+            "dead_dropped": store.get("dead_dropped", 0),
+            "dead_dropped_ranges": store.get("dead_dropped_ranges", []),
+            "quarantine_dropped": store.get("quarantine_dropped", 0),
+            "ingest": dict(health.get("ingest") or {}),
             "cert_expiry_days": health["cert_expiry"],
             "security": health["security"],
         }
@@ -216,6 +220,17 @@ def format_status(verdict: str, doc: dict[str, Any], out: IO[str],
         print(f"  evicted: {evs}; quarantined files: {c.get('quarantined', 0)}; "
               f"dead letters: {c.get('dead_letters', 0)}; rejected: "
               f"{c.get('rejected_messages', 0)}", file=out)
+        if c.get("dead_dropped") or c.get("quarantine_dropped"):
+            ranges = ", ".join(f"{r[0]}..{r[1]}" for r in c.get("dead_dropped_ranges") or [])
+            print(f"  kept-aside files deleted to stay within the store budget: "
+                  f"{c.get('dead_dropped', 0)} dead letters"
+                  + (f" (seq {ranges})" if ranges else "")
+                  + f", {c.get('quarantine_dropped', 0)} quarantined files", file=out)
+        ingest = c.get("ingest") or {}
+        if ingest.get("dropped_alarms") or ingest.get("displaced_readings"):
+            print(f"  ingest queue full: {ingest.get('dropped_alarms', 0)} ALARMS DROPPED, "
+                  f"{ingest.get('displaced_readings', 0)} normal readings dropped to make room "
+                  "for alarms", file=out)
         if c.get("cert_expiry_days") is not None:
             print(f"  certificate expires in {float(c['cert_expiry_days']):.0f} days", file=out)
     sensors = doc.get("sensors") or {}

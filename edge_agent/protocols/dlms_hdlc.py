@@ -352,6 +352,7 @@ class Parser:
         self._seg_offset: int | None = None
         self._junk_start: int | None = None
         self._junk_len = 0
+        self._failed_start_end = -1  # stream offset just after the last rejected APDU start
 
     def feed(self, data: bytes) -> list[Frame | ProtocolError]:
         self._buf += data
@@ -484,7 +485,15 @@ class Parser:
         except FrameError as exc:
             if buf[0] == LLC[0] and bytes(buf[:3]) not in (LLC, LLC_RESPONSE):
                 return self._junk(out)  # an 0xE6 that opens no LLC header is junk
-            error = exc
+            error = exc.with_traceback(None)  # its frames hold a copy of the buffer
+        if error is not None and (self._junk_start is not None
+                                  or self._base == self._failed_start_end):
+            # Another start byte that opens no APDU, in a run of junk or right after one:
+            # part of the run (a flood of 0xDB is one error and junk runs, not one per byte).
+            self._failed_start_end = self._base + 1
+            return self._junk(out)
+        if error is not None:
+            self._failed_start_end = self._base + length
         self._end_junk(out)
         apdu = bytes(buf[:length])
         self._drop(length)

@@ -27,6 +27,7 @@ _CONTINUATION = re.compile(r"^(?:\([^()]*\))+$")
 _TIME = re.compile(r"^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})([SW]?)$")
 _HEX_CRC = re.compile(rb"^[0-9A-Fa-f]{1,4}$")
 _WS = frozenset(b" \t\r\n\x00")
+_WS_BYTES = bytes(sorted(_WS))
 
 # M-Bus device types (EN 13757-3 medium) -> (quantity name, default SenML unit)
 _MBUS_KIND = {
@@ -184,12 +185,16 @@ class Parser:
         self._base += n
 
     def _junk(self, out: list[Telegram | ProtocolError], offset: int, data: bytes) -> None:
-        for i, byte in enumerate(data):
-            if self._junk_start is None:
-                if byte in _WS:
-                    continue
-                self._junk_start = offset + i
-            self._junk_len = offset + i + 1 - self._junk_start
+        pos = 0
+        while pos < len(data):
+            if self._junk_start is None:  # a run starts at the next byte that is not space
+                rest = data[pos:].lstrip(_WS_BYTES)
+                if not rest:
+                    return
+                pos = len(data) - len(rest)
+                self._junk_start = offset + pos
+            pos += min(len(data) - pos, JUNK_REPORT - (offset + pos - self._junk_start))
+            self._junk_len = offset + pos - self._junk_start
             if self._junk_len >= JUNK_REPORT:  # a long run (wrong baud rate?): report now
                 self._end_junk(out)
 
@@ -209,7 +214,15 @@ class Parser:
         if start > 0:
             self._junk(out, self._base, bytes(buf[:start]))
             self._drop(start)
-        # buf[0] == '/' now
+        # buf[0] == '/' now. A '/' followed by another '/' before any line end has no
+        # identification line: garbage (a flood of '/' is one garbage run, not one error
+        # per byte). Skip to the last '/' before the first line end.
+        nl = buf.find(b"\n", 0, self.max_telegram)
+        last = buf.rfind(b"/", 0, nl if nl >= 0 else min(len(buf), self.max_telegram))
+        if last > 0:
+            self._junk(out, self._base, bytes(buf[:last]))
+            self._drop(last)
+            return True
         bang = buf.find(b"!", 0, self.max_telegram)
         restart = buf.find(b"/", 1, bang if bang >= 0 else self.max_telegram)
         if restart >= 0:

@@ -24,6 +24,7 @@ BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 192
 BAUD_CHAR = {v: k for k, v in BAUD.items()}
 DEFAULT_MAX_MESSAGE = 64 * 1024
 MAX_LINE = 128  # sign-on and identification lines
+_OTHER_START = re.compile(b"[\x01\x02\x06\x15]")  # SOH STX ACK NAK
 JUNK_REPORT = 256
 _DATASET = re.compile(r"([^()\r\n]*)\(([^()\r\n]*)\)")
 _WS = frozenset(b" \t\r\n\x00")
@@ -234,8 +235,14 @@ class Parser:
         eol = buf.find(b"\n", 0, MAX_LINE)
         if eol < 0:
             if len(buf) >= MAX_LINE:
+                # Skip the whole overlong line in one error, up to the next byte that may
+                # start another message (a flood of '/' is one error per MAX_LINE bytes,
+                # not one per byte): another control byte, else the last '/' in reach.
+                m = _OTHER_START.search(buf, 1, MAX_LINE)
+                last = buf.rfind(b"/", 1, MAX_LINE)
+                stop = m.start() if m else last if last > 0 else MAX_LINE
                 return self._emit(out, FrameError("sign-on/identification line too long",
-                                                  self._base), 1)
+                                                  self._base), stop)
             return False
         line = bytes(buf[:eol]).rstrip(b"\r").decode("latin-1")
         if line.startswith("/?") and line.endswith("!"):
@@ -265,6 +272,8 @@ class Parser:
             stx = buf.find(bytes([STX]), 4, limit)
         soh = buf.find(bytes([SOH]), 1, limit)
         restart = min((p for p in (stx, soh) if p >= 0), default=-1)
+        if restart == 1:  # a start byte right before another: garbage (a flood is one run)
+            return self._junk_byte(out)
         if restart >= 0:
             return self._emit(out, FrameError("truncated message (a new one started)",
                                               self._base), restart)

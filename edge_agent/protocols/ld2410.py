@@ -305,23 +305,25 @@ class Parser(HeaderFramedParser):
             if n - pos < 6:
                 break
             offset = self._base + pos
-            out_list += self._noise.flush()
-            self._resync = False
+            out_list += self._noise.flush()  # a header: the noise run before it ends here
             length = int.from_bytes(buf[pos + 4:pos + 6], "little")
             if length < 2 or length > self.max_length:
-                out_list.append(FrameError(f"impossible frame length {length}", offset))
-                self._resync = True
+                out_list += self._reject(FrameError(f"impossible frame length {length}",
+                                                    offset))
                 pos += 4
                 continue
             total = 10 + length
             if n - pos < total:
                 break
             frame = bytes(buf[pos:pos + total])
-            out_list.append(_decode(head, frame, offset))
+            result = _decode(head, frame, offset)
             if frame[-4:] == _FOOTERS[head]:  # well delimited: skip it whole, even if rejected
+                out_list += self._accept(offset)
+                out_list.append(result)
                 pos += total
             else:
-                self._resync = True
+                assert isinstance(result, ProtocolError)
+                out_list += self._reject(result)
                 pos += 4
         del buf[:pos]
         self._base += pos

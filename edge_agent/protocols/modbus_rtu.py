@@ -39,13 +39,26 @@ MAX_REGISTERS = 125
 MAX_BITS = 2000
 
 
-def crc16_modbus(data: bytes) -> int:
-    """CRC-16/MODBUS: poly 0x8005 reflected (0xA001), init 0xFFFF."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16_modbus(data: bytes) -> int:
+    """CRC-16/MODBUS: poly 0x8005 reflected (0xA001), init 0xFFFF (table-driven: the
+    parser checks a CRC at every byte offset while it resynchronises)."""
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
     return crc
 
 

@@ -232,12 +232,10 @@ class Parser(HeaderFramedParser):
             if n - pos < 6:
                 break
             offset = self._base + pos
-            out += self._noise.flush()
-            self._resync = False
+            out += self._noise.flush()  # a header: the noise run before it ends here
             length = int.from_bytes(buf[pos + 4:pos + 6], "big")
             if length > self.max_data:
-                out.append(FrameError(f"impossible data length {length}", offset))
-                self._resync = True
+                out += self._reject(FrameError(f"impossible data length {length}", offset))
                 pos += 2
                 continue
             total = 9 + length
@@ -245,11 +243,13 @@ class Parser(HeaderFramedParser):
                 break
             frame = bytes(buf[pos:pos + total])
             result = _check(frame, offset)
-            out.append(result)
             if frame[-2:] == FOOTER:  # well delimited: skip it whole, even if rejected
+                out += self._accept(offset)
+                out.append(result)
                 pos += total
             else:
-                self._resync = True
+                assert isinstance(result, ProtocolError)
+                out += self._reject(result)
                 pos += 2
         del buf[:pos]
         self._base += pos

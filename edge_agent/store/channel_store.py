@@ -8,8 +8,8 @@
     <root>/<channel>/seq.hwm                   reserved sequence high-water mark (fsynced)
     <root>/<channel>/seq.last                  last number handed out (a hint, never fsynced)
     <root>/<channel>/quarantine/               files that failed to read (moved or linked,
-                                               never copied: a full disk cannot stop it)
-    <root>/<channel>/dead/                     records the broker refused (dead letters)
+                                               never copied: a full disk cannot stop it; bounded)
+    <root>/<channel>/dead/                     records the broker refused (dead letters, bounded)
     <root>/<channel>/lock                      flock()ed while a ChannelStore has it open
 
 A batch is *accepted* when its records are written and fsynced; only then are its
@@ -53,7 +53,9 @@ from ..errors import (
 )
 from ..fsutil import Write, atomic_write, no_space, pwrite_all, write_all
 from ..model import CLOCK_FLOOR, Channel, Priority, Reading
+from ..ratelog import RateLimitedLog
 from . import record as rec
+from .aside import AsideArea
 from .bootid import BootIdSource
 from .journal import Journal, fsync_dir
 from .keyring import Keyring, StaticKeyring
@@ -76,6 +78,13 @@ RESERVE_BYTES = 1024 * 1024  # kept free for alarms when the disk fills
 RESERVE_STEP_MIN = 16 * 1024  # released at least this much at a time
 _U64 = struct.Struct("<Q")
 _LAST = struct.Struct("<QI")  # seq.last: number, crc32 of the number's 8 bytes
+# dead/ and quarantine/ count against max_bytes, each within its share of it
+# (docs/design/0009-bounded-dead-letters.md)
+DEAD_SHARE = 16  # dead letters: at most 1/16 of max_bytes ...
+DEAD_MAX_ENTRIES = 10_000  # ... and at most this many
+QUARANTINE_SHARE = 16
+QUARANTINE_MAX_FILES = 100
+LOG_INTERVAL = 60.0  # at most one log line per cause per minute for per-batch events
 
 
 def current_boot_id() -> str | None:
@@ -167,6 +176,11 @@ class StoreStats:
     dead_letters: int = 0
     accepted: int = 0
     not_accepted: int = 0
+    dead_bytes: int = 0  # kept in dead/
+    dead_dropped: int = 0  # dead letters deleted (or never kept) to stay within the budget
+    dead_dropped_ranges: list[tuple[int, int]] = field(default_factory=list)
+    quarantine_bytes: int = 0
+    quarantine_dropped: int = 0  # quarantined files deleted (or never kept), same reason
 
 
 class ChannelStore:
@@ -210,6 +224,7 @@ class ChannelStore:
         self.accepted = 0
         self.not_accepted = 0
         self._bytes = 0
+        self._ratelog = RateLimitedLog(log, self._clock, LOG_INTERVAL)
         # One writer per store: taken before anything is read, repaired or numbered, held
         # until close() (the kernel drops it when the process dies). StoreLockedError if
         # another ChannelStore, in this process or another, has the directory open.
@@ -225,6 +240,10 @@ class ChannelStore:
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._dead = AsideArea(self.dir / "dead", self.max_bytes // DEAD_SHARE,
+                               DEAD_MAX_ENTRIES, range_of=_dead_letter_range)
+        self._quarantined = AsideArea(self.dir / "quarantine",
+                                      self.max_bytes // QUARANTINE_SHARE, QUARANTINE_MAX_FILES)
         for lane in range(3):
             (self.dir / f"lane-{lane}").mkdir(exist_ok=True, mode=0o700)
         with contextlib.suppress(OSError):  # made while there is room: moving into it is free
@@ -392,21 +411,45 @@ class ChannelStore:
         qdir = self.dir / "quarantine"
         stamp = int(self._clock.time())
         dest = qdir / f"{stamp}-{path.parent.name}-{path.name}"
+        area = self._quarantined
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
         if not copy:
             self.quarantined += 1
+        if not area.fits(size):  # larger than the whole quarantine budget: reported, not kept
+            area.not_kept(size)
+            if not copy:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._ratelog.log(logging.ERROR, "quarantine", "store %s: %s is unreadable (%s) "
+                              "and larger than the quarantine budget (%d bytes); not kept",
+                              self.channel.value, path, why, area.max_bytes)
+            self._event("store", "quarantined", f"{path.name}: {why} (not kept: too large)")
+            return
+        area.make_room(size)
         try:
             qdir.mkdir(exist_ok=True, mode=0o700)
             if copy:
                 os.link(path, dest)  # the file is only ever cut back, never written again
             else:
                 os.replace(path, dest)
+            kept = [dest]
             if tail:
-                atomic_write(dest.with_name(dest.name + ".tail"), tail, 0o600,
-                             fsync=self._fsync, write=self._write)
+                tail_path = dest.with_name(dest.name + ".tail")
+                try:
+                    atomic_write(tail_path, tail, 0o600, fsync=self._fsync, write=self._write)
+                    kept.append(tail_path)
+                except OSError as exc:
+                    log.error("store %s: cannot keep the cut tail of %s (%s); reported all "
+                              "the same", self.channel.value, path, exc)
+            area.added(dest.name.split(".", 1)[0], kept)
         except OSError as exc:
             log.error("store %s: cannot keep %s in quarantine (%s); reported all the same",
                       self.channel.value, path, exc)
-        log.error("store %s: quarantined %s (%s) -> %s", self.channel.value, path, why, dest)
+        self._ratelog.log(logging.ERROR, "quarantine", "store %s: quarantined %s (%s) -> %s",
+                          self.channel.value, path, why, dest)
         self._event("store", "quarantined", f"{path.name}: {why}")
 
     def _read_hwm(self) -> HighWater:
@@ -651,7 +694,11 @@ class ChannelStore:
     # ------------------------------------------------------------------ eviction
 
     def _make_room(self, need: int, lane: int) -> None:
-        while self._bytes + need > self.max_bytes:
+        """dead/ and quarantine/ count against the budget: the oldest dead letters (copies
+        of readings already reported as rejected) go before any undelivered reading."""
+        while self._bytes + self._dead.bytes + self._quarantined.bytes + need > self.max_bytes:
+            if self._dead.drop_oldest():
+                continue
             if not self._evict_one():
                 if lane == Priority.ALARM:
                     return  # alarms are accepted over budget; they are never evicted
@@ -879,22 +926,45 @@ class ChannelStore:
             ref = self._find(first)
             if ref is None:
                 return False
-            ddir = self.dir / "dead"
-            try:
-                ddir.mkdir(exist_ok=True, mode=0o700)
-                with open(ref.seg.path, "rb") as f:
-                    f.seek(ref.offset)
-                    data = f.read(ref.size)
-                atomic_write(ddir / f"{ref.first:020d}.rec", data, 0o600)
-                atomic_write(ddir / f"{ref.first:020d}.why", (why + "\n").encode(), 0o600)
-            except OSError as exc:
-                log.error("store %s: cannot keep dead letter %d: %s", self.channel.value,
-                          ref.first, exc)
+            self._keep_dead_letter(ref, why)
             self.dead_letters += 1
-            log.error("store %s: broker refused seq %d..%d (%s); moved to dead letters",
-                      self.channel.value, ref.first, ref.last, why)
+            self._ratelog.log(logging.ERROR, "rejected", "store %s: broker refused seq %d..%d "
+                              "(%s); moved to dead letters", self.channel.value, ref.first,
+                              ref.last, why)
             self._drop(ref, EVICT_REJECTED)
             return True
+
+    def _keep_dead_letter(self, ref: _Ref, why: str) -> None:
+        """A copy in dead/, within the dead letters' share of the budget (oldest go first)."""
+        area, seq = self._dead, (ref.first, ref.last)
+        note = (why + "\n").encode()
+        size = ref.size + len(note)
+        if not area.fits(size):
+            area.not_kept(size, seq)
+            return
+        area.make_room(size)
+        ddir = self.dir / "dead"
+        paths = [ddir / f"{ref.first:020d}.rec", ddir / f"{ref.first:020d}.why"]
+        try:
+            ddir.mkdir(exist_ok=True, mode=0o700)
+            with open(ref.seg.path, "rb") as f:
+                f.seek(ref.offset)
+                data = f.read(ref.size)
+            atomic_write(paths[0], data, 0o600)
+            atomic_write(paths[1], note, 0o600)
+        except OSError as exc:
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            area.not_kept(size, seq)
+            self._ratelog.log(logging.ERROR, "dead-letter", "store %s: cannot keep dead "
+                              "letter %d: %s", self.channel.value, ref.first, exc)
+            return
+        area.added(f"{ref.first:020d}", paths, seq)
+
+    def flush_log(self) -> None:
+        """Write the counts of log lines held back by the rate limit (call periodically)."""
+        self._ratelog.flush()
 
     def release(self, firsts: Iterable[int] | None = None) -> None:
         """Return in-flight batches to the queue (connection lost before PUBACK)."""
@@ -930,6 +1000,7 @@ class ChannelStore:
 
     def stats(self) -> StoreStats:
         with self._cond:
+            dead, quarantine = self._dead.stats(), self._quarantined.stats()
             oldest = min((r.oldest for lane in range(3) for r in self._pending[lane].values()),
                          default=None)
             return StoreStats(
@@ -947,6 +1018,11 @@ class ChannelStore:
                 dead_letters=self.dead_letters,
                 accepted=self.accepted,
                 not_accepted=self.not_accepted,
+                dead_bytes=dead.bytes,
+                dead_dropped=dead.dropped,
+                dead_dropped_ranges=dead.dropped_ranges,
+                quarantine_bytes=quarantine.bytes,
+                quarantine_dropped=quarantine.dropped,
             )
 
     def close(self) -> None:
@@ -970,3 +1046,16 @@ class ChannelStore:
                 os.close(self._last_fd)
             self._dirlock.release()  # last: everything above is written by its owner
             self._cond.notify_all()
+
+
+def _dead_letter_range(paths: list[Path]) -> tuple[int, int] | None:
+    """The sequence range of a dead letter left by an earlier run (from its record)."""
+    for p in paths:
+        if p.suffix == ".rec":
+            try:
+                with open(p, "rb") as f:
+                    head = rec.parse_header(f.read(rec.HEAD_SIZE))
+            except (OSError, rec.RecordCorrupt):
+                return None
+            return head.first, head.last
+    return None

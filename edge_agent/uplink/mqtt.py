@@ -40,6 +40,7 @@ from .envelope import EnvelopeBuilder
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 FAILBACK_AFTER = 300.0  # default of ChannelConfig.failback_after (seconds)
+DENIAL_REPORT_INTERVAL = 60.0  # refused publishes: one security event per this, with a count
 
 
 @dataclass
@@ -144,6 +145,9 @@ class ChannelUplink:
         self._conn_confirmed: set[str] = set()  # topics confirmed on this connection
         self.error: BaseException | None = None
         self._flush_deadline = 0.0
+        # refused publishes not yet reported: count, lowest and highest seq, last reason
+        self._denied: tuple[int, int, int, str] | None = None
+        self._denied_at = float("-inf")
         # liveness for the service watchdog: refreshed by the pump thread at least every
         # ~1 s, or set ahead to the end of a deliberate wait (reconnect backoff)
         self.heartbeat = self.clock.monotonic()
@@ -354,6 +358,7 @@ class ChannelUplink:
                     # the rest of the lease was never sent: back to the queue, in order
                     self.store.release(x.first for x in batches[i + 1:])
                     return
+            self._report_denials()
             self._maybe_health(client)
             if not batches:
                 self._wake.wait(1.0)
@@ -398,8 +403,7 @@ class ChannelUplink:
                     why = f"PUBACK 0x{rc.value:02X} {rc}"
                     self.stats.last_error = f"{why} for seq {b.first}..{b.last}"
                     self.store.reject(b.first, why)
-                    secevents.emit("acl", "denied", channel=self.s.channel.value,
-                                   detail=f"{why} for seq {b.first}..{b.last}")
+                    self._note_denial(b, why)
                 elif self._mode == PUBACK:
                     del self._pending[first]
                     self._delivered(p)
@@ -467,7 +471,27 @@ class ChannelUplink:
         secevents.emit("acl", "denied", channel=self.s.channel.value,
                        detail=f"{why}; held back, not delivered")
 
+    def _note_denial(self, b: Batch, why: str) -> None:
+        d = self._denied
+        self._denied = ((1, b.first, b.last, why) if d is None else
+                        (d[0] + 1, min(d[1], b.first), max(d[2], b.last), why))
+        self._report_denials()
+
+    def _report_denials(self, force: bool = False) -> None:
+        """One ``acl denied`` security event (a log line) per interval, counting every
+        refused message since the last one: a denied topic must not flood the log."""
+        now = self.clock.monotonic()
+        if self._denied is None or not (force or now - self._denied_at
+                                        >= DENIAL_REPORT_INTERVAL):
+            return
+        n, lo, hi, why = self._denied
+        self._denied, self._denied_at = None, now
+        what = f"seq {lo}..{hi}" if n == 1 else f"{n} messages within seq {lo}..{hi}"
+        secevents.emit("acl", "denied", channel=self.s.channel.value,
+                       detail=f"{why} for {what}", count=n)
+
     def _teardown(self) -> None:
+        self._report_denials(force=True)
         client = self._client
         self._client = None
         self.stats.connected = False
@@ -542,6 +566,7 @@ class ChannelUplink:
             return
         self._next_health = now + float(self.cfg.health_interval)
         self._check_certs()
+        self._report_denials(force=True)  # the health message counts every refusal
         body: dict[str, Any] = {"node": self.s.node, "site": self.s.site,
                                 "channel": self.s.channel.value, "time": self.clock.time()}
         if self._health is not None:
