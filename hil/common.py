@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from edge_agent.model import Channel, Priority, Reading
+from edge_agent.core.model import Channel, Priority, Reading
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.nodekey import NodeKeys
+from edge_agent.security.nodekey import NodeKeys
+from edge_agent.tools.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -84,14 +84,14 @@ EDGE_AGENT = str(Path(sys.executable).parent / "edge-agent")
 def start_agent(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "-c", str(cfg)],
+            [sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)],
             stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
 def enrol_node(state_dir: Path, site: str = "test", node: str = "n1") -> NodeKeys:
     """Create the node's signing key as ``keys init`` does and enrol its public key, as the
     platform does before it accepts the node's sealed payloads."""
-    from edge_agent import nodekey
+    from edge_agent.security import nodekey
 
     key = nodekey.create(state_dir / "keys" / nodekey.SIGNING_KEY)
     keys = nodekey.NodeKeys()

@@ -17,7 +17,7 @@ from types import TracebackType
 
 import pytest
 
-from edge_agent.mosquitto import free_port
+from edge_agent.tools.mosquitto import free_port
 
 
 def find_nats() -> str:

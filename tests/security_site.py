@@ -6,8 +6,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent import pki
-from edge_agent.mosquitto import Mosquitto, free_port
+from edge_agent.security import pki
+from edge_agent.tools.mosquitto import Mosquitto, free_port
 
 NODE_PREFIX = "edge/test/n1"
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
+from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import load_key
 from edge_agent.store.ranges import RangeSet
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import EDGE_AGENT, start_agent, wait_for, write_site
 
 LOAD_OT = "  - {id: gen-ot, type: load, channel: ot, rate: 200}\n"
@@ -187,7 +187,7 @@ def test_run_exits_zero_on_sigterm_quickly(tmp_path: Path, broker: Mosquitto) ->
     assert p.wait(10) == 0
     assert time.monotonic() - t0 < 5
     text = log.read_text()
-    assert "INFO edge_agent.runtime: stopped" in text
+    assert "INFO edge_agent.daemon.runtime: stopped" in text
     assert wait_for(lambda: (c.rec.status or {}).get("state") == "offline", timeout=5)
 
 

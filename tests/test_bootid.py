@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.model import Channel
+from edge_agent.core.model import Channel
 from edge_agent.store.bootid import KERNEL_BOOT_ID, MARKER, BootIdSource, on_volatile_fs
 from edge_agent.store.channel_store import ChannelStore
 from tests.conftest import wait_for, write_site
@@ -169,7 +169,7 @@ def test_agent_kill9_restart_with_hidden_boot_id_reports_no_skipped(
                      "channel: ot, rate: 100}\n")
     env = dict(os.environ, RUNTIME_DIRECTORY=str(shm_dir), PYTHONUNBUFFERED="1")
     cmd = (f"mount --bind /dev/null {KERNEL_BOOT_ID} && exec {sys.executable} -m "
-           f"edge_agent.cli run -c {cfg}")
+           f"edge_agent.cli.main run -c {cfg}")
 
     def start(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "ab") as err:

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from edge_agent.config import load_config, parse_config
 from edge_agent.config.types import BrokerURL, ByteSize, Duration
+from edge_agent.core.errors import ConfigError
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import ConfigError
-from edge_agent.model import Channel, Priority
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,7 +166,7 @@ def test_shipped_configs_pass(name: str, tmp_path: Path, monkeypatch: pytest.Mon
     path = REPO / "configs" / name
     if name != "demo.yaml":
         pytest.importorskip("edge_agent.drivers.dsmr")
-    from edge_agent.seal import generate_files
+    from edge_agent.security.seal import generate_files
 
     generate_files("x25519", tmp_path / "platform.key", tmp_path / "platform.pub")
     for ch in ("ot", "it"):  # the site examples name TLS files under ${EDGE_TLS_DIR}

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from edge_agent.config import Limits, load_config, parse_config, schema
 from edge_agent.config.types import Range
+from edge_agent.core.errors import ConfigError
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import ConfigError
 from tests.test_config import GOOD
 
 NUMERIC = (int, float)
@@ -104,7 +104,7 @@ def test_alias_bomb_check_config_is_bounded(tmp_path: Path, levels: int, fan: in
 
     err_file = tmp_path / "stderr"
     with open(err_file, "wb") as err:
-        p = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "check-config", str(bomb)],
+        p = subprocess.Popen([sys.executable, "-m", "edge_agent", "check-config", str(bomb)],
                              stdout=subprocess.DEVNULL, stderr=err, preexec_fn=cap)
     # the caps end the child whatever it does; wait4 gives this child's own peak RSS
     _, status, usage = os.wait4(p.pid, 0)

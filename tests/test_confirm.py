@@ -6,7 +6,7 @@ import json
 
 from edge_agent.config.schema import ChannelConfig
 from edge_agent.config.types import BrokerURL, Duration
-from edge_agent.model import Channel, Priority
+from edge_agent.core.model import Channel, Priority
 from edge_agent.uplink.confirm import (
     ECHO,
     HELD,

@@ -10,21 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import secevents
-from edge_agent.clock import ManualClock
 from edge_agent.config import load_config
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.metrics import samples
+from edge_agent.daemon.runtime import Agent
+from edge_agent.daemon.status import format_status, snapshot
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.metrics import samples
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
-from edge_agent.status import format_status, snapshot
+from edge_agent.security import events as secevents
 from edge_agent.store.channel_store import (
     DEAD_SHARE,
     LOG_INTERVAL,
     QUARANTINE_MAX_FILES,
     ChannelStore,
 )
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for, write_site
 
 KEY = bytes(range(32))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.decode import PROTOCOLS, add_arguments, load_capture, main, run_decode
+from edge_agent.cli.decode import PROTOCOLS, add_arguments, load_capture, main, run_decode
 from edge_agent.emulators.dlms_hdlc import array, notification, obis, scaler_unit, structure, u32
 from edge_agent.protocols import ld2410, mr60
 from edge_agent.protocols.dlms_hdlc import encrypt_glo

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.capture import iter_capture
-from edge_agent.decode import run_decode
+from edge_agent.cli.capture import iter_capture
+from edge_agent.cli.decode import run_decode
 from edge_agent.protocols import dlms_hdlc, dsmr, iec62056_21, ld2410, modbus_rtu, mr60
 
 FLOODS = {  # the byte(s) that start a frame in each protocol
@@ -31,7 +31,7 @@ FLOOD_BYTES = 2 * 1024 * 1024
 CHILD = r"""
 import os, sys
 from pathlib import Path
-from edge_agent.decode import run_decode
+from edge_agent.cli.decode import run_decode
 
 def kib(field):
     with open("/proc/self/status") as f:
@@ -110,7 +110,7 @@ def test_exit_status(tmp_path: Path) -> None:
     assert run_decode("ld2410", tmp_path / "empty", io.StringIO()) == 1
     assert run_decode("ld2410", tmp_path / "missing", io.StringIO()) == 2
     assert run_decode("nope", tmp_path / "a", io.StringIO()) == 2
-    r = subprocess.run([sys.executable, "-m", "edge_agent.cli", "decode", str(tmp_path / "a")],
+    r = subprocess.run([sys.executable, "-m", "edge_agent", "decode", str(tmp_path / "a")],
                        capture_output=True)
     assert r.returncode == 2  # usage: --protocol missing
 
@@ -132,7 +132,7 @@ def test_lines_are_written_as_decoded(tmp_path: Path) -> None:
 
 def test_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
     cap = _write(tmp_path / "a", "ld2410", 20_000)
-    p = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "decode", "--protocol", "ld2410",
+    p = subprocess.Popen([sys.executable, "-m", "edge_agent", "decode", "--protocol", "ld2410",
                           str(cap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout is not None and p.stderr is not None
     first = p.stdout.readline()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import doctor, pki
+from edge_agent.cli import doctor
+from edge_agent.cli.doctor import FAIL, PASS, SKIP, WARN, Check
 from edge_agent.config import load_config
-from edge_agent.doctor import FAIL, PASS, SKIP, WARN, Check
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.mosquitto import Mosquitto, free_port
+from edge_agent.security import pki
+from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import write_site
 from tests.security_site import channel_yaml, make_pki, two_listener_broker
 from tests.security_site import write_site as write_tls_site
@@ -27,7 +28,7 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge_agent.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True,
                           text=True, timeout=60, check=False)
 
 

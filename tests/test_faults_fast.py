@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.model import Channel
+from edge_agent.core.model import Channel
 from edge_agent.store.channel_store import ChannelStore
 from hil.common import readings
 from hil.faults import devices, keyfaults, powerloss, scenarios, storefaults

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from edge_agent.clock import ManualClock
-from edge_agent.ingest import LOG_INTERVAL, IngestQueue
-from edge_agent.model import Channel, Priority, Reading
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.ingest import LOG_INTERVAL, IngestQueue
 
 
 def alarm(i: int) -> Reading:
@@ -43,7 +43,7 @@ def test_alarms_are_dropped_only_when_nothing_else_is_queued_and_it_is_reported(
     clock = ManualClock()
     q = IngestQueue(max_readings=2, max_alarms=2, name="it", clock=clock)
     q.put([normal(0)])
-    with caplog.at_level(logging.WARNING, logger="edge_agent.ingest"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.daemon.ingest"):
         for i in range(10):
             q.put([alarm(i)])
     assert len(q.take_alarms()) == 4
@@ -55,7 +55,7 @@ def test_alarms_are_dropped_only_when_nothing_else_is_queued_and_it_is_reported(
     assert "it" in dropped[0].getMessage()
     caplog.clear()
     clock.advance(LOG_INTERVAL)
-    with caplog.at_level(logging.WARNING, logger="edge_agent.ingest"):
+    with caplog.at_level(logging.WARNING, logger="edge_agent.daemon.ingest"):
         q.flush_log()
     assert "5 similar lines suppressed" in caplog.text
 

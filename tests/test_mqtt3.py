@@ -13,13 +13,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent import secevents
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
+from edge_agent.security import events as secevents
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.mqtt import ChannelUplink
 from hil.faults.proxy import FaultProxy
 from tests.conftest import EDGE_AGENT, wait_for, write_site

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import secevents
-from edge_agent.clock import ManualClock
-from edge_agent.consumer import Consumer
-from edge_agent.errors import KeyFileError
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.mosquitto import Mosquitto
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import KeyFileError
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.security import events as secevents
+from edge_agent.security.keys import create_key, load_key
+from edge_agent.security.periodkeys import CHANNEL_CHECK, PeriodKeyring
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import create_key, load_key
-from edge_agent.store.periodkeys import CHANNEL_CHECK, PeriodKeyring
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import start_agent, wait_for, write_site
 
 DAY = 86400.0

@@ -9,14 +9,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_agent import seal
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.status import read_status
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.privacy import PrivacyStage, pseudonym
-from edge_agent.status import read_status
+from edge_agent.security import seal
+from edge_agent.security.privacy import PrivacyStage, pseudonym
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import EDGE_AGENT, enrol_node, start_agent, wait_for, write_site
 
 SUBJECT = "park-soon-ja-19420317"

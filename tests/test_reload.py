@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_agent.consumer import Consumer
-from edge_agent.mosquitto import Mosquitto, free_port
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import start_agent, wait_for, write_site
 
 LOAD = "  - {id: gen, type: load, channel: ot, rate: 100}\n"

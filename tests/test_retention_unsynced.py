@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_agent.clock import ManualClock
-from edge_agent.model import CLOCK_FLOOR, Channel, Priority, Reading
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.model import CLOCK_FLOOR, Channel, Priority, Reading
+from edge_agent.security.keys import create_key, load_key
+from edge_agent.security.periodkeys import KID_HWM, PeriodKeyring
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import create_key, load_key
-from edge_agent.store.periodkeys import KID_HWM, PeriodKeyring
 
 DAY = 86400.0
 WEEK = 7 * DAY

@@ -14,16 +14,16 @@ from types import MappingProxyType
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent.clock import ManualClock
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.runtime import Agent, ChannelWriter
 from edge_agent.drivers.base import Emit, Sensor
 from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
-from edge_agent.ingest import IngestQueue
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.mosquitto import Mosquitto, free_port
-from edge_agent.runtime import Agent, ChannelWriter
 from edge_agent.store.channel_store import ChannelStore
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import wait_for, write_site
 
 

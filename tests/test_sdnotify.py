@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_config
+from edge_agent.core.model import Channel
+from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
+from edge_agent.daemon.service import Service
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.sdnotify import Notifier, watchdog_interval
-from edge_agent.service import Service
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for, write_site
 from tests.deploy_helpers import NotifySocket
 
@@ -156,7 +156,7 @@ def test_daemon_under_systemd_protocol(tmp_path: Path, broker: Mosquitto,
     env = dict(os.environ, NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC="600000")
     log = tmp_path / "agent.log"
     with open(log, "ab") as err:
-        p = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c", str(cfg)],
+        p = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(cfg)],
                              stdout=subprocess.DEVNULL, stderr=err, env=env)
     try:
         ready = notify_socket.wait_for("READY")

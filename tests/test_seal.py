@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from edge_agent import nodekey, seal
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.errors import ConfigError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import ConfigError
-from edge_agent.model import Channel, Priority
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.nodekey import NodeKeyError, NodeKeys, enrolment, fingerprint
-from edge_agent.runtime import Agent
+from edge_agent.security import nodekey, seal
+from edge_agent.security.nodekey import NodeKeyError, NodeKeys, enrolment, fingerprint
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.envelope import EnvelopeBuilder, parse
 from tests.conftest import EDGE_AGENT, wait_for, write_site
 
@@ -314,7 +314,7 @@ def test_unseal_with_the_public_key_says_so(tmp_path: Path, mode: int) -> None:
 
 
 def test_missing_platform_key_points_to_keys_platform(tmp_path: Path) -> None:
-    from edge_agent.store.keys import check_private
+    from edge_agent.security.keys import check_private
 
     rc, err = _unseal(tmp_path / "nope.key", "-")
     assert rc == 2 and "edge-agent keys platform" in err and "keys init" not in err

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import secevents
-from edge_agent.consumer import Consumer
-from edge_agent.mosquitto import Mosquitto
+from edge_agent.security import events as secevents
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import REPO, start_agent, wait_for, write_site
 
 PACKAGE = REPO / "edge_agent"

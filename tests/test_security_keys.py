@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from edge_agent import secevents
-from edge_agent.clock import ManualClock
 from edge_agent.config import load_config
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import KeyFileError
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import KeyFileError
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.runtime import Agent
+from edge_agent.security import events as secevents
+from edge_agent.security.keys import create_key, load_key
+from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import create_key, load_key
-from edge_agent.store.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring
 from tests.conftest import EDGE_AGENT, write_site
 
 DAY = 86400.0

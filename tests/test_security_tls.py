@@ -18,17 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import pki, secevents
 from edge_agent.config import load_config
 from edge_agent.config.schema import ChannelConfig, TLSConfig
 from edge_agent.config.types import BrokerURL
-from edge_agent.consumer import Consumer
+from edge_agent.core.errors import KeyFileError
+from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import KeyFileError
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
-from edge_agent.seal import generate_files
+from edge_agent.security import events as secevents
+from edge_agent.security import pki
+from edge_agent.security.seal import generate_files
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.mqtt import tls_context
 from tests.conftest import EDGE_AGENT, enrol_node, wait_for
 from tests.security_site import (

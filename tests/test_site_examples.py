@@ -19,10 +19,10 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.config.schema import SiteConfig
 from edge_agent.config.types import BrokerURL
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
-from edge_agent.seal import generate_files
+from edge_agent.security.seal import generate_files
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]

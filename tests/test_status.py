@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.consumer import Consumer
-from edge_agent.metrics import render
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.status import format_status, read_status, run_status, write_status
+from edge_agent.daemon.metrics import render
+from edge_agent.daemon.status import format_status, read_status, run_status, write_status
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import start_agent, wait_for, write_site
 
 SENSORS = ("  - {id: gen, type: load, channel: ot, rate: 50}\n"
@@ -26,7 +26,7 @@ SENSORS = ("  - {id: gen, type: load, channel: ot, rate: 50}\n"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge_agent.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "edge_agent", *args], capture_output=True,
                           text=True, timeout=60, check=False)
 
 
@@ -150,7 +150,7 @@ def test_metrics_render_format() -> None:
 def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from edge_agent import cli
+    from edge_agent.cli import main as cli
 
     bad = tmp_path / "site.yaml"
     bad.write_text("site: s1\nnode: [\n")
@@ -165,8 +165,8 @@ def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
 
 
 def test_it_error_texts_keep_the_fault_kind_and_lose_every_value() -> None:
-    from edge_agent.model import Channel
-    from edge_agent.redact import error_text, scrub
+    from edge_agent.core.model import Channel
+    from edge_agent.security.redact import error_text, scrub
 
     assert scrub("heart_rate 231/min outside 30..220") == "heart_rate #/min outside #..#"
     assert scrub("object temperature -71.25 outside -70.0..380.0; PEC 0x3A != 0xFF, "

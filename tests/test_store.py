@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.clock import ManualClock
-from edge_agent.errors import ChannelMismatchError, DurabilityError, KeyFileError
-from edge_agent.model import Channel, Priority, Reading
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import ChannelMismatchError, DurabilityError, KeyFileError
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.security.keys import create_key, load_key, load_or_create_key
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import create_key, load_key, load_or_create_key
 from edge_agent.store.ranges import RangeSet
 
 KEY = bytes(range(32))

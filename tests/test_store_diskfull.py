@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.clock import ManualClock
-from edge_agent.errors import IncompleteWriteError, StoreFullError
-from edge_agent.fsutil import atomic_write, write_all
-from edge_agent.ingest import IngestQueue
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.runtime import ChannelWriter
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import IncompleteWriteError, StoreFullError
+from edge_agent.core.fsutil import atomic_write, write_all
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.runtime import ChannelWriter
+from edge_agent.security.keys import create_key, load_key, load_or_create_key
+from edge_agent.security.periodkeys import PeriodKeyring
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import create_key, load_key, load_or_create_key
-from edge_agent.store.periodkeys import PeriodKeyring
 
 KEY = bytes(range(32))
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -400,8 +400,8 @@ def test_period_key_is_not_left_empty_by_a_full_disk(tmpfs: Path) -> None:
 def test_a_full_disk_at_start_is_not_a_permanent_exit() -> None:
     """Exit 2 stops systemd restarting the unit (RestartPreventExitStatus=2): only for what
     a restart cannot fix, never for a full or failing disk."""
-    from edge_agent.cli import _transient
-    from edge_agent.errors import KeyFileError
+    from edge_agent.cli.main import _transient
+    from edge_agent.core.errors import KeyFileError
 
     assert _transient(OSError(errno.ENOSPC, "No space left on device"))
     assert _transient(IncompleteWriteError(errno.ENOSPC, "short write"))

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.errors import KeyFileError, StoreError, StoreLockedError
+from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.errors import KeyFileError, StoreError, StoreLockedError
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
+from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import load_key
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import EDGE_AGENT, REPO, start_agent, wait_for, write_site
 from tests.test_store import KEY, readings
 
@@ -31,10 +31,10 @@ IN_USE = "is in use by another edge-agent"
 CHILD = """
 import sys, time
 from pathlib import Path
-from edge_agent.errors import StoreLockedError
-from edge_agent.model import Channel
+from edge_agent.core.errors import StoreLockedError
+from edge_agent.core.model import Channel
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import load_key
+from edge_agent.security.keys import load_key
 try:
     s = ChannelStore(Path(sys.argv[1]), Channel.OT, bytes(range(32)))
 except StoreLockedError as exc:

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ..errors import ConfigError, ConfigProblem
-from ..model import Channel, Priority
-from .schema import (
+from edge_agent.config.schema import (
     ChannelConfig,
     LoggingConfig,
     MetricsConfig,
@@ -25,9 +23,11 @@ from .schema import (
     SiteConfig,
     StoreConfig,
 )
-from .types import Token
-from .validate import Validator
-from .yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
+from edge_agent.config.types import Token
+from edge_agent.config.validate import Validator
+from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
+from edge_agent.core.errors import ConfigError, ConfigProblem
+from edge_agent.core.model import Channel, Priority
 
 __all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
 

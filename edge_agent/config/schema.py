@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from ..model import Channel, Priority
-from .types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
+from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
+from edge_agent.core.model import Channel, Priority
 
 # Every number has a finite range (the validator enforces it; tests check none is missing).
 DAY = 86400.0

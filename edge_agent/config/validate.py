@@ -21,9 +21,9 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from ..errors import ConfigProblem
-from .types import Range
-from .yamlsrc import Map, Node, Scalar, Seq
+from edge_agent.config.types import Range
+from edge_agent.config.yamlsrc import Map, Node, Scalar, Seq
+from edge_agent.core.errors import ConfigProblem
 
 DEFAULT_LIMIT = 1e15  # for numbers without a Range: exact as float and as a C int64
 

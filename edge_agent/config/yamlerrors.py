@@ -13,7 +13,7 @@ import re
 
 import yaml
 
-from ..errors import ConfigProblem
+from edge_agent.core.errors import ConfigProblem
 
 _KEY = re.compile(r"""^(?:-\s+)?(?P<key>[^\s#'"][^:#]*?|'[^']*'|"[^"]*")\s*:(?:\s+#.*)?\s*$""")
 

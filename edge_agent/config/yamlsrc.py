@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigProblem
-from .yamlerrors import syntax_problem
+from edge_agent.config.yamlerrors import syntax_problem
+from edge_agent.core.errors import ConfigProblem
 
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")

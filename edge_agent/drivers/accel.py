@@ -11,15 +11,15 @@ import errno
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.i2c_accel import AccelEmulate, ADXL345Device, Motion, MPU6050Device
-from ..errors import DeviceNotFoundError
-from ..hal.interfaces import I2CBus
-from ..model import Channel, Priority
-from ..protocols import accel as p
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .fall_detect import ActivityMeter, FallDetector
-from .i2c_sensor import I2CSensor, bus_opener
-from .registry_types import SensorType
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.fall_detect import ActivityMeter, FallDetector
+from edge_agent.drivers.i2c_sensor import I2CSensor, bus_opener
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.i2c_accel import AccelEmulate, ADXL345Device, Motion, MPU6050Device
+from edge_agent.hal.interfaces import I2CBus
+from edge_agent.protocols import accel as p
 
 G = 9.80665  # m/s2 per g
 

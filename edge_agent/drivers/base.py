@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .. import redact
-from ..clock import Clock
-from ..errors import HardwareError, ProtocolError, ValueOutOfRangeError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority, Reading, Value
-from ..protocols.obis import plausible
+from edge_agent.core.clock import Clock
+from edge_agent.core.errors import HardwareError, ProtocolError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority, Reading, Value
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols.obis import plausible
+from edge_agent.security import redact
 
 Emit = Callable[[list[Reading]], None]
 """Hand readings to the pipeline. May block briefly when the bounded ingest queue is full."""
@@ -73,7 +73,7 @@ class SensorContext:
 class SensorStats:
     readings: int = 0
     errors: Counter[str] = field(default_factory=Counter)
-    last_error: str | None = None  # on the IT channel: without values (edge_agent.redact)
+    last_error: str | None = None  # on the IT channel: without values (edge_agent.security.redact)
     last_value_time: float | None = None
     last_error_kind: str | None = None  # the reason of last_error (a fault kind, no value)
 

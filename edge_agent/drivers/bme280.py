@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.i2c_bme280 import BME280Device, BME280Emulate
-from ..errors import DeviceNotFoundError, DeviceTimeoutError, ValueOutOfRangeError
-from ..hal.interfaces import I2CBus
-from ..model import Channel, Priority
-from ..protocols import bme280 as p
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .i2c_sensor import I2CSensor, Wait, bus_opener
-from .registry_types import SensorType
+from edge_agent.core.errors import DeviceNotFoundError, DeviceTimeoutError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.i2c_sensor import I2CSensor, Wait, bus_opener
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.i2c_bme280 import BME280Device, BME280Emulate
+from edge_agent.hal.interfaces import I2CBus
+from edge_agent.protocols import bme280 as p
 
 STATUS_POLLS = 20
 

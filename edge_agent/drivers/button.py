@@ -6,17 +6,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..emulators.gpio import PulsePlan
-from ..model import Channel, Priority
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .gpio_inputs import (
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.gpio_inputs import (
     Debouncer,
     FactoryMaker,
     GpioEventSensor,
     mock_pin_factory,
     real_pin_factory,
 )
-from .registry_types import SensorType
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.gpio import PulsePlan
 
 
 @dataclass(frozen=True)

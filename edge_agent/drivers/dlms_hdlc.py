@@ -36,16 +36,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
-from ..errors import DecryptionError, KeyFileError, ProtocolError
-from ..fsutil import atomic_write
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority
-from ..protocols import dlms_hdlc
-from ..protocols.obis import selection as obis_selection
-from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, check_framing, emulator_running, open_serial
+from edge_agent.core.errors import DecryptionError, KeyFileError, ProtocolError
+from edge_agent.core.fsutil import atomic_write
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import (
+    SilenceWatchdog,
+    check_framing,
+    emulator_running,
+    open_serial,
+)
+from edge_agent.emulators.dlms_hdlc import DlmsEmulation, DlmsMeter
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import dlms_hdlc
+from edge_agent.protocols.obis import selection as obis_selection
 
 
 def load_keys(path: Path) -> tuple[bytes, bytes | None]:

@@ -14,15 +14,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..emulators.dsmr import DsmrEmulation, DsmrEmulator
-from ..errors import ProtocolError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority
-from ..protocols import dsmr
-from ..protocols.obis import selection as obis_selection
-from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, check_framing, emulator_running, open_serial
+from edge_agent.core.errors import ProtocolError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import (
+    SilenceWatchdog,
+    check_framing,
+    emulator_running,
+    open_serial,
+)
+from edge_agent.emulators.dsmr import DsmrEmulation, DsmrEmulator
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import dsmr
+from edge_agent.protocols.obis import selection as obis_selection
 
 
 class DsmrVersion(str):

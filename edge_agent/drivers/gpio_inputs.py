@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..emulators.gpio import PinDriver, PulsePlan, PulseSchedule
-from ..errors import HardwareError
-from ..model import Channel, Priority
-from .base import Backoff, Emit, Sample, Sensor, SensorContext, SensorSpec
-from .registry_types import SensorType
+from edge_agent.core.errors import HardwareError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Backoff, Emit, Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.gpio import PinDriver, PulsePlan, PulseSchedule
 
 QUEUE_SIZE = 256
 POLL = 0.05  # seconds run() waits on the queue before checking ``stop``

@@ -12,9 +12,9 @@ import abc
 import time
 from collections.abc import Callable, Iterable
 
-from ..hal.i2c import EmulatedI2CBus, I2CDevice, SMBus2Bus, no_wait
-from ..hal.interfaces import I2CBus
-from .base import PollingSensor, Sample, SensorContext, SensorSpec
+from edge_agent.drivers.base import PollingSensor, Sample, SensorContext, SensorSpec
+from edge_agent.hal.i2c import EmulatedI2CBus, I2CDevice, SMBus2Bus, no_wait
+from edge_agent.hal.interfaces import I2CBus
 
 Wait = Callable[[float], None]
 

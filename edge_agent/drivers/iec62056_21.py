@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ..emulators.iec62056_21 import IecEmulation, IecMeter
-from ..errors import DeviceTimeoutError, FrameError, ProtocolError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority
-from ..protocols import iec62056_21 as iec
-from ..protocols.obis import selection as obis_selection
-from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
-from .registry_types import SensorType
-from .serial_port import emulator_running, open_serial
+from edge_agent.core.errors import DeviceTimeoutError, FrameError, ProtocolError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import emulator_running, open_serial
+from edge_agent.emulators.iec62056_21 import IecEmulation, IecMeter
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import iec62056_21 as iec
+from edge_agent.protocols.obis import selection as obis_selection
 
 M = TypeVar("M", iec.Identification, iec.DataBlock)
 

@@ -12,15 +12,15 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.ld2410 import LD2410Device, LD2410Emulate
-from ..errors import ProtocolError, ValueOutOfRangeError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority
-from ..protocols import ld2410
-from ..protocols.ld2410 import Report, TargetState
-from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, emulator_running, open_serial
+from edge_agent.core.errors import ProtocolError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import SilenceWatchdog, emulator_running, open_serial
+from edge_agent.emulators.ld2410 import LD2410Device, LD2410Emulate
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import ld2410
+from edge_agent.protocols.ld2410 import Report, TargetState
 
 MAX_DISTANCE_CM = 800  # 9 gates of 0.75 m, with margin
 MAX_ENERGY = 100

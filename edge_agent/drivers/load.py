@@ -8,9 +8,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from ..model import Channel, Priority, Reading
-from .base import Emit, Sensor, SensorContext, SensorSpec
-from .registry_types import SensorType
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.drivers.base import Emit, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.registry_types import SensorType
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.i2c_max30102 import MAX30102Device, MAX30102Emulate
-from ..errors import DeviceNotFoundError
-from ..hal.interfaces import I2CBus
-from ..model import Channel, Priority
-from ..protocols import max30102 as p
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .fall_detect import ThresholdAlarm
-from .i2c_sensor import I2CSensor, Wait, bus_opener
-from .registry_types import SensorType
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.fall_detect import ThresholdAlarm
+from edge_agent.drivers.i2c_sensor import I2CSensor, Wait, bus_opener
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.i2c_max30102 import MAX30102Device, MAX30102Emulate
+from edge_agent.hal.interfaces import I2CBus
+from edge_agent.protocols import max30102 as p
 
 
 @dataclass(frozen=True)

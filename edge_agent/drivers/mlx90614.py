@@ -6,15 +6,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.i2c_mlx90614 import MLX90614Device, MLX90614Emulate
-from ..errors import ValueOutOfRangeError
-from ..hal.interfaces import I2CBus
-from ..model import Channel, Priority
-from ..protocols import mlx90614 as p
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .fall_detect import ThresholdAlarm
-from .i2c_sensor import I2CSensor, Wait, bus_opener
-from .registry_types import SensorType
+from edge_agent.core.errors import ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.fall_detect import ThresholdAlarm
+from edge_agent.drivers.i2c_sensor import I2CSensor, Wait, bus_opener
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.i2c_mlx90614 import MLX90614Device, MLX90614Emulate
+from edge_agent.hal.interfaces import I2CBus
+from edge_agent.protocols import mlx90614 as p
 
 
 @dataclass(frozen=True)

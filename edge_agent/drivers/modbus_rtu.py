@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..emulators.modbus_rtu import ModbusEmulation, ModbusSlave
-from ..errors import DeviceTimeoutError, HardwareError, ProtocolError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority
-from ..protocols import modbus_rtu as mb
-from .base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
-from .registry_types import SensorType
-from .serial_port import check_framing, emulator_running, open_serial
+from edge_agent.core.errors import DeviceTimeoutError, HardwareError, ProtocolError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Emit, PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import check_framing, emulator_running, open_serial
+from edge_agent.emulators.modbus_rtu import ModbusEmulation, ModbusSlave
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import modbus_rtu as mb
 
 
 class ModbusExceptionError(HardwareError):

@@ -15,14 +15,14 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.mr60 import Model, MR60Device, MR60Emulate
-from ..errors import ProtocolError, ValueOutOfRangeError
-from ..hal.interfaces import ByteStream
-from ..model import Channel, Priority, Value
-from ..protocols import mr60
-from .base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
-from .registry_types import SensorType
-from .serial_port import SilenceWatchdog, emulator_running, open_serial
+from edge_agent.core.errors import ProtocolError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority, Value
+from edge_agent.drivers.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.drivers.serial_port import SilenceWatchdog, emulator_running, open_serial
+from edge_agent.emulators.mr60 import Model, MR60Device, MR60Emulate
+from edge_agent.hal.interfaces import ByteStream
+from edge_agent.protocols import mr60
 
 HEART_RANGE = (30, 220)
 RESPIRATION_RANGE = (4, 60)

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .registry_types import SensorType
+from edge_agent.drivers.registry_types import SensorType
 
 __all__ = ["SENSOR_TYPES", "SensorType"]
 

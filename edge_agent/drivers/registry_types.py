@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Channel, Priority
-from .base import Sensor, SensorContext, SensorSpec
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sensor, SensorContext, SensorSpec
 
 
 @dataclass(frozen=True)

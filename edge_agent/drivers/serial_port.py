@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import serial
 
-from ..clock import Clock
-from ..errors import DeviceNotFoundError, DeviceTimeoutError
-from ..hal.interfaces import ByteStream
+from edge_agent.core.clock import Clock
+from edge_agent.core.errors import DeviceNotFoundError, DeviceTimeoutError
+from edge_agent.hal.interfaces import ByteStream
 
 PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 _FAILURES = (serial.SerialException, termios.error, OSError)

@@ -6,15 +6,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..emulators.i2c_sht31 import SHT31Device, SHT31Emulate
-from ..errors import ValueOutOfRangeError
-from ..hal.interfaces import I2CBus
-from ..model import Channel, Priority
-from ..protocols import sht31
-from .base import Sample, Sensor, SensorContext, SensorSpec
-from .fall_detect import ThresholdAlarm
-from .i2c_sensor import I2CSensor, Wait, bus_opener
-from .registry_types import SensorType
+from edge_agent.core.errors import ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.fall_detect import ThresholdAlarm
+from edge_agent.drivers.i2c_sensor import I2CSensor, Wait, bus_opener
+from edge_agent.drivers.registry_types import SensorType
+from edge_agent.emulators.i2c_sht31 import SHT31Device, SHT31Emulate
+from edge_agent.hal.interfaces import I2CBus
+from edge_agent.protocols import sht31
 
 MEASURE_WAIT = 0.016  # high repeatability: max 15.5 ms
 

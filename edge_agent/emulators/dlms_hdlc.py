@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols.dlms_hdlc import LLC, encode_frame, encrypt_glo
-from .pty import PtyDevice
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols.dlms_hdlc import LLC, encode_frame, encrypt_glo
 
 Fault = Literal["none", "bad_fcs", "garbage", "truncated", "silence", "wrong_key", "replay"]
 SYSTEM_TITLE = b"EMU\x00\x00\x00\x00\x01"

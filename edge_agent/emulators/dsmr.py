@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols.dsmr import crc16_arc
-from .pty import PtyDevice
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols.dsmr import crc16_arc
 
 Fault = Literal["none", "bad_crc", "garbage", "truncated", "silence"]
 GARBAGE = b"\xff\xfe\x00P1?\x80\x81garbage\xff" * 4

@@ -7,8 +7,8 @@ import random
 import threading
 from dataclasses import dataclass
 
-from ..clock import Clock
-from ..protocols import accel as p
+from edge_agent.core.clock import Clock
+from edge_agent.protocols import accel as p
 
 
 @dataclass(frozen=True)

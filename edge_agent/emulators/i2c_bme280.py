@@ -7,8 +7,8 @@ import random
 import threading
 from dataclasses import dataclass
 
-from ..errors import DeviceNotFoundError
-from ..protocols import bme280 as p
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.protocols import bme280 as p
 
 
 @dataclass(frozen=True)

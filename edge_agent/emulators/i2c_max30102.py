@@ -12,8 +12,8 @@ import random
 import threading
 from dataclasses import dataclass
 
-from ..clock import Clock
-from ..protocols import max30102 as p
+from edge_agent.core.clock import Clock
+from edge_agent.protocols import max30102 as p
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import random
 import threading
 from dataclasses import dataclass
 
-from ..clock import Clock
-from ..errors import DeviceNotFoundError
-from ..protocols import mlx90614 as p
+from edge_agent.core.clock import Clock
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.protocols import mlx90614 as p
 
 
 @dataclass(frozen=True)

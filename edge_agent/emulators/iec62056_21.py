@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols.iec62056_21 import (
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols.iec62056_21 import (
     BAUD_CHAR,
     NAK,
     OptionSelect,
@@ -26,7 +27,6 @@ from ..protocols.iec62056_21 import (
     SignOn,
     encode_data_block,
 )
-from .pty import PtyDevice
 
 Fault = Literal["none", "silence", "bad_bcc", "garbage"]
 

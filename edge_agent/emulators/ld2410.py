@@ -12,10 +12,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols import ld2410
-from ..protocols.ld2410 import Report, TargetState
-from .pty import PtyDevice
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols import ld2410
+from edge_agent.protocols.ld2410 import Report, TargetState
 
 StateName = Literal["none", "moving", "stationary", "both"]
 

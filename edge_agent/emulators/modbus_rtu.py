@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols.modbus_rtu import (
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols.modbus_rtu import (
     Parser,
     ReadRequest,
     Register,
     exception_response,
     read_response,
 )
-from .pty import PtyDevice
 
 Fault = Literal["none", "silence", "bad_crc", "garbage", "exception"]
 

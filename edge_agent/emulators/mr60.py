@@ -14,9 +14,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..clock import Clock
-from ..protocols import mr60
-from .pty import PtyDevice
+from edge_agent.core.clock import Clock
+from edge_agent.emulators.pty import PtyDevice
+from edge_agent.protocols import mr60
 
 Model = Literal["mr60fda1", "mr60bha1"]
 MotionName = Literal["none", "stationary", "moving"]

@@ -30,7 +30,7 @@ import threading
 import tty
 from pathlib import Path
 
-from ..clock import Clock, SystemClock
+from edge_agent.core.clock import Clock, SystemClock
 
 _SPEEDS = {
     getattr(termios, f"B{b}"): b

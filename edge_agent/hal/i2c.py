@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import DeviceNotFoundError, HardwareError
+from edge_agent.core.errors import DeviceNotFoundError, HardwareError
 
 _NAK_ERRNOS = frozenset({errno.ENXIO, errno.EREMOTEIO, errno.EIO, errno.ENODEV, errno.ENOENT})
 

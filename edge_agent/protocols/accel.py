@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import FrameError
+from edge_agent.core.errors import FrameError
 
 # -- MPU6050 ------------------------------------------------------------------------------------
 MPU_ADDRESS = 0x68  # AD0 low; 0x69 when high

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..errors import FrameError
+from edge_agent.core.errors import FrameError
 
 CHIP_ID = 0x60
 ADDRESS_DEFAULT = 0x76  # SDO low; 0x77 when high

@@ -34,8 +34,8 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ..errors import ChecksumError, DecryptionError, FrameError, ProtocolError
-from .obis import Measurement, ObisCode, lookup
+from edge_agent.core.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
+from edge_agent.protocols.obis import Measurement, ObisCode, lookup
 
 FLAG = 0x7E
 LLC = bytes([0xE6, 0xE7, 0x00])

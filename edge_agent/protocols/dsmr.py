@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..errors import ChecksumError, FrameError, ProtocolError
-from .obis import ObisCode, lookup, scale, to_decimal
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.protocols.obis import ObisCode, lookup, scale, to_decimal
 
 DEFAULT_MAX_TELEGRAM = 16 * 1024
 JUNK_REPORT = 256  # garbage outside telegrams is reported per run, at most this long

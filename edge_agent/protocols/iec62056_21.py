@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ChecksumError, FrameError, ProtocolError
-from .obis import Measurement, ObisCode, lookup, scale, to_decimal
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.protocols.obis import Measurement, ObisCode, lookup, scale, to_decimal
 
 SOH, STX, ETX, ACK, NAK = 0x01, 0x02, 0x03, 0x06, 0x15
 BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 19200}

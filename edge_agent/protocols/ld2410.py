@@ -22,8 +22,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ChecksumError, FrameError, ProtocolError
-from .noise import HeaderFramedParser
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.protocols.noise import HeaderFramedParser
 
 REPORT_HEADER = b"\xf4\xf3\xf2\xf1"
 REPORT_FOOTER = b"\xf8\xf7\xf6\xf5"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FrameError
+from edge_agent.core.errors import FrameError
 
 ADDRESS = 0x57
 REG_INT_STATUS_1 = 0x00

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ChecksumError, FrameError
+from edge_agent.core.errors import ChecksumError, FrameError
 
 ADDRESS_DEFAULT = 0x5A
 RAM_TA = 0x06  # ambient (die) temperature

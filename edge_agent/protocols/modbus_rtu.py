@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 
 JUNK_REPORT = 256
 EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",

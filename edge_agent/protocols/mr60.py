@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ChecksumError, FrameError, ProtocolError
-from .noise import HeaderFramedParser
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.protocols.noise import HeaderFramedParser
 
 HEADER = b"\x53\x59"
 FOOTER = b"\x54\x43"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import FrameError, ProtocolError
+from edge_agent.core.errors import FrameError, ProtocolError
 
 NOISE_REPORT = 4096  # a run of noise is reported at least every this many bytes
 

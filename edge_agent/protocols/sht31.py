@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ChecksumError, FrameError
+from edge_agent.core.errors import ChecksumError, FrameError
 
 ADDRESS_DEFAULT = 0x44  # ADDR pin low; 0x45 when high
 

@@ -17,7 +17,7 @@ sequence numbers final and returned. Delivered (acknowledged) ranges go to the a
 a segment file is deleted once every record in it is acknowledged or evicted, after the
 journal saying so is synced. See docs/design/0001-store-and-uplink.md.
 
-Every write is complete or fails (edge_agent/fsutil.py): a short write is cut back off
+Every write is complete or fails (edge_agent/core/fsutil.py): a short write is cut back off
 the segment and the batch is not accepted. A full disk is a state the store lives in: it
 evicts by policy (oldest, lowest priority first; never alarms) until the batch fits,
 spends the alarm reserve on alarms, and counts what it still cannot take as not accepted.
@@ -43,24 +43,24 @@ from pathlib import Path
 
 import msgspec
 
-from ..clock import Clock, SystemClock
-from ..errors import (
+from edge_agent.core.clock import Clock, SystemClock
+from edge_agent.core.errors import (
     ChannelMismatchError,
     DurabilityError,
     StoreClosedError,
     StoreError,
     StoreFullError,
 )
-from ..fsutil import Write, atomic_write, no_space, pwrite_all, write_all
-from ..model import CLOCK_FLOOR, Channel, Priority, Reading
-from ..ratelog import RateLimitedLog
-from . import record as rec
-from .aside import AsideArea
-from .bootid import BootIdSource
-from .journal import Journal, fsync_dir
-from .keyring import Keyring, StaticKeyring
-from .lock import StoreLock
-from .ranges import RangeSet
+from edge_agent.core.fsutil import Write, atomic_write, no_space, pwrite_all, write_all
+from edge_agent.core.model import CLOCK_FLOOR, Channel, Priority, Reading
+from edge_agent.core.ratelog import RateLimitedLog
+from edge_agent.security.keyring import Keyring, StaticKeyring
+from edge_agent.store import record as rec
+from edge_agent.store.aside import AsideArea
+from edge_agent.store.bootid import BootIdSource
+from edge_agent.store.journal import Journal, fsync_dir
+from edge_agent.store.lock import StoreLock
+from edge_agent.store.ranges import RangeSet
 
 log = logging.getLogger("edge_agent.store")
 

@@ -27,8 +27,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import IncompleteWriteError
-from ..fsutil import atomic_write, fsync_dir, write_all
+from edge_agent.core.errors import IncompleteWriteError
+from edge_agent.core.fsutil import atomic_write, fsync_dir, write_all
 
 __all__ = ["Journal", "encode", "fsync_dir", "parse"]
 

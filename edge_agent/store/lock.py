@@ -21,8 +21,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..errors import StoreLockedError
-from ..fsutil import pwrite_all
+from edge_agent.core.errors import StoreLockedError
+from edge_agent.core.fsutil import pwrite_all
 
 LOCK_NAME = "lock"
 

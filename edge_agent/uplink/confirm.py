@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..config.schema import ChannelConfig
+from edge_agent.config.schema import ChannelConfig
 
 ECHO = "echo"
 PUBACK = "puback"

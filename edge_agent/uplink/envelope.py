@@ -4,7 +4,7 @@
      "senml": [ {"n": "meter-main/power", "u": "W", "v": 1234.0, "t": 1.7e9}, ... ]}
 
 The SenML array is stored encrypted as JSON and spliced in as it is (no re-encoding).
-With a sealer (the it channel, see edge_agent/seal.py) the message carries ``"sealed"``
+With a sealer (the it channel, see edge_agent/security/seal.py) the message carries ``"sealed"``
 (the SenML signed by the node and sealed with HPKE to the platform's key) instead of
 ``"senml"``; site, node, channel, lane, seq and suite stay clear and are bound into the seal.
 """
@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..model import Channel, Priority
+from edge_agent.core.model import Channel, Priority
 
 
 class PayloadSealer(Protocol):

@@ -28,15 +28,23 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from tenacity import RetryCallState, wait_random_exponential
 
-from .. import secevents
-from ..clock import Clock, SystemClock
-from ..config.schema import ChannelConfig
-from ..config.types import BrokerURL
-from ..errors import UplinkError
-from ..model import Channel, Priority
-from ..store.channel_store import Batch, ChannelStore
-from .confirm import ECHO, HELD, PUBACK, VERIFIED, DeliveryGate, confirm_mode, echo_seq
-from .envelope import EnvelopeBuilder
+from edge_agent.config.schema import ChannelConfig
+from edge_agent.config.types import BrokerURL
+from edge_agent.core.clock import Clock, SystemClock
+from edge_agent.core.errors import UplinkError
+from edge_agent.core.model import Channel, Priority
+from edge_agent.security import events as secevents
+from edge_agent.store.channel_store import Batch, ChannelStore
+from edge_agent.uplink.confirm import (
+    ECHO,
+    HELD,
+    PUBACK,
+    VERIFIED,
+    DeliveryGate,
+    confirm_mode,
+    echo_seq,
+)
+from edge_agent.uplink.envelope import EnvelopeBuilder
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 FAILBACK_AFTER = 300.0  # default of ChannelConfig.failback_after (seconds)
@@ -89,7 +97,7 @@ def tls_context(cfg: ChannelConfig) -> ssl.SSLContext:
                            else ssl.TLSVersion.TLSv1_2)
     ctx.check_hostname = cfg.tls.check_hostname
     if cfg.tls.cert_file and cfg.tls.key_file:
-        from ..store.keys import check_private
+        from edge_agent.security.keys import check_private
 
         check_private(cfg.tls.key_file)
         ctx.load_cert_chain(str(cfg.tls.cert_file), str(cfg.tls.key_file))
@@ -97,7 +105,7 @@ def tls_context(cfg: ChannelConfig) -> ssl.SSLContext:
 
 
 def read_secret(path: Path) -> str:
-    from ..store.keys import check_private
+    from edge_agent.security.keys import check_private
 
     check_private(path)
     return path.read_text(encoding="utf-8").strip()
@@ -598,7 +606,7 @@ class _TrackingContext:
 
 def check_secrets(cfg: ChannelConfig) -> None:
     """Every secret file this channel loads is owner-only (KeyFileError names the fix)."""
-    from ..store.keys import check_private
+    from edge_agent.security.keys import check_private
 
     for path in (cfg.tls.key_file, cfg.password_file):
         if path is not None:
@@ -613,7 +621,7 @@ def sealer(cfg: ChannelConfig, settings: UplinkSettings) -> Any:
     if settings.signing_key is None:
         raise UplinkError(f"channel {settings.channel.value} seals: it needs the node "
                           "signing key (edge-agent keys init)")
-    from ..seal import Sealer
+    from edge_agent.security.seal import Sealer
 
     return Sealer.from_file(cfg.seal.public_key_file, settings.signing_key, settings.site,
                             cfg.seal.suite)
@@ -621,7 +629,7 @@ def sealer(cfg: ChannelConfig, settings: UplinkSettings) -> Any:
 
 def cert_days_left(cfg: ChannelConfig, now: float) -> list[tuple[float, Path]]:
     """(days left, file) for the client certificate and the CA file, when configured."""
-    from ..pki import days_left
+    from edge_agent.security.pki import days_left
 
     out: list[tuple[float, Path]] = []
     for path in (cfg.tls.cert_file, cfg.tls.ca_file):

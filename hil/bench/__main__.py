@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.mosquitto import Mosquitto
+from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import env_info, markdown_table, run_child
 
 

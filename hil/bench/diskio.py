@@ -24,7 +24,7 @@ from pathlib import Path
 
 import msgspec
 
-from edge_agent.model import Channel
+from edge_agent.core.model import Channel
 from edge_agent.store.channel_store import ChannelStore
 from hil.common import emit_json, readings, write_bytes
 

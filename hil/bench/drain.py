@@ -28,12 +28,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge_agent.clock import SystemClock
 from edge_agent.config import load_config
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.runtime import ChannelWriter
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.ingest import IngestQueue
-from edge_agent.model import Channel, Priority, Reading
-from edge_agent.runtime import ChannelWriter
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.uplink.mqtt import ChannelUplink, UplinkSettings
 from hil.common import PREFIX, PY, REPO, emit_json, proc_status, readings, write_site

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_agent.model import Channel
+from edge_agent.core.model import Channel
 from edge_agent.store.channel_store import ChannelStore
 from hil.common import emit_json, readings
 

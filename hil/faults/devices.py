@@ -28,7 +28,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.base import Sensor, SensorContext, SensorSpec
 from edge_agent.drivers.dsmr import DsmrSensor
 from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
@@ -36,9 +37,8 @@ from edge_agent.drivers.sht31 import SHT31Options, SHT31Sensor
 from edge_agent.emulators.dsmr import DsmrEmulator
 from edge_agent.emulators.i2c_sht31 import SHT31Device
 from edge_agent.hal.i2c import EmulatedI2CBus, no_wait
-from edge_agent.model import Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import wait_for, write_site
 from hil.faults.rig import (
     AgentProcess,

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge_agent.consumer import Consumer
 from edge_agent.store.ranges import RangeSet
+from edge_agent.tools.consumer import Consumer
 from hil.common import PREFIX, wait_for
 from hil.faults.rig import (
     AgentProcess,

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.model import Channel, Priority
+from edge_agent.core.model import Channel, Priority
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
 from hil.common import readings

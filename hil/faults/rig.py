@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from edge_agent.consumer import ChannelRecord, Consumer
-from edge_agent.model import Channel
+from edge_agent.core.model import Channel
+from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.keys import load_key
 from edge_agent.store.ranges import RangeSet
+from edge_agent.tools.consumer import ChannelRecord, Consumer
 from edge_agent.uplink.mqtt import ALARM_SLACK
 from hil.common import PREFIX, PY, REPO, wait_for, write_site
 
@@ -51,7 +51,7 @@ HEADERS = ["scenario", "injected", "accepted", "received", "evicted (reported)",
 
 
 class AgentProcess:
-    """``python -m edge_agent.cli run -c CFG``, restartable, killable."""
+    """``python -m edge_agent run -c CFG``, restartable, killable."""
 
     def __init__(self, cfg: Path, log: Path) -> None:
         self.cfg, self.log = cfg, log
@@ -61,7 +61,7 @@ class AgentProcess:
     def start(self) -> None:
         with open(self.log, "ab") as err:
             self.proc = subprocess.Popen(
-                [PY, "-m", "edge_agent.cli", "run", "-c", str(self.cfg)],
+                [PY, "-m", "edge_agent", "run", "-c", str(self.cfg)],
                 stdout=subprocess.DEVNULL, stderr=err, cwd=REPO,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self.starts += 1
@@ -233,7 +233,7 @@ class AclBroker:
     acknowledging the publish and dropping it."""
 
     def __init__(self, work: Path) -> None:
-        from edge_agent.mosquitto import Mosquitto
+        from edge_agent.tools.mosquitto import Mosquitto
 
         work.mkdir(parents=True, exist_ok=True)
         self.acl = work / "acl"

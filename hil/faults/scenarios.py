@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge_agent.consumer import ChannelRecord, Consumer
-from edge_agent.mosquitto import Mosquitto
+from edge_agent.tools.consumer import ChannelRecord, Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import wait_for
 from hil.faults.proxy import FaultProxy
 from hil.faults.rig import (

@@ -13,16 +13,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from edge_agent.clock import SystemClock
 from edge_agent.config import load_config
-from edge_agent.consumer import Consumer
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.model import CLOCK_FLOOR, Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
-from edge_agent.model import CLOCK_FLOOR, Channel
-from edge_agent.mosquitto import Mosquitto
-from edge_agent.runtime import Agent
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import PREFIX, readings, wait_for
 from hil.faults.rig import (
     AgentProcess,

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from edge_agent.core.model import Reading
 from edge_agent.drivers.base import Sensor
-from edge_agent.model import Reading
 
 
 class Running:

@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from edge_agent.clock import ManualClock
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.accel import ADXL345, MPU6050, AccelOptions, AccelSensor, _builder
 from edge_agent.drivers.base import Sample, SensorContext, SensorSpec
 from edge_agent.emulators.i2c_accel import AccelEmulate
-from edge_agent.errors import DeviceNotFoundError
 from edge_agent.hal.i2c import EmulatedI2CBus
-from edge_agent.model import Channel, Priority
 
 
 def make(chip: type[MPU6050] | type[ADXL345], **kw: object,

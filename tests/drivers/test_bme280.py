@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from edge_agent.clock import ManualClock
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import DeviceNotFoundError, HardwareError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.bme280 import BME280Options, BME280Sensor, build
 from edge_agent.emulators.i2c_bme280 import BME280Device, BME280Emulate
-from edge_agent.errors import DeviceNotFoundError, HardwareError, ValueOutOfRangeError
 from edge_agent.hal.i2c import EmulatedI2CBus, no_wait
-from edge_agent.model import Channel, Priority
 from edge_agent.protocols import bme280 as p
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from edge_agent.clock import Clock, ManualClock, SystemClock
+from edge_agent.core.clock import Clock, ManualClock, SystemClock
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.button import ButtonEmulate, ButtonOptions, ButtonSensor, build
 from edge_agent.drivers.gpio_inputs import mock_pin_factory
-from edge_agent.model import Channel, Priority
 
 from .gpio_helpers import running
 

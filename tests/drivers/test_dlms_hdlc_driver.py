@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.clock import SystemClock
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.errors import DeviceNotFoundError, KeyFileError
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.dlms_hdlc import DlmsOptions, DlmsSensor, build, load_keys
 from edge_agent.emulators.dlms_hdlc import SYSTEM_TITLE, DlmsEmulation, DlmsMeter
-from edge_agent.errors import DeviceNotFoundError, KeyFileError
-from edge_agent.model import Channel, Priority, Reading
 
 EK = bytes(range(16))
 AK = bytes(range(0xD0, 0xE0))

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from edge_agent.clock import SystemClock
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.dsmr import DsmrOptions, DsmrSensor, DsmrVersion, build
 from edge_agent.emulators.dsmr import DsmrEmulation
-from edge_agent.errors import DeviceNotFoundError
-from edge_agent.model import Channel, Priority, Reading
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from edge_agent.clock import ManualClock, SystemClock
+from edge_agent.core.clock import ManualClock, SystemClock
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.gpio_inputs import (
     DoorEmulate,
@@ -20,7 +21,6 @@ from edge_agent.drivers.gpio_inputs import (
     build_pir,
     mock_pin_factory,
 )
-from edge_agent.model import Channel, Priority
 
 from .gpio_helpers import running
 

@@ -8,13 +8,18 @@ from contextlib import contextmanager
 
 import pytest
 
-from edge_agent.clock import SystemClock
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.errors import (
+    ChecksumError,
+    DeviceNotFoundError,
+    DeviceTimeoutError,
+    FrameError,
+)
+from edge_agent.core.model import Channel, Priority
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.iec62056_21 import IecOptions, IecSensor, build
 from edge_agent.emulators.iec62056_21 import IecEmulation
 from edge_agent.emulators.pty import PtyDevice
-from edge_agent.errors import ChecksumError, DeviceNotFoundError, DeviceTimeoutError, FrameError
-from edge_agent.model import Channel, Priority
 
 
 @contextmanager

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import edge_agent.drivers.registry  # noqa: F401 - load the registry before driver modules
-from edge_agent.clock import Clock, ManualClock, SystemClock
+from edge_agent.core.clock import Clock, ManualClock, SystemClock
+from edge_agent.core.errors import DeviceTimeoutError
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.ld2410 import LD2410Options, LD2410Sensor, build
 from edge_agent.drivers.serial_port import SilenceWatchdog
 from edge_agent.emulators.ld2410 import LD2410Device, LD2410Emulate, PresenceStep, make_report
-from edge_agent.errors import DeviceTimeoutError
-from edge_agent.model import Channel, Priority, Reading
 from edge_agent.protocols import ld2410
 from edge_agent.protocols.ld2410 import TargetState
 

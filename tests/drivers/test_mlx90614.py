@@ -6,18 +6,18 @@ import logging
 
 import pytest
 
-from edge_agent.clock import ManualClock
-from edge_agent.drivers.base import SensorContext, SensorSpec
-from edge_agent.drivers.mlx90614 import MLX90614Options, MLX90614Sensor, build
-from edge_agent.emulators.i2c_mlx90614 import MLX90614Device, MLX90614Emulate
-from edge_agent.errors import (
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import (
     ChecksumError,
     DeviceNotFoundError,
     FrameError,
     ValueOutOfRangeError,
 )
+from edge_agent.core.model import Channel, Priority
+from edge_agent.drivers.base import SensorContext, SensorSpec
+from edge_agent.drivers.mlx90614 import MLX90614Options, MLX90614Sensor, build
+from edge_agent.emulators.i2c_mlx90614 import MLX90614Device, MLX90614Emulate
 from edge_agent.hal.i2c import EmulatedI2CBus
-from edge_agent.model import Channel, Priority
 
 
 def make(opts: MLX90614Options | None = None,

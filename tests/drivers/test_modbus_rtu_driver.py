@@ -9,7 +9,15 @@ from contextlib import contextmanager
 
 import pytest
 
-from edge_agent.clock import SystemClock
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.errors import (
+    ChecksumError,
+    DeviceNotFoundError,
+    DeviceTimeoutError,
+    FrameError,
+    HardwareError,
+)
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.modbus_rtu import (
     ModbusExceptionError,
@@ -18,14 +26,6 @@ from edge_agent.drivers.modbus_rtu import (
     build,
 )
 from edge_agent.emulators.modbus_rtu import ModbusEmulation
-from edge_agent.errors import (
-    ChecksumError,
-    DeviceNotFoundError,
-    DeviceTimeoutError,
-    FrameError,
-    HardwareError,
-)
-from edge_agent.model import Channel, Priority, Reading
 from edge_agent.protocols.modbus_rtu import Register
 
 

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import edge_agent.drivers.registry  # noqa: F401 - load the registry before driver modules
-from edge_agent.clock import ManualClock, SystemClock
+from edge_agent.core.clock import ManualClock, SystemClock
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.mr60 import TYPES, MR60Options, MR60Sensor
 from edge_agent.emulators.mr60 import Model, MR60Device, MR60Emulate, OccupancyStep
-from edge_agent.model import Channel, Priority, Reading
 from edge_agent.protocols import mr60
 
 STILL = [OccupancyStep(600.0, True, "stationary", 5)]

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 import serial
 
-from edge_agent.clock import ManualClock
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import DeviceNotFoundError, DeviceTimeoutError
 from edge_agent.drivers.serial_port import (
     SerialPort,
     SilenceWatchdog,
@@ -16,7 +17,6 @@ from edge_agent.drivers.serial_port import (
     open_serial,
 )
 from edge_agent.emulators.pty import PtyDevice
-from edge_agent.errors import DeviceNotFoundError, DeviceTimeoutError
 
 
 @pytest.mark.parametrize("framing", ["8N1", "7E1", "8O2", "5N1"])

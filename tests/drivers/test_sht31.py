@@ -7,13 +7,13 @@ import threading
 
 import pytest
 
-from edge_agent.clock import ManualClock
+from edge_agent.core.clock import ManualClock
+from edge_agent.core.errors import ChecksumError, DeviceNotFoundError, ValueOutOfRangeError
+from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.drivers.base import SensorContext, SensorSpec
 from edge_agent.drivers.sht31 import SHT31Options, SHT31Sensor, build
 from edge_agent.emulators.i2c_sht31 import SHT31Device, SHT31Emulate
-from edge_agent.errors import ChecksumError, DeviceNotFoundError, ValueOutOfRangeError
 from edge_agent.hal.i2c import EmulatedI2CBus, no_wait
-from edge_agent.model import Channel, Priority, Reading
 from edge_agent.protocols import sht31
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edge_agent.errors import DeviceNotFoundError, HardwareError
+from edge_agent.core.errors import DeviceNotFoundError, HardwareError
 from edge_agent.hal import i2c
 from edge_agent.hal.i2c import EmulatedI2CBus, SMBus2Bus
 

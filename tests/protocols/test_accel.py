@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_agent.core.errors import FrameError
 from edge_agent.drivers.fall_detect import ActivityMeter, FallDetector, ThresholdAlarm
-from edge_agent.errors import FrameError
 from edge_agent.protocols import accel as p
 
 ranges = st.sampled_from([2, 4, 8, 16])

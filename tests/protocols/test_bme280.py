@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.errors import FrameError, ProtocolError
+from edge_agent.core.errors import FrameError, ProtocolError
 from edge_agent.protocols import bme280 as p
 
 

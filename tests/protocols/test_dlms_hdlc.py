@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.core.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
 from edge_agent.emulators.dlms_hdlc import (
     DlmsEmulation,
     DlmsMeter,
@@ -23,7 +24,6 @@ from edge_agent.emulators.dlms_hdlc import (
     u32,
     visible,
 )
-from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
 from edge_agent.protocols.dlms_hdlc import (
     LLC,
     MAX_APDU,

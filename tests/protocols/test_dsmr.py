@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.emulators.dsmr import DsmrEmulation, DsmrMeter, encode_telegram, format_timestamp
-from edge_agent.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols.dsmr import JUNK_REPORT, Parser, Telegram, crc16_arc, parse_timestamp
 
 LINES = [

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols import ld2410
 from edge_agent.protocols.ld2410 import CommandFrame, Parser, Report, TargetState
 

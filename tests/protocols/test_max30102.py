@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.errors import FrameError, ProtocolError
+from edge_agent.core.errors import FrameError, ProtocolError
 from edge_agent.protocols import max30102 as p
 
 u18 = st.integers(0, p.SAMPLE_MASK)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols.modbus_rtu import (
     SDM120,
     SDM630,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols import mr60
 from edge_agent.protocols.mr60 import Frame, Parser
 

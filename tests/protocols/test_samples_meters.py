@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edge_agent.decode import load_capture, run_decode
-from edge_agent.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
+from edge_agent.cli.decode import load_capture, run_decode
+from edge_agent.core.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
 from edge_agent.protocols import dlms_hdlc, dsmr
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.errors import ChecksumError, FrameError, ProtocolError
+from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols import sht31
 
 

@@ -3,7 +3,7 @@
 HPKE base mode proves nothing about the sender: anyone holding the platform's public key
 can seal a message that opens cleanly. So every sealed payload also carries, inside the
 seal, an Ed25519 signature by the node's own key over the clear envelope fields and the
-SenML (see ``edge_agent.seal``). The platform enrols each node's public key and the
+SenML (see ``edge_agent.security.seal``). The platform enrols each node's public key and the
 reference decryptor (``edge-agent unseal --nodes``) rejects a payload that the node named
 in it did not sign.
 
@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from .errors import EdgeAgentError
+from edge_agent.core.errors import EdgeAgentError
 
 SIGNING_KEY = "node-sign.key"
 ENROLMENT = "node-sign.pub"
@@ -87,7 +87,7 @@ def create(path: Path) -> ed25519.Ed25519PrivateKey:
 
 def load(path: Path) -> ed25519.Ed25519PrivateKey:
     """The node's private signing key: owner-only PEM (PKCS#8) Ed25519."""
-    from .store.keys import check_private
+    from edge_agent.security.keys import check_private
 
     check_private(path, missing_hint=KEY_HINT)
     try:

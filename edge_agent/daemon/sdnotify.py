@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-log = logging.getLogger("edge_agent.sdnotify")
+log = logging.getLogger("edge_agent.daemon.sdnotify")
 
 
 def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:

@@ -8,7 +8,7 @@ running or the file is stale.
 
 The file is plaintext at rest, so it holds no health value: for a sensor on the IT
 channel only counts, times, states and fault kinds (``last`` says when, not what; error
-texts are scrubbed, see ``edge_agent.redact``). ``keys shred --all`` removes it.
+texts are scrubbed, see ``edge_agent.security.redact``). ``keys shred --all`` removes it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import redact
-from .fsutil import atomic_write
+from edge_agent.core.fsutil import atomic_write
+from edge_agent.security import redact
 
 STATUS_FILE = "status.json"
 FORMAT = 1
@@ -31,7 +31,7 @@ FORMAT = 1
 def snapshot(agent: Any, *, state: str, config: Path | None, started_at: float,
              interval: float, liveness: dict[str, Any] | None = None,
              reload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The status document of a running :class:`edge_agent.runtime.Agent`."""
+    """The status document of a running :class:`edge_agent.daemon.runtime.Agent`."""
     now = time.time()
     cfg = agent.cfg
     channels: dict[str, Any] = {}

@@ -16,8 +16,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from .store.ranges import RangeSet
-from .uplink.envelope import parse
+from edge_agent.store.ranges import RangeSet
+from edge_agent.uplink.envelope import parse
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Consumer:
                  protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
         self.prefix = prefix
         self._private_key = private_key  # opens sealed payloads (the platform's HPKE key)
-        self._node_keys = node_keys  # edge_agent.nodekey.NodeKeys: who may have sealed them
+        self._node_keys = node_keys  # security.nodekey.NodeKeys: who may have sealed them
         self.rec = ChannelRecord()
         self._lock = threading.Lock()
         self._cb = on_message
@@ -93,7 +93,7 @@ class Consumer:
             if kind in ("data", "alarm"):
                 msg = parse(bytes(m.payload))
                 if self._private_key is not None and "sealed" in msg:
-                    from .seal import open_sealed
+                    from edge_agent.security.seal import open_sealed
 
                     msg = parse(json.dumps(open_sealed(msg, self._private_key,
                                                        self._node_keys)).encode())

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import msgspec
 
-from . import secevents
-from .config.schema import SensorConfig
-from .model import Reading
-from .store.keys import load_key, load_or_create_key
+from edge_agent.config.schema import SensorConfig
+from edge_agent.core.model import Reading
+from edge_agent.security import events as secevents
+from edge_agent.security.keys import load_key, load_or_create_key
 
-log = logging.getLogger("edge_agent.privacy")
+log = logging.getLogger("edge_agent.security.privacy")
 
 NEVER_PUBLISHED = re.compile(
     r"(^|[_/.-])(raw|ppg|waveform|samples?|red|ir|accel_[xyz]|gyro_[xyz]|[xyz]_raw)($|[_/.-])",

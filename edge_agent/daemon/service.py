@@ -28,15 +28,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import secevents
-from .config.schema import SiteConfig
-from .drivers.registry import SensorType
-from .errors import ConfigError, EdgeAgentError
-from .runtime import Agent
-from .sdnotify import Notifier, watchdog_interval
-from .status import snapshot, write_status
+from edge_agent.config.schema import SiteConfig
+from edge_agent.core.errors import ConfigError, EdgeAgentError
+from edge_agent.daemon.runtime import Agent
+from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
+from edge_agent.daemon.status import snapshot, write_status
+from edge_agent.drivers.registry import SensorType
+from edge_agent.security import events as secevents
 
-log = logging.getLogger("edge_agent.service")
+log = logging.getLogger("edge_agent.daemon.service")
 
 WRITER_BUDGET = 10.0  # s without a writer heartbeat (it beats every <= 0.5 s) = stuck
 UPLINK_BUDGET = 30.0  # s: a connect attempt is bounded by 5 s TCP + 10 s CONNACK
@@ -75,7 +75,7 @@ class Service:
         self.agent = self._factory(cfg)  # EdgeAgentError / OSError: the caller exits 2
 
     def _load(self, path: Path) -> SiteConfig:
-        from .config import load_config
+        from edge_agent.config import load_config
 
         return load_config(path, self._types)
 
@@ -224,7 +224,7 @@ class Service:
             mc = self.cfg.metrics
             now = time.monotonic()
             if mc.textfile is not None and (now >= self._next_metrics or state == "stopped"):
-                from .metrics import write_textfile
+                from edge_agent.daemon.metrics import write_textfile
 
                 self._next_metrics = now + float(mc.interval)
                 write_textfile(mc.textfile, doc, alive=alive and not self._problems)

@@ -64,11 +64,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..clock import Clock, SystemClock
-from ..errors import KeyFileError
-from ..fsutil import atomic_write, fsync_dir
-from ..model import CLOCK_FLOOR
-from .keys import check_private
+from edge_agent.core.clock import Clock, SystemClock
+from edge_agent.core.errors import KeyFileError
+from edge_agent.core.fsutil import atomic_write, fsync_dir
+from edge_agent.core.model import CLOCK_FLOOR
+from edge_agent.security.keys import check_private
 
 log = logging.getLogger("edge_agent.keys")
 
@@ -494,7 +494,7 @@ def overwrite_and_unlink(path: Path) -> None:
 
 def key_ids_in_use(store_dir: Path) -> set[int]:
     """Key ids of every record still in a channel store's segment files (headers only)."""
-    from . import record as rec
+    from edge_agent.store import record as rec
 
     used: set[int] = set()
     for seg in store_dir.glob("lane-*/*.seg"):

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .status import write_atomic
+from edge_agent.daemon.status import write_atomic
 
 _Sample = tuple[dict[str, str], float]
 

@@ -11,19 +11,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import __version__
+from edge_agent import __version__
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
-    from .config import load_config
-    from .drivers.registry import SENSOR_TYPES
+    from edge_agent.config import load_config
+    from edge_agent.drivers.registry import SENSOR_TYPES
 
     return load_config(path, SENSOR_TYPES)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .uplink.confirm import delivery_warning
+    from edge_agent.core.errors import ConfigError
+    from edge_agent.uplink.confirm import delivery_warning
 
     try:
         cfg = _load(args.file)
@@ -63,10 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     services: list[Any] = []  # SIGHUP before start-up is done: the file is being read anyway
     signal.signal(signal.SIGHUP, lambda signum, frame: [s.request_reload() for s in services])
 
-    from . import logsetup, secevents
-    from .drivers.registry import SENSOR_TYPES
-    from .errors import ConfigError, EdgeAgentError
-    from .service import Service
+    from edge_agent.core.errors import ConfigError, EdgeAgentError
+    from edge_agent.daemon import logsetup
+    from edge_agent.daemon.service import Service
+    from edge_agent.drivers.registry import SENSOR_TYPES
+    from edge_agent.security import events as secevents
 
     try:
         cfg = _load(args.config)
@@ -101,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _transient(exc: BaseException) -> bool:
     import errno
 
-    from .errors import DurabilityError, StoreFullError
+    from edge_agent.core.errors import DurabilityError, StoreFullError
 
     if isinstance(exc, StoreFullError | DurabilityError):
         return True
@@ -116,8 +117,8 @@ DEFAULT_STATE_DIR = Path("/var/lib/edge-agent")  # systemd StateDirectory=edge-a
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .errors import ConfigError
-    from .status import run_status
+    from edge_agent.core.errors import ConfigError
+    from edge_agent.daemon.status import run_status
 
     state_dir: Path | None = args.state_dir
     if state_dir is None:
@@ -139,20 +140,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_doctor
+    from edge_agent.cli.doctor import run_doctor
 
     return run_doctor(args.config, sys.stdout, as_json=args.json, timeout=args.timeout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from edge_agent.cli.demo import run_demo
 
     return run_demo(duration=args.duration, config=args.config)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     try:
-        from .decode import run_decode
+        from edge_agent.cli.decode import run_decode
     except ImportError:
         print("decode: not available in this build", file=sys.stderr)
         return 2
@@ -160,7 +161,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_unseal(args: argparse.Namespace) -> int:
-    from .seal import run_unseal
+    from edge_agent.security.seal import run_unseal
 
     return run_unseal(args.key, args.file, sys.stdout, sys.stderr, nodes=args.nodes,
                       allow_unsigned=args.allow_unsigned)
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--timeout", type=float, default=5.0, help="network timeout per check (s)")
     dr.set_defaults(func=cmd_doctor)
 
-    from .keys_cli import add_parser as add_keys_parser
+    from edge_agent.cli.keys import add_parser as add_keys_parser
 
     add_keys_parser(sub)
     u = sub.add_parser("unseal", help="open sealed IT payloads (platform side, reference)")

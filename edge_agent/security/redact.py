@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from .model import Channel
+from edge_agent.core.model import Channel
 
 _VALUE = re.compile(
     r"""'[^']*'|"[^"]*"|\b(?:True|False|None|nan|inf)\b"""

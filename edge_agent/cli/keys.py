@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import secevents
-from .errors import ConfigError, EdgeAgentError
-from .model import Channel
-from .store.keys import create_key, load_key
-from .store.lock import StoreLock
-from .store.periodkeys import PeriodKeyring, key_ids_in_use, overwrite_and_unlink
+from edge_agent.core.errors import ConfigError, EdgeAgentError
+from edge_agent.core.model import Channel
+from edge_agent.security import events as secevents
+from edge_agent.security.keys import create_key, load_key
+from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, overwrite_and_unlink
+from edge_agent.store.lock import StoreLock
 
 
 def channel_key_path(cfg: Any, ch: Channel) -> Path:
@@ -77,7 +77,7 @@ def _chown(path: Path, owner: str | None) -> None:
 
 
 def cmd_init(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from .privacy import PSEUDONYM_KEY
+    from edge_agent.security.privacy import PSEUDONYM_KEY
 
     keys_dir = cfg.state_dir / "keys"
     for d in (cfg.state_dir, keys_dir):
@@ -117,7 +117,7 @@ def _seals(cfg: Any) -> bool:
 def _init_signing_key(cfg: Any, args: argparse.Namespace, out: TextIO) -> None:
     """The node signing key (when a channel seals) and its enrolment record for the
     platform, rewritten from the key every time so it always matches."""
-    from . import nodekey
+    from edge_agent.security import nodekey
 
     if not _seals(cfg):
         return
@@ -140,7 +140,7 @@ def _init_signing_key(cfg: Any, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_export(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from . import nodekey
+    from edge_agent.security import nodekey
 
     key = nodekey.load(nodekey.signing_key_path(cfg.state_dir))
     text = nodekey.enrolment(cfg.site, cfg.node, key.public_key())
@@ -154,7 +154,7 @@ def cmd_export(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_status(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from . import nodekey
+    from edge_agent.security import nodekey
 
     if _seals(cfg):
         path = nodekey.signing_key_path(cfg.state_dir)
@@ -220,7 +220,7 @@ def cmd_shred(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _shred_all(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
-    from .privacy import pseudonym_key_path
+    from edge_agent.security.privacy import pseudonym_key_path
 
     channels = _channels(cfg, args.channel)
     for ch in channels:
@@ -254,8 +254,8 @@ def _shred_node_files(cfg: Any, out: TextIO) -> None:
     """Decommission: the node signing key (nothing can be sealed in this node's name any
     more) and the last status snapshot and metrics textfile (plaintext: counts and times of
     the resident's sensors)."""
-    from .nodekey import ENROLMENT, SIGNING_KEY
-    from .status import STATUS_FILE
+    from edge_agent.daemon.status import STATUS_FILE
+    from edge_agent.security.nodekey import ENROLMENT, SIGNING_KEY
 
     keys_dir = cfg.state_dir / "keys"
     for p, what in ((keys_dir / SIGNING_KEY, "the node signing key"),
@@ -268,7 +268,7 @@ def _shred_node_files(cfg: Any, out: TextIO) -> None:
 
 
 def cmd_platform(args: argparse.Namespace, out: TextIO) -> int:
-    from .seal import generate_files
+    from edge_agent.security.seal import generate_files
 
     d: Path = args.out
     priv, pub = d / f"{args.name}.key", d / f"{args.name}.pub"
@@ -332,14 +332,14 @@ def agent_stopped(cfg: Any, channels: list[Channel]) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import logsetup
+    from edge_agent.daemon import logsetup
 
     logsetup.setup("info")  # security events (created, rotated, shredded) go to the journal
     out = sys.stdout
     if args.keys_command == "platform":
         return cmd_platform(args, out)
-    from .config import load_config
-    from .drivers.registry import SENSOR_TYPES
+    from edge_agent.config import load_config
+    from edge_agent.drivers.registry import SENSOR_TYPES
 
     try:
         cfg = load_config(args.config, SENSOR_TYPES)

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import nodekey, seal
-from .consumer import Consumer
-from .mosquitto import Mosquitto, MosquittoMissing, find_mosquitto
+from edge_agent.security import nodekey, seal
+from edge_agent.tools.consumer import Consumer
+from edge_agent.tools.mosquitto import Mosquitto, MosquittoMissing, find_mosquitto
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def _fmt_value(rec: dict[str, Any]) -> str:
@@ -74,7 +74,7 @@ def run_demo(duration: float | None = None, config: Path | None = None) -> int:
         print(f"demo: OT broker {ot.url}, IT broker {it.url}, state {work / 'state'}")
         # the node's keys, as an installer creates them; the platform enrols the node's
         # public signing key and accepts sealed payloads only when that node signed them
-        init = subprocess.run([sys.executable, "-m", "edge_agent.cli", "keys", "init", "-c",
+        init = subprocess.run([sys.executable, "-m", "edge_agent", "keys", "init", "-c",
                                str(config)], env=env, capture_output=True, text=True,
                               check=False)
         enrolled = work / "state" / "keys" / nodekey.ENROLMENT
@@ -93,7 +93,7 @@ def run_demo(duration: float | None = None, config: Path | None = None) -> int:
                      on_message=_printer("IT", lock), keep_messages=False,
                      private_key=platform.private_key, node_keys=node_keys).start(),
         ]
-        agent = subprocess.Popen([sys.executable, "-m", "edge_agent.cli", "run", "-c",
+        agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c",
                                   str(config)], env=env)
         rc = 0
         try:

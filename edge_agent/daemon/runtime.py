@@ -15,27 +15,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import redact, secevents
-from .clock import Clock, SystemClock
-from .config.schema import SiteConfig
-from .drivers.base import Backoff, Sensor, SensorContext, SensorSpec
-from .drivers.registry import SensorType
-from .errors import (
+from edge_agent.config.schema import SiteConfig
+from edge_agent.core.clock import Clock, SystemClock
+from edge_agent.core.errors import (
     DurabilityError,
     EdgeAgentError,
     StoreClosedError,
     StoreError,
     StoreFullError,
 )
-from .ingest import IngestQueue
-from .model import Channel, Reading
-from .privacy import PrivacyStage, load_pseudonym_key
-from .store.channel_store import ChannelStore
-from .store.keys import load_key, load_or_create_key
-from .store.periodkeys import PeriodKeyring, open_keyring
-from .uplink.mqtt import ChannelUplink, UplinkSettings
+from edge_agent.core.model import Channel, Reading
+from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.drivers.base import Backoff, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.registry import SensorType
+from edge_agent.security import events as secevents
+from edge_agent.security import redact
+from edge_agent.security.keys import load_key, load_or_create_key
+from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
+from edge_agent.security.privacy import PrivacyStage, load_pseudonym_key
+from edge_agent.store.channel_store import ChannelStore
+from edge_agent.uplink.mqtt import ChannelUplink, UplinkSettings
 
-log = logging.getLogger("edge_agent.runtime")
+log = logging.getLogger("edge_agent.daemon.runtime")
 
 
 def credential_key(channel: Channel) -> Path | None:
@@ -163,7 +164,7 @@ class Agent:
         """The node's Ed25519 key when a channel seals (created like the at-rest keys)."""
         if not any(cc.seal is not None and cc.seal.enabled for cc in self.cfg.channels.values()):
             return None
-        from . import nodekey
+        from edge_agent.security import nodekey
 
         key, path, created = nodekey.load_or_create(self.cfg.state_dir)
         if created:

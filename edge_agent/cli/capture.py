@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from .errors import EdgeAgentError
+from edge_agent.core.errors import EdgeAgentError
 
 CHUNK = 64 * 1024
 PEEK = 1024 * 1024

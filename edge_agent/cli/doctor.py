@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .config.schema import ChannelConfig, SiteConfig
-from .config.types import BrokerURL
-from .errors import ConfigError, KeyFileError
-from .model import Channel
+from edge_agent.config.schema import ChannelConfig, SiteConfig
+from edge_agent.config.types import BrokerURL
+from edge_agent.core.errors import ConfigError, KeyFileError
+from edge_agent.core.model import Channel
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 CERT_WARN_DAYS = 30.0
@@ -46,8 +46,8 @@ class Check:
 # ---------------------------------------------------------------------- configuration
 
 def check_config(path: Path) -> tuple[SiteConfig | None, list[Check]]:
-    from .config import load_config
-    from .drivers.registry import SENSOR_TYPES
+    from edge_agent.config import load_config
+    from edge_agent.drivers.registry import SENSOR_TYPES
 
     try:
         cfg = load_config(path, SENSOR_TYPES)
@@ -65,7 +65,7 @@ def check_config(path: Path) -> tuple[SiteConfig | None, list[Check]]:
 # ---------------------------------------------------------------------- secrets
 
 def _private(name: str, path: Path, missing_fix: str, missing_status: str = FAIL) -> Check:
-    from .store.keys import check_private
+    from edge_agent.security.keys import check_private
 
     if not path.exists():
         return Check(name, missing_status, f"{path}: not found", missing_fix)
@@ -80,7 +80,7 @@ def _private(name: str, path: Path, missing_fix: str, missing_status: str = FAIL
 
 
 def check_keys(cfg: SiteConfig) -> Iterator[Check]:
-    from .runtime import credential_key
+    from edge_agent.daemon.runtime import credential_key
 
     for ch, cc in cfg.channels.items():
         cred = credential_key(ch)
@@ -101,7 +101,7 @@ def check_keys(cfg: SiteConfig) -> Iterator[Check]:
 
 def check_sensor_keys(cfg: SiteConfig) -> Iterator[Check]:
     """Each enabled sensor's ``key_file`` (DLMS push keys): present, owner-only, parses."""
-    from .drivers.dlms_hdlc import load_keys
+    from edge_agent.drivers.dlms_hdlc import load_keys
 
     for sc in cfg.sensors:
         path = _opt(sc, "key_file")
@@ -287,7 +287,7 @@ def _check_broker(ch: Channel, cc: ChannelConfig, url: BrokerURL, timeout: float
                          f"TCP ok; plaintext {url} (allow_insecure)",
                          "use mqtts:// with TLS outside a lab")
         try:
-            from .uplink.mqtt import tls_context
+            from edge_agent.uplink.mqtt import tls_context
 
             ctx = tls_context(cc)
         except (OSError, ssl.SSLError, KeyFileError) as exc:

@@ -10,8 +10,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from ..errors import KeyFileError
-from ..fsutil import atomic_write
+from edge_agent.core.errors import KeyFileError
+from edge_agent.core.fsutil import atomic_write
 
 log = logging.getLogger("edge_agent.keys")
 

@@ -17,9 +17,9 @@ import logging
 import threading
 from collections import deque
 
-from .clock import Clock, SystemClock
-from .model import Priority, Reading
-from .ratelog import RateLimitedLog
+from edge_agent.core.clock import Clock, SystemClock
+from edge_agent.core.model import Priority, Reading
+from edge_agent.core.ratelog import RateLimitedLog
 
 LOG_INTERVAL = 60.0
 
@@ -37,7 +37,7 @@ class IngestQueue:
         self._closed = False
         self.dropped_alarms = 0  # alarms lost: the whole queue held alarms only
         self.displaced_readings = 0  # normal/bulk readings dropped to make room for alarms
-        self._log = RateLimitedLog(log or logging.getLogger("edge_agent.ingest"),
+        self._log = RateLimitedLog(log or logging.getLogger("edge_agent.daemon.ingest"),
                                    clock or SystemClock(), LOG_INTERVAL)
 
     def put(self, readings: list[Reading], stop: threading.Event | None = None) -> bool:

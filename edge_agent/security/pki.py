@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .fsutil import atomic_write
+from edge_agent.core.fsutil import atomic_write
 
 DAY = 86400.0
 

@@ -9,7 +9,7 @@ frames, or nothing at all (an empty file is not a success); 2 for usage errors (
 protocol, unreadable capture or key file). A closed output pipe (``| head -1``) ends the
 run quietly, with the status of what was decoded until then.
 
-Capture files are raw bytes or hex text (see ``edge_agent.capture``). The capture is read
+Capture files are raw bytes or hex text (see ``edge_agent.cli.capture``). The capture is read
 and fed to the parser in chunks, so memory stays bounded whatever its size; each parser
 bounds its partial frame. At the end the parser is flushed, so a frame cut off at the end
 of the capture is reported too. A DLMS capture may hold HDLC frames or bare APDUs (it does
@@ -28,8 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .capture import CaptureError, iter_capture, load_capture
-from .errors import EdgeAgentError, ProtocolError
+from edge_agent.cli.capture import CaptureError, iter_capture, load_capture
+from edge_agent.core.errors import EdgeAgentError, ProtocolError
 
 __all__ = ["PROTOCOLS", "add_arguments", "load_capture", "main", "run_decode"]
 
@@ -67,7 +67,7 @@ def run_decode(protocol: str, path: Path, out: TextIO, key_file: Path | None = N
     if key_file is not None and protocol not in KEYED:
         return _fail(f"--key applies only to: {', '.join(sorted(KEYED))}")
     try:
-        module = importlib.import_module(f"{__package__}.protocols.{module_name}")
+        module = importlib.import_module(f"edge_agent.protocols.{module_name}")
     except ImportError:
         return _fail(f"protocol {protocol!r} is not available in this build")
     try:
@@ -130,7 +130,7 @@ def _make_parser(protocol: str, module: Any, key_file: Path | None) -> Any:
 def _load_dlms_keys(key_file: Path) -> tuple[bytes, bytes | None]:
     """The DLMS driver's key file loader (``load_keys``): one format for both."""
     try:
-        driver = importlib.import_module(f"{__package__}.drivers.dlms_hdlc")
+        driver = importlib.import_module("edge_agent.drivers.dlms_hdlc")
         load_keys = driver.load_keys
     except (ImportError, AttributeError) as exc:
         raise ValueError("the DLMS key loader is not available in this build") from exc

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import IncompleteWriteError
+from edge_agent.core.errors import IncompleteWriteError
 
 Write = Callable[[int, bytes], int]
 Fsync = Callable[[int], None]

@@ -13,7 +13,7 @@ the seal. The sealed plaintext is
 
     Ed25519 signature (64 bytes) || SenML JSON
 
-signed by the node's own key (``edge_agent.nodekey``, created by ``edge-agent keys init``)
+signed by the node's own key (``edge_agent.security.nodekey``, created by ``edge-agent keys init``)
 over ``b"edge-agent seal v2 signature\0" + context + b"\0" + SenML``, where ``context`` is
 the canonical JSON of site, node, channel, lane, seq and suite. The same context is the HPKE
 ``info`` (``b"edge-agent seal v2\0" + context``), so a broker that rewrites any clear field
@@ -52,9 +52,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
-from .errors import EdgeAgentError
-from .fsutil import atomic_write
-from .nodekey import NodeKeys
+from edge_agent.core.errors import EdgeAgentError
+from edge_agent.core.fsutil import atomic_write
+from edge_agent.security.nodekey import NodeKeys
 
 SuiteName = Literal["x25519", "mlkem768-x25519"]  # the KEM (the config's seal.suite)
 SUITES: tuple[SuiteName, ...] = ("x25519", "mlkem768-x25519")
@@ -348,8 +348,8 @@ def _public_given(path: Path) -> SealError:
 
 def load_private_key(path: Path) -> PrivateKey:
     """A private sealing key file: owner-only, PEM, X25519 or ML-KEM-768/X25519."""
-    from .errors import KeyFileError
-    from .store.keys import check_private
+    from edge_agent.core.errors import KeyFileError
+    from edge_agent.security.keys import check_private
 
     try:
         check_private(path, missing_hint=PLATFORM_KEY_HINT)
@@ -393,7 +393,7 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any,
         return 2
     node_keys = None
     if nodes is not None:
-        from .nodekey import NodeKeyError
+        from edge_agent.security.nodekey import NodeKeyError
 
         try:
             node_keys = NodeKeys.load(nodes)

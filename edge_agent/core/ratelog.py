@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .clock import Clock
+from edge_agent.core.clock import Clock
 
 MAX_CAUSES = 64
 
