@@ -8,12 +8,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from edge_agent.security.nodekey import NodeKeys
 from edge_agent.tools.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
+
+# Property tests assert what is decoded, never how fast: no per-example deadline (a loaded
+# CI machine would fail them on time alone).
+settings.register_profile("edge-agent", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edge-agent")
 
 
 @pytest.fixture

@@ -216,9 +216,11 @@ class Parser:
             self._drop(start)
         # buf[0] == '/' now. A '/' followed by another '/' before any line end has no
         # identification line: garbage (a flood of '/' is one garbage run, not one error
-        # per byte). Skip to the last '/' before the first line end.
-        nl = buf.find(b"\n", 0, self.max_telegram)
-        last = buf.rfind(b"/", 0, nl if nl >= 0 else min(len(buf), self.max_telegram))
+        # per byte). Skip to the last '/' before the first line end or '!' (where a telegram
+        # would end): looking no further keeps the result the same however input is chunked.
+        ends = [i for i in (buf.find(b"\n", 0, self.max_telegram),
+                            buf.find(b"!", 0, self.max_telegram)) if i >= 0]
+        last = buf.rfind(b"/", 0, min(ends) if ends else min(len(buf), self.max_telegram))
         if last > 0:
             self._junk(out, self._base, bytes(buf[:last]))
             self._drop(last)

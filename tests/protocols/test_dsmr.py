@@ -306,3 +306,18 @@ def test_whole_and_byte_by_byte_agree(parts: list[bytes]) -> None:
         split += p.feed(data[i:i + 1])
     split += p.flush()
     assert summary(whole) == summary(split)
+
+
+def test_bang_before_the_next_slash_is_judged_the_same_whole_and_byte_by_byte() -> None:
+    """Regression (found by the property above): ``/!`` then a telegram. Seen whole, the
+    second ``/`` was visible and the first telegram start was thrown away as garbage; byte by
+    byte the ``!`` ended it first. The look-ahead now stops at the first ``!`` or line end."""
+    data = b"/!" + b"\x00" * 8 + b"/ISK5\\2M550T-1012\r\n\r\n1-0:1.8.1(002130.115*kWh)\r\n!"
+    whole = parse_all(data, max_telegram=1024)
+    p = Parser(max_telegram=1024)
+    split: list[Telegram | ProtocolError] = []
+    for i in range(len(data)):
+        split += p.feed(data[i:i + 1])
+    split += p.flush()
+    assert summary(whole) == summary(split)
+    assert "malformed CRC line after '!'" in str(whole[0])
