@@ -70,6 +70,13 @@ class AgentProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def running_count(self) -> int:
+        """How many starts so far reached "running" (logged once start-up is done)."""
+        try:
+            return self.log.read_text(errors="replace").count(": running: site ")
+        except FileNotFoundError:
+            return 0
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
