@@ -148,6 +148,19 @@ def cmd_unseal(args: argparse.Namespace) -> int:
     return run_unseal(args.key, args.file, sys.stdout, sys.stderr)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .replay import run_replay
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.format(), file=sys.stderr)
+        return 2
+    return run_replay(cfg, args.file, sys.stdout, sys.stderr, until=args.until)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-agent", description=(
         "Store-and-forward sensor agent: durable encrypted buffering, OT/IT MQTT channels."))
@@ -199,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--key", type=Path, required=True, help="the platform's private key (PEM)")
     u.add_argument("file", nargs="?", default="-", help="payload JSON lines (default: stdin)")
     u.set_defaults(func=cmd_unseal)
+
+    rp = sub.add_parser("replay", help="welfare rules over recorded readings (JSON lines)")
+    rp.add_argument("-c", "--config", type=Path, required=True, help="site YAML with welfare:")
+    rp.add_argument("file", help='readings, one {"t","sensor","name","v"} per line (- = stdin)')
+    rp.add_argument("--until", type=float, default=None,
+                    help="also fire the timers due up to this time (epoch s)")
+    rp.set_defaults(func=cmd_replay)
     return p
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ..model import Channel, Priority
 from .types import BrokerURL, ByteSize, Duration, Token
+from .welfare import WelfareSubject
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class SiteConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None
+    welfare: list[WelfareSubject] = field(default_factory=list)  # rules per resident
 
     def topic_prefix(self, channel: Channel) -> str:
         pre = self.channels[channel].topic_prefix
