@@ -39,6 +39,7 @@ ACTIVITY_TYPES: dict[str, str] = {
     "adxl345": "activity above rest",
 }
 FALL_TYPES = frozenset({"mr60fda1", "mpu6050", "adxl345"})  # report ``fall``
+ACCEL_TYPES = frozenset({"mpu6050", "adxl345"})  # activity = a mean over activity_seconds
 POWER_TYPES = frozenset({"dsmr-p1", "iec62056-21", "modbus-rtu", "dlms-hdlc"})  # household W
 CLIMATE_TYPES = frozenset({"sht31", "bme280"})  # report ``temperature`` (Cel)
 
@@ -219,6 +220,21 @@ def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
             v.problem(_at(item, "activity", j), f"{path}.activity[{j}]",
                       f"sensor {sid!r} is on channel {s.channel.value}: activity is welfare "
                       "data and must be on the it channel")
+    for j, sid in enumerate(rules.activity):
+        s = by_id.get(sid)
+        if s is None or s.type not in ACCEL_TYPES:
+            continue
+        period = getattr(s.options, "activity_seconds", None)
+        if period is None:
+            v.problem(_at(item, "activity", j), f"{path}.activity[{j}]",
+                      f"sensor {sid!r} has activity_seconds off, so it gives no activity "
+                      "evidence (set activity_seconds, e.g. 30)")
+        elif rules.fall.confirm < 2 * period:
+            v.problem(_at(item, "fall", "confirm") if item.get("fall") is not None else item,
+                      f"{path}.fall.confirm",
+                      f"must be at least twice the activity_seconds of {sid!r} "
+                      f"({float(period):g}s): a recovery after a fall shows only in the "
+                      "accelerometer's next mean")
     if rules.meter is not None:
         sensor(rules.meter.sensor, ("meter", "sensor"), POWER_TYPES, "household power")
     if rules.away is not None:

@@ -13,7 +13,7 @@ exactly there instead of polling.
 Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
 
 - *Activity* is evidence of a living person moving (``evidence.classify``, door changes,
-  appliance switch-ons). One reading alone may be noise, so activity counts once it is
+  appliance switch-ons); a radar's movement counts only while it reports presence. One reading alone may be noise, so activity counts once it is
   *corroborated*: another piece within CORROBORATE from a different sensor, or from the same
   sensor at least SAME_SENSOR_APART later. A button press needs no corroboration.
 - *Inactivity*: no corroborated activity for ``caution`` / ``alarm`` / ``danger`` raises
@@ -28,7 +28,8 @@ Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
   and ``settle`` after the last door change means away since the first door change.
   Any sign of someone home ends it. Away for ``overdue`` -> ``away_overdue``/``caution``.
 - *Climate*: temperature at or above ``heat`` (at or below ``cold``) in every reading for
-  ``for`` -> ``climate``/``alarm``; resolved when back inside by CLIMATE_HYSTERESIS. A
+  ``for`` (counted from the crossing, interpolated between the last two readings)
+  -> ``climate``/``alarm``; resolved when back inside by CLIMATE_HYSTERESIS. A
   sensor silent for CLIMATE_STALE stops the count.
 """
 
@@ -49,12 +50,14 @@ CORROBORATE = 15 * 60.0
 SAME_SENSOR_APART = 60.0
 RECENT_MAX = 64
 FALL_SETTLE = 10.0
+FALL_ACCEL_RECOVERY = 1.5  # m/s2: the first accelerometer mean after a fall must reach this
 DOOR_GRACE = 60.0
 PRESENCE_HELD = 60.0
 CLIMATE_STALE = 15 * 60.0
 CLIMATE_HYSTERESIS = 0.5
 
 _ACCEL = frozenset({"mpu6050", "adxl345"})
+_RADAR = frozenset({"mr60fda1", "mr60bha1"})  # report movement and presence separately
 STATE_VERSION = 1
 
 
@@ -85,6 +88,16 @@ class SubjectState(msgspec.Struct):
     power: PowerSteps = msgspec.field(default_factory=PowerSteps)
     unsynced: int = 0  # readings ignored because their clock was not set
     falls_recovered: int = 0
+
+
+def _crossing(prev: float | None, prev_t: float | None, value: float, t: float,
+              limit: float | None) -> float:
+    """When the temperature crossed ``limit``: between the last reading and this one,
+    interpolated (the sensor reads every few minutes), or now if there is no last one."""
+    if prev is None or prev_t is None or limit is None or prev == value:
+        return t
+    f = (limit - prev) / (value - prev)
+    return prev_t + (t - prev_t) * f if 0 <= f <= 1 else t
 
 
 def _key(kind: Kind, level: Level) -> str:
@@ -162,7 +175,9 @@ class SubjectRules:
             for since in (s.heat_since, s.cold_since):
                 if since is not None:
                     c.append(min(since + r.climate.for_, s.temp_t + CLIMATE_STALE))
-        return min(c) if c else None
+        if not c:
+            return None
+        return max(min(c), s.now) if s.now is not None else min(c)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -220,8 +235,17 @@ class SubjectRules:
                     self._door_change(t)
                 self._evidence(t, sid, out)
             return
+        if sid in s.fall_skip and s.fall_at is not None and t > s.fall_at \
+                and obs.name == "activity":
+            s.fall_skip.remove(sid)  # the mean that holds the impact
+            v = obs.value
+            if isinstance(v, bool) or not isinstance(v, int | float) \
+                    or not v >= FALL_ACCEL_RECOVERY:
+                return
         sense = classify(stype, obs.name, obs.value)
         if sense is Sense.ACTIVITY:
+            if stype in _RADAR and sid not in s.presence_since:
+                return  # movement from a radar that sees nobody: clutter
             self._evidence(t, sid, out)
         elif sense is Sense.BUTTON:
             self._evidence(t, sid, out, strong=True)
@@ -243,11 +267,8 @@ class SubjectRules:
         if t > s.seen.get(sid, -math.inf):
             s.seen[sid] = t
         if s.fall_at is not None and t > s.fall_at + FALL_SETTLE:
-            if sid in s.fall_skip:
-                s.fall_skip.remove(sid)
-            else:
-                s.fall_at, s.fall_skip = None, []
-                s.falls_recovered += 1
+            s.fall_at, s.fall_skip = None, []
+            s.falls_recovered += 1
         latest = max(t, s.now or t)
         recent = [(rt, rs) for rt, rs in s.recent if rt >= latest - CORROBORATE]
         near = [(rt, rs) for rt, rs in recent if abs(rt - t) <= CORROBORATE
@@ -301,11 +322,20 @@ class SubjectRules:
         s = self.s
         if s.temp_t is not None and t < s.temp_t:
             return  # an older reading does not change the current temperature
+        prev, prev_t = s.temp, s.temp_t
+        if prev_t is not None and t - prev_t > CLIMATE_STALE:
+            prev = prev_t = None
         s.temp, s.temp_t = float(value), t
         hot = c.heat is not None and value >= c.heat
         cold = c.cold is not None and value <= c.cold
-        s.heat_since = (s.heat_since if s.heat_since is not None else t) if hot else None
-        s.cold_since = (s.cold_since if s.cold_since is not None else t) if cold else None
+        if not hot:
+            s.heat_since = None
+        elif s.heat_since is None:
+            s.heat_since = _crossing(prev, prev_t, value, t, c.heat)
+        if not cold:
+            s.cold_since = None
+        elif s.cold_since is None:
+            s.cold_since = _crossing(prev, prev_t, value, t, c.cold)
         inside = (c.heat is None or value < c.heat - CLIMATE_HYSTERESIS) and \
                  (c.cold is None or value > c.cold + CLIMATE_HYSTERESIS)
         if inside:

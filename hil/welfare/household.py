@@ -353,10 +353,14 @@ def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
         add((s.end + 5, "radar-bed", "presence", False, True))
 
 
+PENDANT_PERIOD = 30.0  # activity_seconds of the pendant in site.yaml
+
+
 def _pendant(rng: random.Random, segs: list[Segment], start: float, end: float,
              worn_days: set[int], add: Callable[[Reading], None]) -> None:
+    """One mean per period; a period that spans a change of place mixes both (by time)."""
     i = 0
-    t = start + rng.uniform(0, MINUTE)
+    t = start + rng.uniform(0, PENDANT_PERIOD)
     while t < end:
         while i + 1 < len(segs) and segs[i].end <= t:
             i += 1
@@ -365,22 +369,27 @@ def _pendant(rng: random.Random, segs: list[Segment], start: float, end: float,
         worn = int((t - start) // DAY) in worn_days and 7 <= hour < 21.5 and s.place != "out"
         if not worn:
             v = rng.uniform(0.02, 0.05)
-        elif s.place in ("living", "down-living"):
-            v = rng.uniform(0.6, 1.5) if s.place == "living" and rng.random() < 0.1 \
-                else rng.uniform(0.1, 0.4) if s.place == "living" else rng.uniform(0.05, 0.2)
-        elif s.place in ("kitchen", "bath", "bedroom"):
-            v = rng.uniform(0.8, 2.5)
-        elif s.place == "up-living":  # got up after a fall and walks about
-            v = rng.uniform(1.2, 2.5)
-        elif s.place == "down-bedroom":
-            v = rng.uniform(0.05, 0.2)
         else:
-            v = rng.uniform(0.05, 0.3)
-        if (s.place.startswith("down") or s.place == "up-living") and worn \
-                and t - s.start < MINUTE:
-            v += rng.uniform(0.5, 1.2)  # the impact averaged into this minute
+            since = t - s.start
+            v = _moving(rng, s.place, since)
+            if since < PENDANT_PERIOD and i > 0:
+                f = since / PENDANT_PERIOD
+                v = f * v + (1 - f) * _moving(rng, segs[i - 1].place, 1e9)
+                if s.place.startswith("down") or s.place == "up-living":
+                    v += rng.uniform(0.5, 1.2) * 60 / PENDANT_PERIOD / 2  # the impact
         add((t, "pendant", "activity", round(v, 3), True))
-        t += MINUTE
+        t += PENDANT_PERIOD
+
+
+def _moving(rng: random.Random, place: str, since: float) -> float:
+    """A minute's mean activity of the wearer (m/s2) at ``place``, ``since`` s into it."""
+    if place == "living":
+        return rng.uniform(0.6, 1.5) if rng.random() < 0.1 else rng.uniform(0.1, 0.4)
+    if place in ("kitchen", "bath", "bedroom"):
+        return rng.uniform(0.8, 2.5)
+    if place == "up-living":  # lies 15-45 s after the fall, then gets up and walks about
+        return rng.uniform(1.2, 2.5) if since > 45 else rng.uniform(0.6, 1.6)
+    return rng.uniform(0.05, 0.2)  # down, bed
 
 
 _APPLIANCES = {  # name: (watts, minutes lo, minutes hi)
