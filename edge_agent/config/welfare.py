@@ -229,10 +229,10 @@ def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
             v.problem(_at(item, "activity", j), f"{path}.activity[{j}]",
                       f"sensor {sid!r} has activity_seconds off, so it gives no activity "
                       "evidence (set activity_seconds, e.g. 30)")
-        elif rules.fall.confirm < 2 * period:
+        elif rules.fall.confirm <= 2 * period:
             v.problem(_at(item, "fall", "confirm") if item.get("fall") is not None else item,
                       f"{path}.fall.confirm",
-                      f"must be at least twice the activity_seconds of {sid!r} "
+                      f"must be longer than twice the activity_seconds of {sid!r} "
                       f"({float(period):g}s): a recovery after a fall shows only in the "
                       "accelerometer's next mean")
     if rules.meter is not None:

@@ -18,7 +18,6 @@ A radar's ``presence`` alone is never activity: a person lying still on the floo
 from __future__ import annotations
 
 import enum
-import itertools
 import math
 
 import msgspec
@@ -108,11 +107,11 @@ def power_value(name: str, value: Value, wanted: str | None) -> float | None:
 # -- appliance switch-ons ------------------------------------------------------------------
 
 STEP_MAX_GAP = 300.0  # s: readings further apart than this do not make a step
-PERIODIC_MATCH = 0.2  # steps within 20 % (or 40 W) of each other are "the same appliance"
-PERIODIC_SPREAD = 1.5  # ... and recur with intervals within 1.5x of each other: automatic
-PERIODIC_MIN_INTERVAL = 300.0  # s: faster repeats are one appliance flickering, not a cycle
-PERIODIC_SEEN = 3  # earlier similar steps needed before a cycle is recognised
-HISTORY_SPAN = 48 * 3600.0
+SAME_SIZE = 0.2  # steps within 20 % (or 40 W) of each other may be the same appliance
+PERIOD_MIN = 300.0  # s: cycles of automatic loads: compressors, heaters on thermostats...
+PERIOD_MAX = 16 * 3600.0  # ... defrost heaters; a person's daily routine is ~24 h: not a cycle
+PERIOD_JITTER = 0.25  # thermostats and defrost timers wander by up to a quarter period
+HISTORY_SPAN = 2 * PERIOD_MAX * (1 + PERIOD_JITTER)
 HISTORY_MAX = 256
 
 
@@ -123,11 +122,13 @@ class PowerSteps(msgspec.Struct):
     STEP_MAX_GAP apart). A fridge compressor (80-150 W, every 30-90 min), its defrost heater
     (200-400 W every 6-12 h), a water heater or an electric mat on its thermostat all switch
     on by themselves with the *same size* at *regular intervals*; a person switching on a
-    kettle, a TV, a rice cooker or a microwave does so at irregular times. So a step is
-    counted as activity unless at least PERIODIC_SEEN earlier steps of the same size
-    (within PERIODIC_MATCH) happened in the last 48 h and the last three intervals between
-    them and this one are within PERIODIC_SPREAD of each other: a cycle. Compressor steps
-    below ``step_watts`` are never steps at all. Serialisable (msgspec) for restarts.
+    kettle, a TV, a rice cooker or a microwave does so at irregular times within the day.
+    So a step is an automatic cycle, not activity, when steps of the same size (within
+    SAME_SIZE) came about one period p and two periods 2p earlier (within PERIOD_JITTER of
+    p), for a period between PERIOD_MIN and PERIOD_MAX. Other loads' steps in between do not
+    hide a cycle. Daily habits (p about 24 h) are not cycles. Compressor steps below
+    ``step_watts`` are never steps at all. The first two cycles of a load are counted as
+    activity (nothing to compare with yet). Serialisable (msgspec) for restarts.
     """
 
     last_t: float | None = None
@@ -156,11 +157,16 @@ class PowerSteps(msgspec.Struct):
         return not periodic
 
     def _periodic(self, t: float, size: float) -> bool:
-        tol = max(PERIODIC_MATCH * size, 40.0)
+        """A same-size step about one period and two periods earlier: a cycle."""
+        tol = max(SAME_SIZE * size, 40.0)
         times = [ht for ht, hs in self.history if abs(hs - size) <= tol]
-        if len(times) < PERIODIC_SEEN:
-            return False
-        times = [*times[-PERIODIC_SEEN:], t]
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        lo = min(gaps)
-        return lo >= PERIODIC_MIN_INTERVAL and max(gaps) <= PERIODIC_SPREAD * lo
+        for t1 in reversed(times):
+            p = t - t1
+            if p < PERIOD_MIN:
+                continue
+            if p > PERIOD_MAX:
+                break
+            want, slack = t1 - p, PERIOD_JITTER * p
+            if any(abs(t2 - want) <= slack for t2 in times):
+                return True
+        return False

@@ -13,9 +13,10 @@ exactly there instead of polling.
 Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
 
 - *Activity* is evidence of a living person moving (``evidence.classify``, door changes,
-  appliance switch-ons); a radar's movement counts only while it reports presence. One reading alone may be noise, so activity counts once it is
-  *corroborated*: another piece within CORROBORATE from a different sensor, or from the same
-  sensor at least SAME_SENSOR_APART later. A button press needs no corroboration.
+  appliance switch-ons); a radar's movement counts only while it reports presence. One
+  reading alone may be noise, so activity counts once it is *corroborated*: another piece
+  within CORROBORATE from a different sensor, or from the same sensor at least
+  SAME_SENSOR_APART later. A button press needs no corroboration.
 - *Inactivity*: no corroborated activity for ``caution`` / ``alarm`` / ``danger`` raises
   that level once (``since`` = last activity); activity resolves every raised level.
   Suspended while the resident is away.
@@ -50,7 +51,6 @@ CORROBORATE = 15 * 60.0
 SAME_SENSOR_APART = 60.0
 RECENT_MAX = 64
 FALL_SETTLE = 10.0
-FALL_ACCEL_RECOVERY = 1.5  # m/s2: the first accelerometer mean after a fall must reach this
 DOOR_GRACE = 60.0
 PRESENCE_HELD = 60.0
 CLIMATE_STALE = 15 * 60.0
@@ -237,11 +237,8 @@ class SubjectRules:
             return
         if sid in s.fall_skip and s.fall_at is not None and t > s.fall_at \
                 and obs.name == "activity":
-            s.fall_skip.remove(sid)  # the mean that holds the impact
-            v = obs.value
-            if isinstance(v, bool) or not isinstance(v, int | float) \
-                    or not v >= FALL_ACCEL_RECOVERY:
-                return
+            s.fall_skip.remove(sid)  # the mean that holds the impact says nothing
+            return
         sense = classify(stype, obs.name, obs.value)
         if sense is Sense.ACTIVITY:
             if stype in _RADAR and sid not in s.presence_since:

@@ -353,7 +353,7 @@ def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
         add((s.end + 5, "radar-bed", "presence", False, True))
 
 
-PENDANT_PERIOD = 30.0  # activity_seconds of the pendant in site.yaml
+PENDANT_PERIOD = 25.0  # activity_seconds of the pendant in site.yaml
 
 
 def _pendant(rng: random.Random, segs: list[Segment], start: float, end: float,
