@@ -8,6 +8,7 @@ is named by its line number on stderr, the rest is still replayed); 2 on usage e
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -54,22 +55,20 @@ def run_replay(cfg: SiteConfig, file: str, out: TextIO, err: TextIO,
         print(f"replay: {cfg.source}: no welfare: rules to replay", file=err)
         return 2
     types = {s.id: s.type for s in cfg.sensors}
-    try:
-        stream: BinaryIO = sys.stdin.buffer if file == "-" else Path(file).open("rb")
-    except OSError as exc:
-        print(f"replay: cannot read {file}: {exc.strerror or exc}", file=err)
-        return 2
-    started = time.perf_counter()
-    src = _Source("<stdin>" if file == "-" else file, stream, err)
-    enc = msgspec.json.Encoder()
-    events = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stream: BinaryIO = sys.stdin.buffer if file == "-" \
+                else stack.enter_context(Path(file).open("rb"))
+        except OSError as exc:
+            print(f"replay: cannot read {file}: {exc.strerror or exc}", file=err)
+            return 2
+        started = time.perf_counter()
+        src = _Source("<stdin>" if file == "-" else file, stream, err)
+        enc = msgspec.json.Encoder()
+        events = 0
         for ev in run(Welfare(cfg.welfare, types), src, until=until):
             out.write(enc.encode(ev.to_dict()).decode() + "\n")
             events += 1
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
     took = time.perf_counter() - started
     print(f"replay: {src.readings} readings ({src.unsynced} unsynced, ignored), "
           f"{src.bad} malformed, {events} events in {took:.2f}s", file=err)

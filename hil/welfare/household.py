@@ -518,4 +518,4 @@ def month(seed: int, incidents: bool, days: int = 30) -> Month:
 
 
 def _unsynced(r: Reading) -> Reading:
-    return (r[0] - T0 + 3600.0, *r[1:]) if not r[4] else r  # type: ignore[return-value]
+    return (r[0] - T0 + 3600.0, *r[1:]) if not r[4] else r
