@@ -111,7 +111,8 @@ SAME_SIZE = 0.2  # steps within 20 % (or 40 W) of each other may be the same app
 PERIOD_MIN = 300.0  # s: cycles of automatic loads: compressors, heaters on thermostats...
 PERIOD_MAX = 16 * 3600.0  # ... defrost heaters; a person's daily routine is ~24 h: not a cycle
 PERIOD_JITTER = 0.25  # thermostats and defrost timers wander by up to a quarter period
-HISTORY_SPAN = 2 * PERIOD_MAX * (1 + PERIOD_JITTER)
+CYCLES_SEEN = 3  # earlier cycles needed: meals (about 6 h apart, 3 a day) are not a cycle
+HISTORY_SPAN = (CYCLES_SEEN + 1) * PERIOD_MAX
 HISTORY_MAX = 256
 
 
@@ -123,12 +124,13 @@ class PowerSteps(msgspec.Struct):
     (200-400 W every 6-12 h), a water heater or an electric mat on its thermostat all switch
     on by themselves with the *same size* at *regular intervals*; a person switching on a
     kettle, a TV, a rice cooker or a microwave does so at irregular times within the day.
-    So a step is an automatic cycle, not activity, when steps of the same size (within
-    SAME_SIZE) came about one period p and two periods 2p earlier (within PERIOD_JITTER of
-    p), for a period between PERIOD_MIN and PERIOD_MAX. Other loads' steps in between do not
-    hide a cycle. Daily habits (p about 24 h) are not cycles. Compressor steps below
-    ``step_watts`` are never steps at all. The first two cycles of a load are counted as
-    activity (nothing to compare with yet). Serialisable (msgspec) for restarts.
+    So a step is an automatic cycle, not activity, when CYCLES_SEEN steps of the same size
+    (within SAME_SIZE) came before it one period p apart each (within PERIOD_JITTER of p),
+    for a period between PERIOD_MIN and PERIOD_MAX. Other loads' steps in between do not
+    hide a cycle. Daily habits (p about 24 h) are not cycles, nor are three meals a day.
+    Compressor steps below ``step_watts`` are never steps at all. The first CYCLES_SEEN
+    cycles of a load count as activity (nothing to compare with yet). Serialisable
+    (msgspec) for restarts.
     """
 
     last_t: float | None = None
@@ -157,7 +159,8 @@ class PowerSteps(msgspec.Struct):
         return not periodic
 
     def _periodic(self, t: float, size: float) -> bool:
-        """A same-size step about one period and two periods earlier: a cycle."""
+        """Same-size steps at about t - p, t - 2p, t - 3p (each one period from the next,
+        so a wandering cycle still counts): a cycle."""
         tol = max(SAME_SIZE * size, 40.0)
         times = [ht for ht, hs in self.history if abs(hs - size) <= tol]
         for t1 in reversed(times):
@@ -166,7 +169,12 @@ class PowerSteps(msgspec.Struct):
                 continue
             if p > PERIOD_MAX:
                 break
-            want, slack = t1 - p, PERIOD_JITTER * p
-            if any(abs(t2 - want) <= slack for t2 in times):
+            slack, prev, found = PERIOD_JITTER * p, t1, 1
+            while found < CYCLES_SEEN:
+                nxt = next((x for x in times if abs(x - (prev - p)) <= slack), None)
+                if nxt is None:
+                    break
+                prev, found = nxt, found + 1
+            if found >= CYCLES_SEEN:
                 return True
         return False

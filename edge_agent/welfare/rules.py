@@ -108,12 +108,14 @@ class SubjectRules:
     def __init__(self, rules: WelfareSubject, sensor_types: Mapping[str, str],
                  state: SubjectState | None = None) -> None:
         self.rules = rules
-        self.types = {sid: sensor_types[sid] for sid in rules.sensors() if sid in sensor_types}
+        # plain str: config ids are Token (a str subclass) and the state is JSON
+        self.types = {str(sid): str(sensor_types[sid]) for sid in rules.sensors()
+                      if sid in sensor_types}
         self.s = state if state is not None else SubjectState()
-        self._door = rules.away.door if rules.away is not None else None
-        self._meter = rules.meter.sensor if rules.meter is not None else None
-        self._climate = rules.climate.sensor if rules.climate is not None else None
-        self._activity = frozenset(rules.activity)
+        self._door = str(rules.away.door) if rules.away is not None else None
+        self._meter = str(rules.meter.sensor) if rules.meter is not None else None
+        self._climate = str(rules.climate.sensor) if rules.climate is not None else None
+        self._activity = frozenset(str(a) for a in rules.activity)
         self._limits = [(lv, float(getattr(rules.inactivity, lv))) for lv in LEVELS]
 
     # -- state ------------------------------------------------------------------------------
@@ -343,13 +345,13 @@ class SubjectRules:
     def _event(self, t: float, kind: Kind, level: Level, state: str,
                since: float) -> WelfareEvent:
         s = self.s
-        watched: list[str] = [*self.rules.activity, *([self._meter] if self._meter else [])]
+        watched = [*sorted(self._activity), *([self._meter] if self._meter else [])]
         evidence = {sid: s.seen[sid] for sid in watched if sid in s.seen}
         value = None
         if kind == "climate" and self._climate is not None and s.temp_t is not None:
             evidence[self._climate] = s.temp_t
             value = s.temp
-        return WelfareEvent(t=t, subject=self.rules.subject, kind=kind, level=level,
+        return WelfareEvent(t=t, subject=str(self.rules.subject), kind=kind, level=level,
                             state="raised" if state == "raised" else "resolved",
                             since=since, evidence=evidence, value=value)
 
