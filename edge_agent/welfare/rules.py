@@ -144,6 +144,8 @@ class SubjectRules:
         """Apply one reading; returns the events it (or the time it brings) caused."""
         if obs.sensor not in self.types:
             return []
+        if type(obs.sensor) is not str:  # e.g. a config Token: the state holds plain JSON
+            obs = msgspec.structs.replace(obs, sensor=str(obs.sensor))
         t = obs.t
         if not obs.synced or not math.isfinite(t) or t < CLOCK_FLOOR:
             self.s.unsynced += 1  # counted; neither evidence nor a clock
