@@ -52,6 +52,8 @@ class Welfare:
         return out
 
     def next_deadline(self) -> float | None:
+        if len(self.subjects) == 1:
+            return self.subjects[0].next_deadline()
         ds = [d for sr in self.subjects if (d := sr.next_deadline()) is not None]
         return min(ds) if ds else None
 

@@ -104,6 +104,10 @@ def _key(kind: Kind, level: Level) -> str:
     return f"{kind}/{level}"
 
 
+_OVERDUE = "away_overdue/caution"
+_CLIMATE = "climate/alarm"
+
+
 class SubjectRules:
     def __init__(self, rules: WelfareSubject, sensor_types: Mapping[str, str],
                  state: SubjectState | None = None) -> None:
@@ -117,6 +121,11 @@ class SubjectRules:
         self._climate = str(rules.climate.sensor) if rules.climate is not None else None
         self._activity = frozenset(str(a) for a in rules.activity)
         self._limits = [(lv, float(getattr(rules.inactivity, lv))) for lv in LEVELS]
+        self._inactivity = [(_key("inactivity", lv), lim) for lv, lim in self._limits]
+        self._confirm = float(rules.fall.confirm)
+        self._settle = float(rules.away.settle) if rules.away is not None else 0.0
+        self._overdue = float(rules.away.overdue) if rules.away is not None else 0.0
+        self._for = float(rules.climate.for_) if rules.climate is not None else 0.0
 
     # -- state ------------------------------------------------------------------------------
 
@@ -161,27 +170,32 @@ class SubjectRules:
         return self._advance(now)
 
     def next_deadline(self) -> float | None:
-        """The earliest time a timer may fire (always after the rules' clock), or None."""
+        """The earliest time a timer may fire (never before the rules' clock), or None.
+        Called once per reading by a replay, so it is kept cheap."""
         s, r = self.s, self.rules
-        c: list[float] = []
+        raised = s.raised
+        best = math.inf
         if s.fall_at is not None:
-            c.append(s.fall_at + r.fall.confirm)
-        if r.away is not None:
-            if s.away_since is None and s.depart_at is not None and s.door_at is not None:
-                c.append(s.door_at + r.away.settle)
-            if s.away_since is not None and _key("away_overdue", "caution") not in s.raised:
-                c.append(s.away_since + r.away.overdue)
+            best = s.fall_at + self._confirm
+        away = r.away
+        if away is not None:
+            if s.away_since is None:
+                if s.depart_at is not None and s.door_at is not None:
+                    best = min(best, s.door_at + self._settle)
+            elif _OVERDUE not in raised:
+                best = min(best, s.away_since + self._overdue)
         if s.away_since is None and s.last_activity is not None:
-            c.extend(s.last_activity + lim for lv, lim in self._limits
-                     if _key("inactivity", lv) not in s.raised)
-        if r.climate is not None and s.temp_t is not None \
-                and _key("climate", "alarm") not in s.raised:
+            for key, lim in self._inactivity:  # ascending: the first one not raised
+                if key not in raised:
+                    best = min(best, s.last_activity + lim)
+                    break
+        if s.temp_t is not None and _CLIMATE not in raised:
             for since in (s.heat_since, s.cold_since):
                 if since is not None:
-                    c.append(min(since + r.climate.for_, s.temp_t + CLIMATE_STALE))
-        if not c:
+                    best = min(best, since + self._for, s.temp_t + CLIMATE_STALE)
+        if best == math.inf:
             return None
-        return max(min(c), s.now) if s.now is not None else min(c)
+        return best if s.now is None or best > s.now else s.now
 
     # -- timers -----------------------------------------------------------------------------
 

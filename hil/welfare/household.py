@@ -284,7 +284,7 @@ def _rescue(rng: random.Random, t: float) -> list[Reading]:
 
 
 def render(rng: random.Random, res: _Resident, segs: list[Segment], start: float, end: float,
-           worn_days: set[int], heat: list[Incident]) -> list[Reading]:
+           worn_days: set[int], heat: list[Incident], period: float = MINUTE) -> list[Reading]:
     out: list[Reading] = []
     add = out.append
     # hall PIR and the door: every change of place passes the hall
@@ -306,9 +306,9 @@ def render(rng: random.Random, res: _Resident, segs: list[Segment], start: float
             else:
                 _walk(rng, add, s.start)
         prev = p
-    _bedroom(rng, res, segs, add)
+    _bedroom(rng, res, segs, add, period)
     _pendant(rng, segs, start, end, worn_days, add)
-    _meter(rng, res, segs, start, end, add)
+    _meter(rng, res, segs, start, end, add, period)
     _climate(rng, res, start, end, heat, add)
     _noise(rng, start, end, add)
     out.sort(key=lambda r: r[0])
@@ -327,7 +327,7 @@ def _walk(rng: random.Random, add: Callable[[Reading], None], t: float) -> None:
 
 
 def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
-             add: Callable[[Reading], None]) -> None:
+             add: Callable[[Reading], None], period: float) -> None:
     for s in segs:
         if s.place not in ("bed", "bedroom", "down-bedroom"):
             continue
@@ -345,9 +345,9 @@ def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
             else:
                 v = rng.uniform(0, 10)
             add((t, "radar-bed", "body_movement", round(v), True))
-            if s.place != "bedroom" and (t - s.start) % (10 * MINUTE) < MINUTE:
+            if s.place != "bedroom" and (t - s.start) % (10 * MINUTE) < period:
                 add((t, "radar-bed", "presence", True, True))
-            t += MINUTE
+            t += period
         if s.place != "down-bedroom":
             add((s.end, "radar-bed", "motion", "moving", True))
         add((s.end + 5, "radar-bed", "presence", False, True))
@@ -403,7 +403,7 @@ _APPLIANCES = {  # name: (watts, minutes lo, minutes hi)
 
 
 def _meter(rng: random.Random, res: _Resident, segs: list[Segment], start: float,
-           end: float, add: Callable[[Reading], None]) -> None:
+           end: float, add: Callable[[Reading], None], period: float) -> None:
     loads: list[tuple[float, float, float]] = []  # start, end, watts
     # the fridge compressor, then its defrost heater
     t = start + rng.uniform(0, 3600)
@@ -446,7 +446,7 @@ def _meter(rng: random.Random, res: _Resident, segs: list[Segment], start: float
             level += edges[j][1]
             j += 1
         add((t, "meter-main", "power_import", round(base + level + rng.gauss(0, 5)), True))
-        t += MINUTE
+        t += period
 
 
 def _climate(rng: random.Random, res: _Resident, start: float, end: float,
@@ -499,7 +499,9 @@ def _noise(rng: random.Random, start: float, end: float,
         add((boot + k * 6 + 1, "radar-bed", "body_movement", 60, False))
 
 
-def month(seed: int, incidents: bool, days: int = 30) -> Month:
+def month(seed: int, incidents: bool, days: int = 30, period: float = MINUTE) -> Month:
+    """One resident-month. ``period``: how often the meter and the bed radar report
+    (60 s for the evaluation; 5 s, as the devices can, for a busy replay file)."""
     rng = random.Random(seed)
     res = _Resident(rng)
     start = T0 + (seed % 12) * days * DAY
@@ -510,7 +512,8 @@ def month(seed: int, incidents: bool, days: int = 30) -> Month:
     extra: list[Reading] = []
     if incidents:
         segs, found, extra = _inject(rng, segs, start, days, worn)
-    readings = render(rng, res, segs, start, end, worn, [i for i in found if i.kind == "heat"])
+    readings = render(rng, res, segs, start, end, worn, [i for i in found if i.kind == "heat"],
+                      period)
     readings.extend(extra)
     readings.sort(key=lambda r: r[0])
     # unsynced readings carry a 1970 time: move them to where they were received
