@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..model import Value
+from ..model import CLOCK_FLOOR, Reading, Value
 
 Kind = Literal["inactivity", "fall", "away_overdue", "climate"]
 Level = Literal["caution", "alarm", "danger"]
@@ -24,6 +24,12 @@ class Observation(msgspec.Struct, frozen=True):
     name: str
     value: Value
     synced: bool = True
+
+    @classmethod
+    def from_reading(cls, r: Reading) -> Observation:
+        """What the daemon feeds: a reading stamped before CLOCK_FLOOR is unsynced (its
+        SenML record carries ``"clock_": "unsynced"``)."""
+        return cls(r.time, str(r.sensor), r.name, r.value, synced=r.time >= CLOCK_FLOOR)
 
 
 class WelfareEvent(msgspec.Struct, frozen=True):

@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from edge_agent.welfare.engine import Welfare
+from edge_agent.welfare.events import Observation
 from edge_agent.welfare.evidence import PowerSteps
 from edge_agent.welfare.rules import WelfareStateError
 
@@ -221,9 +222,7 @@ def test_unsynced_readings_never_drive_a_rule() -> None:
     for k in range(20):  # a reboot without a clock: readings stamped 1970 and marked
         home.at(5 * H + k * 30, "pir-hall", "motion", True, synced=False)
         home.at(5 * H + k * 30 + 1, "radar-bed", "fall", True, synced=False)
-    home.w.feed(home.w.subjects[0].s.__class__ and  # a 1970 time, unmarked
-                __import__("edge_agent.welfare.events", fromlist=["Observation"]).Observation(
-                    120.0, "pir-hall", "motion", True))
+    home.w.feed(Observation(120.0, "pir-hall", "motion", True))  # 1970, unmarked
     assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
     assert home.w.subjects[0].s.unsynced == 41
     assert home.w.subjects[0].s.fall_at is None
@@ -292,3 +291,12 @@ def test_readings_from_other_sensors_are_ignored() -> None:
     home.at(4 * H + 60, "unknown", "motion", True)
     assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
     assert M == 60.0
+
+
+def test_observation_from_a_reading_marks_an_unset_clock() -> None:
+    from edge_agent.model import Channel, Priority, Reading
+
+    r = Reading("pir-hall", Channel.IT, Priority.NORMAL, "motion", True, 120.0)
+    assert Observation.from_reading(r) == Observation(120.0, "pir-hall", "motion", True, False)
+    r2 = Reading("pir-hall", Channel.IT, Priority.NORMAL, "motion", True, T0)
+    assert Observation.from_reading(r2).synced
