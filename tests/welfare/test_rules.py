@@ -10,7 +10,7 @@ from edge_agent.welfare.events import Observation
 from edge_agent.welfare.evidence import PowerSteps
 from edge_agent.welfare.rules import WelfareStateError
 
-from .helpers import T0, H, M, Home, brief
+from .helpers import T0, H, Home, M, brief
 
 
 def test_inactivity_graded_raised_once_per_level_and_resolved() -> None:
