@@ -300,3 +300,16 @@ def test_observation_from_a_reading_marks_an_unset_clock() -> None:
     assert Observation.from_reading(r) == Observation(120.0, "pir-hall", "motion", True, False)
     r2 = Reading("pir-hall", Channel.IT, Priority.NORMAL, "motion", True, T0)
     assert Observation.from_reading(r2).synced
+
+
+def test_radar_movement_counts_only_while_it_sees_someone() -> None:
+    home = Home()
+    home.walk(0)
+    home.at(4 * H, "radar-bed", "presence", False)
+    home.at(4 * H + 10, "radar-bed", "body_movement", 35)  # clutter in an empty room
+    home.at(4 * H + 200, "radar-bed", "motion", "moving")
+    assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
+    home.at(9 * H, "radar-bed", "presence", True)
+    home.at(9 * H + 30, "radar-bed", "body_movement", 35)
+    assert brief(home.at(9 * H + 200, "radar-bed", "motion", "moving")) == [
+        ("inactivity", "caution", "resolved")]
