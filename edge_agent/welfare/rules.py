@@ -16,7 +16,10 @@ Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
   appliance switch-ons); a radar's movement counts only while it reports presence. One
   reading alone may be noise, so activity counts once it is *corroborated*: another piece
   within CORROBORATE from a different sensor, or from the same sensor at least
-  SAME_SENSOR_APART later. A button press needs no corroboration.
+  SAME_SENSOR_APART later (at night only the bed radar sees the resident). To resolve a
+  raised inactivity or fall level it takes two sensors (or the button): one sensor's
+  noise does not clear an alarm. The clock moves to the piece that was confirmed, not to
+  the newest one. A button press needs no corroboration.
 - *Inactivity*: no corroborated activity for ``caution`` / ``alarm`` / ``danger`` raises
   that level once (``since`` = last activity); activity resolves every raised level.
   Suspended while the resident is away.
@@ -49,6 +52,8 @@ from .evidence import PowerSteps, Sense, classify, power_value
 
 CORROBORATE = 15 * 60.0
 SAME_SENSOR_APART = 60.0
+SAME_SENSOR_PIECES = 2  # pieces one sensor needs in the window to corroborate itself
+PRESENCE_RECENT = 300.0  # a radar's movement counts this long after it last saw presence
 RECENT_MAX = 64
 FALL_SETTLE = 10.0
 DOOR_GRACE = 60.0
@@ -81,6 +86,7 @@ class SubjectState(msgspec.Struct):
     depart_at: float | None = None  # first door change of a possible departure
     away_since: float | None = None
     presence_since: dict[str, float] = msgspec.field(default_factory=dict)
+    presence_last: dict[str, float] = msgspec.field(default_factory=dict)
     temp: float | None = None
     temp_t: float | None = None
     heat_since: float | None = None
@@ -106,6 +112,7 @@ def _key(kind: Kind, level: Level) -> str:
 
 _OVERDUE = "away_overdue/caution"
 _CLIMATE = "climate/alarm"
+_FALL = "fall/alarm"
 
 
 class SubjectRules:
@@ -259,12 +266,15 @@ class SubjectRules:
             return
         sense = classify(stype, obs.name, obs.value)
         if sense is Sense.ACTIVITY:
-            if stype in _RADAR and sid not in s.presence_since:
-                return  # movement from a radar that sees nobody: clutter
+            if stype in _RADAR and sid not in s.presence_since \
+                    and not t - s.presence_last.get(sid, -math.inf) <= PRESENCE_RECENT:
+                return  # movement from a radar that has seen nobody for a while: clutter
             self._evidence(t, sid, out)
         elif sense is Sense.BUTTON:
             self._evidence(t, sid, out, strong=True)
         elif sense is Sense.PRESENCE:
+            if t > s.presence_last.get(sid, -math.inf):
+                s.presence_last[sid] = t
             since = s.presence_since.setdefault(sid, t)
             if t - since >= PRESENCE_HELD:
                 self._home(t, out)
@@ -286,19 +296,30 @@ class SubjectRules:
             s.falls_recovered += 1
         latest = max(t, s.now or t)
         recent = [(rt, rs) for rt, rs in s.recent if rt >= latest - CORROBORATE]
-        near = [(rt, rs) for rt, rs in recent if abs(rt - t) <= CORROBORATE
-                and (rs != sid or abs(rt - t) >= SAME_SENSOR_APART)]
+        near = [(rt, rs) for rt, rs in recent if abs(rt - t) <= CORROBORATE]
+        same = [(rt, rs) for rt, rs in near if rs == sid and abs(rt - t) >= SAME_SENSOR_APART]
+        near = [(rt, rs) for rt, rs in near if rs != sid]
+        if len(same) >= SAME_SENSOR_PIECES - 1 and not self._raised_inactive():
+            near += same
         recent.append((t, sid))
         s.recent = recent[-RECENT_MAX:]
         if not (strong or near):
             return
+        # the clock moves to the piece this one confirms, not to this one: a noise blip
+        # right after the last real move (a collapse) does not push the alarm back
+        confirmed = t if strong else max(rt for rt, _ in near)
         home = sid != self._door
         if home and s.away_since is None and s.depart_at is not None and s.door_at is not None:
             # a possible departure is cancelled only by evidence from inside, after the door
             after = s.door_at + DOOR_GRACE
             home = t > after and (strong or any(rs != self._door and rt > after
                                                 for rt, rs in near))
-        self._alive(t, home, out)
+        self._alive(confirmed, home, out)
+
+    def _raised_inactive(self) -> bool:
+        raised = self.s.raised
+        return (bool(raised) and any(k in raised for k, _ in self._inactivity)) \
+            or _FALL in raised
 
     def _alive(self, t: float, home: bool, out: list[WelfareEvent]) -> None:
         s = self.s

@@ -328,11 +328,15 @@ def _walk(rng: random.Random, add: Callable[[Reading], None], t: float) -> None:
 
 def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
              add: Callable[[Reading], None], period: float) -> None:
-    for s in segs:
-        if s.place not in ("bed", "bedroom", "down-bedroom"):
+    inside = ("bed", "bedroom", "down-bedroom")
+    for k, s in enumerate(segs):
+        if s.place not in inside:
             continue
-        add((s.start, "radar-bed", "presence", True, True))
-        if s.place != "down-bedroom":
+        came = k == 0 or segs[k - 1].place not in inside or segs[k - 1].end < s.start
+        leaves = k + 1 == len(segs) or segs[k + 1].place not in inside
+        if came:  # staying in the room (into bed, falling) is not entering it
+            add((s.start, "radar-bed", "presence", True, True))
+        if came and s.place != "down-bedroom":
             add((s.start + 2, "radar-bed", "motion", "moving", True))
         t = s.start + MINUTE
         next_turn = t + rng.expovariate(1 / (res.turn_minutes * MINUTE))
@@ -348,9 +352,10 @@ def _bedroom(rng: random.Random, res: _Resident, segs: list[Segment],
             if s.place != "bedroom" and (t - s.start) % (10 * MINUTE) < period:
                 add((t, "radar-bed", "presence", True, True))
             t += period
-        if s.place != "down-bedroom":
+        if leaves and s.place != "down-bedroom":
             add((s.end, "radar-bed", "motion", "moving", True))
-        add((s.end + 5, "radar-bed", "presence", False, True))
+        if leaves:
+            add((s.end + 5, "radar-bed", "presence", False, True))
 
 
 PENDANT_PERIOD = 25.0  # activity_seconds of the pendant in site.yaml

@@ -67,10 +67,12 @@ class Home:
         return new
 
     def walk(self, t: float) -> list[WelfareEvent]:
-        """Someone walks through the hall and turns over on the bed: corroborated activity."""
-        return self.at(t, "pir-hall", "motion", True) + self.at(t + 30, "pir-hall", "motion",
-                                                                  False) \
-            + self.at(t + 90, "pir-hall", "motion", True)
+        """The resident walks about wearing the pendant: activity confirmed up to ``t + 90``
+        (the last piece, at ``t + 120``, confirms the one before it)."""
+        return self.at(t, "pir-hall", "motion", True) \
+            + self.at(t + 30, "pendant", "activity", 1.2) \
+            + self.at(t + 90, "pir-hall", "motion", True) \
+            + self.at(t + 120, "pendant", "activity", 1.2)
 
     def restart(self) -> None:
         """A reboot: the rules come back from their JSON state only."""

@@ -32,17 +32,17 @@ def test_replay_prints_events_as_json_lines(site_file: Path, tmp_path: Path,
     f = tmp_path / "events.jsonl"
     f.write_text(lines(
         {"t": T0, "sensor": "pir-hall", "name": "motion", "v": True},
-        {"t": T0 + 90, "sensor": "pir-hall", "name": "motion", "v": True},
+        {"t": T0 + 90, "sensor": "pendant", "name": "activity", "v": 1.5},
         {"t": T0 + 9 * H, "sensor": "climate-living", "name": "temperature", "v": 22.5},
         {"t": T0 + 9 * H + 60, "sensor": "sos-button", "name": "pressed", "v": True},
     ))
     assert main(["replay", "-c", str(site_file), str(f)]) == 0
     out = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert [(e["t"], e["kind"], e["level"], e["state"]) for e in out] == [
-        (T0 + 90 + 8 * H, "inactivity", "caution", "raised"),
+        (T0 + 8 * H, "inactivity", "caution", "raised"),
         (T0 + 9 * H + 60, "inactivity", "caution", "resolved")]
-    assert out[0]["since"] == T0 + 90 and out[0]["subject"] == "resident-1"
-    assert out[0]["evidence"] == {"pir-hall": T0 + 90}
+    assert out[0]["since"] == T0 and out[0]["subject"] == "resident-1"
+    assert out[0]["evidence"] == {"pir-hall": T0, "pendant": T0 + 90}
 
 
 def test_until_fires_the_timers_after_the_last_reading(
@@ -80,14 +80,14 @@ def test_unsynced_lines_are_read_but_ignored(site_file: Path, tmp_path: Path,
     f = tmp_path / "events.jsonl"
     f.write_text(lines(
         {"t": T0, "sensor": "pir-hall", "name": "motion", "v": True},
-        {"t": T0 + 90, "sensor": "pir-hall", "name": "motion", "v": True},
-        {"t": T0 + 2 * H, "sensor": "pir-hall", "name": "motion", "v": True,
+        {"t": T0 + 90, "sensor": "pendant", "name": "activity", "v": 1.5},
+        {"t": T0 + 2 * H, "sensor": "pendant", "name": "activity", "v": 1.5,
          "clock_": "unsynced"},
         {"t": 5000, "sensor": "radar-bed", "name": "fall", "v": True, "clock_": "unsynced"},
     ))
-    assert main(["replay", "-c", str(site_file), str(f), "--until", str(T0 + 8 * H + 90)]) == 0
+    assert main(["replay", "-c", str(site_file), str(f), "--until", str(T0 + 8 * H)]) == 0
     cap = capsys.readouterr()
-    assert [json.loads(ln)["since"] for ln in cap.out.splitlines()] == [T0 + 90]
+    assert [json.loads(ln)["since"] for ln in cap.out.splitlines()] == [T0]
     assert "(2 unsynced, ignored)" in cap.err
 
 

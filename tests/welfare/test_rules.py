@@ -29,7 +29,7 @@ def test_inactivity_graded_raised_once_per_level_and_resolved() -> None:
     assert brief(back) == [("inactivity", "danger", "resolved"),
                            ("inactivity", "alarm", "resolved"),
                            ("inactivity", "caution", "resolved")]
-    assert all(e.since == T0 + 90 and e.t == T0 + 41 * H + 90 for e in back)
+    assert all(e.since == T0 + 90 and e.t == T0 + 41 * H + 30 for e in back)
 
 
 def test_timers_advance_on_tick_without_readings() -> None:
@@ -42,6 +42,7 @@ def test_timers_advance_on_tick_without_readings() -> None:
 
 
 def test_a_lone_reading_does_not_restart_the_clock_but_two_sensors_do() -> None:
+    """Activity counts when corroborated; the clock moves to the piece confirmed."""
     home = Home()
     home.walk(0)
     home.at(4 * H, "pir-hall", "motion", True)  # noise: nothing else within 15 minutes
@@ -49,9 +50,9 @@ def test_a_lone_reading_does_not_restart_the_clock_but_two_sensors_do() -> None:
     home2 = Home()
     home2.walk(0)
     home2.at(4 * H, "pir-hall", "motion", True)
-    home2.at(4 * H + 300, "pendant", "activity", 1.4)  # the pendant agrees
-    assert home2.until(12 * H) == []
-    assert brief(home2.until(12 * H + 300)) == [("inactivity", "caution", "raised")]
+    home2.at(4 * H + 300, "pendant", "activity", 1.4)  # the pendant agrees: 4 h confirmed
+    assert home2.until(12 * H - 1) == []
+    assert brief(home2.until(12 * H)) == [("inactivity", "caution", "raised")]
 
 
 def test_button_press_counts_alone() -> None:
@@ -114,8 +115,8 @@ def test_door_then_nobody_home_is_away_not_inactive() -> None:
     home.at(13 * H, "door-front", "open", True)
     back = home.at(13 * H + 20, "pir-hall", "motion", True)
     assert brief(back) == [("away_overdue", "caution", "resolved")]
-    assert home.until(13 * H + 8 * H) == []  # the inactivity clock restarted on return
-    assert brief(home.until(13 * H + 8 * H + 20)) == [("inactivity", "caution", "raised")]
+    assert home.until(13 * H + 8 * H - 1) == []  # the inactivity clock restarted on return
+    assert brief(home.until(13 * H + 8 * H)) == [("inactivity", "caution", "raised")]
 
 
 def test_back_within_overdue_raises_nothing() -> None:
@@ -311,5 +312,27 @@ def test_radar_movement_counts_only_while_it_sees_someone() -> None:
     assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
     home.at(9 * H, "radar-bed", "presence", True)
     home.at(9 * H + 30, "radar-bed", "body_movement", 35)
-    assert brief(home.at(9 * H + 200, "radar-bed", "motion", "moving")) == [
+    assert brief(home.at(9 * H + 200, "pendant", "activity", 0.9)) == [
+        ("inactivity", "caution", "resolved")]
+
+
+def test_one_sensor_corroborates_itself_only_with_three_pieces() -> None:
+    home = Home()
+    home.walk(0)
+    home.at(4 * H, "pir-hall", "motion", True)  # two noise triggers a few minutes apart
+    home.at(4 * H + 200, "pir-hall", "motion", True)
+    assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
+    back = home.at(9 * H, "pir-hall", "motion", True) + home.at(
+        9 * H + 100, "pir-hall", "motion", True) + home.at(9 * H + 300, "pir-hall", "motion", True)
+    assert brief(back) == [("inactivity", "caution", "resolved")]
+
+
+def test_a_raised_level_is_not_resolved_by_one_sensor_alone() -> None:
+    home = Home()
+    home.walk(0)
+    home.at(1000, "radar-bed", "presence", True)
+    home.until(9 * H)  # caution raised; the resident lies in the bedroom
+    home.at(9 * H, "radar-bed", "body_movement", 33)  # two clutter blips from the radar
+    assert home.at(9 * H + 400, "radar-bed", "body_movement", 30) == []
+    assert brief(home.at(9 * H + 500, "pir-hall", "motion", True)) == [
         ("inactivity", "caution", "resolved")]
