@@ -316,17 +316,6 @@ def test_radar_movement_counts_only_while_it_sees_someone() -> None:
         ("inactivity", "caution", "resolved")]
 
 
-def test_one_sensor_corroborates_itself_only_with_three_pieces() -> None:
-    home = Home()
-    home.walk(0)
-    home.at(4 * H, "pir-hall", "motion", True)  # two noise triggers a few minutes apart
-    home.at(4 * H + 200, "pir-hall", "motion", True)
-    assert brief(home.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
-    back = home.at(9 * H, "pir-hall", "motion", True) + home.at(
-        9 * H + 100, "pir-hall", "motion", True) + home.at(9 * H + 300, "pir-hall", "motion", True)
-    assert brief(back) == [("inactivity", "caution", "resolved")]
-
-
 def test_a_raised_level_is_not_resolved_by_one_sensor_alone() -> None:
     home = Home()
     home.walk(0)
