@@ -325,3 +325,14 @@ def test_a_raised_level_is_not_resolved_by_one_sensor_alone() -> None:
     assert home.at(9 * H + 400, "radar-bed", "body_movement", 30) == []
     assert brief(home.at(9 * H + 500, "pir-hall", "motion", True)) == [
         ("inactivity", "caution", "resolved")]
+
+
+def test_radar_movement_right_after_a_presence_dropout_still_counts() -> None:
+    home = Home()
+    home.walk(0)
+    home.until(9 * H)
+    home.at(9 * H, "radar-bed", "presence", True)
+    home.at(9 * H + 5, "radar-bed", "presence", False)  # the radar loses a still target
+    home.at(9 * H + 100, "radar-bed", "body_movement", 45)  # ... who then turns over
+    assert brief(home.at(9 * H + 200, "pendant", "activity", 0.9)) == [
+        ("inactivity", "caution", "resolved")]
