@@ -150,7 +150,7 @@ def test_metrics_render_format() -> None:
 def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from edge_agent.cli import main as cli
+    from edge_agent.cli.main import main as cli
 
     bad = tmp_path / "site.yaml"
     bad.write_text("site: s1\nnode: [\n")

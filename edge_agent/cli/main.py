@@ -167,6 +167,19 @@ def cmd_unseal(args: argparse.Namespace) -> int:
                       allow_unsigned=args.allow_unsigned)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from edge_agent.cli.replay import run_replay
+    from edge_agent.core.errors import ConfigError
+
+    try:
+        cfg = _load(args.config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p.format(), file=sys.stderr)
+        return 2
+    return run_replay(cfg, args.file, sys.stdout, sys.stderr, until=args.until)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-agent", description=(
         "Store-and-forward sensor agent: durable encrypted buffering, OT/IT MQTT channels."))
@@ -222,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also open archived unsigned payloads (suite without +ed25519)")
     u.add_argument("file", nargs="?", default="-", help="payload JSON lines (default: stdin)")
     u.set_defaults(func=cmd_unseal)
+
+    rp = sub.add_parser("replay", help="welfare rules over recorded readings (JSON lines)")
+    rp.add_argument("-c", "--config", type=Path, required=True, help="site YAML with welfare:")
+    rp.add_argument("file", help='readings, one {"t","sensor","name","v"} per line (- = stdin)')
+    rp.add_argument("--until", type=float, default=None,
+                    help="also fire the timers due up to this time (epoch s)")
+    rp.set_defaults(func=cmd_replay)
     return p
 
 

@@ -25,6 +25,7 @@ from edge_agent.config.schema import (
 )
 from edge_agent.config.types import Token
 from edge_agent.config.validate import Validator
+from edge_agent.config.welfare import build_welfare
 from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
 from edge_agent.core.errors import ConfigError, ConfigProblem
 from edge_agent.core.model import Channel, Priority
@@ -106,15 +107,16 @@ def parse_config(text: str, name: str, base_dir: Path,
         raise ConfigError(problems)
     v = Validator(name, base_dir)
     v.problems.extend(problems)
-    top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors"}))
+    top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors", "welfare"}))
     sensors_node = tree.get("sensors") if isinstance(tree, Map) else None
     sensors = _sensors(v, sensors_node, sensor_types, top)
+    welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
     if top is not None:
         _check_channels(v, tree, top)
     if v.problems or top is None:
         raise ConfigError(sorted(v.problems, key=lambda p: p.line))
     return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
-                      sensors=sensors, source=base_dir / Path(name).name)
+                      sensors=sensors, welfare=welfare, source=base_dir / Path(name).name)
 
 
 def _node_at(tree: Node, *keys: str | int) -> Node:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
+from edge_agent.config.welfare import WelfareSubject
 from edge_agent.core.model import Channel, Priority
 
 # Every number has a finite range (the validator enforces it; tests check none is missing).
@@ -175,6 +176,7 @@ class SiteConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None
+    welfare: list[WelfareSubject] = field(default_factory=list)  # rules per resident
 
     def topic_prefix(self, channel: Channel) -> str:
         pre = self.channels[channel].topic_prefix

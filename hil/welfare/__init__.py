@@ -1,0 +1,1 @@
+"""Welfare rules evaluation: a household simulator and a scorer (``python -m hil.welfare``)."""
