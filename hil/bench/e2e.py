@@ -112,6 +112,9 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
         fill = prefill(state, readings, per_record)
     broker = _broker(d)
     sub = SubscriberProcess(broker.port, sitefile.PREFIX, readings)
+    # with alarms: a second subscriber on the alarm topic alone (no data queued ahead)
+    alarm_sub = SubscriberProcess(broker.port, f"{sitefile.PREFIX}/alarm", 0) \
+        if alarm_rate else None
     sensors = sitefile.load_sensor(alarm_rate, ident="sos", chunk=0.01, alarm=True) \
         if alarm_rate else ""
     site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors)
@@ -152,7 +155,9 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
     finally:
         out["exit"] = agent.stop()
         final = sub.close()
+        alarm_only = alarm_sub.close() if alarm_sub is not None else {}
         broker.stop()
+    out["alarm_only_samples"] = alarm_only.get("alarms", [])
     out["sub_cpu"] = final.get("cpu_seconds")
     out["duplicates"] = final.get("duplicates")
     out["bad"] = final.get("bad")
@@ -197,6 +202,7 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
     d = b.dir("alarm-template")
     fill = prefill(d / "state", sizes.alarm_backlog, 500)
     lat: list[float] = []
+    lat_only: list[float] = []
     outside = 0
     rounds: list[dict[str, Any]] = []
     for _ in range(sizes.alarm_rounds):
@@ -208,6 +214,8 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
                   if lo is not None and hi is not None and lo <= t <= hi]
         outside += len(samples) - len(inside)
         lat += inside
+        lat_only += [(rx - t) * 1000 for t, rx in r.pop("alarm_only_samples")
+                     if lo is not None and hi is not None and lo <= t <= hi]
         rounds.append({k: r[k] for k in ("rate", "seconds", "complete", "agent_cpu")
                        if k in r} | {"alarms": len(inside)})
         b.log(f"  alarm round {len(rounds)}: {len(inside)} alarms during a "
@@ -217,6 +225,9 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
     return {"backlog": sizes.alarm_backlog, "fill": fill, "rounds": rounds,
             "alarms": len(lat), "outside_drain": outside, "p50_ms": _pct(lat, 50),
             "p99_ms": _pct(lat, 99), "max_ms": max(lat) if lat else float("nan"),
+            "alarm_only": {"alarms": len(lat_only), "p50_ms": _pct(lat_only, 50),
+                           "p99_ms": _pct(lat_only, 99),
+                           "max_ms": max(lat_only) if lat_only else float("nan")},
             "latencies_ms": [round(x, 2) for x in lat]}
 
 
@@ -429,6 +440,7 @@ def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None) -> d
         log(f"drain {n:,} readings in {per}-reading records ({-(-n // per):,} records)")
         r = drain_point(b, n, per, sizes.drain_cap)
         r.pop("alarm_samples", None)
+        r.pop("alarm_only_samples", None)
         log(f"  {r['rate']:,.0f} readings/s{'' if r['complete'] else ' (cap reached)'}, "
             f"{r['cpu_per_m']:.1f} agent CPU-s per M, ready after {r['ready_s']:.2f} s")
         raw["drain"].append(r)

@@ -20,11 +20,11 @@ def closed_port() -> int:
 
 def load_sensor(rate: float, *, total: int | None = None, chunk: float | None = None,
                 ident: str = "gen", alarm: bool = False) -> str:
-    opts = f"rate: {rate:g}"
+    opts = f"rate: {int(rate) if rate == int(rate) else rate}"
     if total is not None:
         opts += f", total: {total}"
     if chunk is not None:
-        opts += f", chunk: {chunk:g}"
+        opts += f", chunk: {chunk}"
     prio = ", priority: alarm" if alarm else ""
     return f"  - {{id: {ident}, type: load, channel: ot{prio}, {opts}}}\n"
 
