@@ -47,9 +47,9 @@ class E2ESizes:
 
 
 E2E = E2ESizes(drain=((25_000, 1), (100_000, 1), (1_000_000, 100), (1_000_000, 500)),
-               drain_cap=60.0, paho=20_000, alarms=200, alarm_backlog=1_000_000,
-               alarm_rounds=12, block_rates=(0, 1, 10, 100), block_seconds=30.0,
-               burst=100_000, ingest=1_000_000, startup_mib=(0, 16, 64, 256))
+               drain_cap=30.0, paho=20_000, alarms=200, alarm_backlog=1_000_000,
+               alarm_rounds=12, block_rates=(0, 1, 10, 100), block_seconds=20.0,
+               burst=100_000, ingest=1_000_000, startup_mib=(0, 16, 64))
 SCALE = E2ESizes(drain=((25_000, 1), (100_000, 1), (400_000, 1), (1_000_000, 1),
                         (1_000_000, 100), (5_000_000, 100), (10_000_000, 100),
                         (1_000_000, 500), (5_000_000, 500), (10_000_000, 500)),
