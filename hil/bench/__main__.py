@@ -1,4 +1,8 @@
-"""``python -m hil.bench [--quick] [--out FILE.md]``: every benchmark, one table.
+"""``python -m hil.bench [--quick] [--out FILE.md]``: the in-process microbenchmarks, one table.
+
+``python -m hil.bench --e2e [--quick | --scale] [--pin-core] [--json FILE]``: the end-to-end
+set instead (the real agent process, a real mosquitto, an independent subscriber; see
+``e2e.py``). ``--all``: both.
 
 Each figure comes from a fresh child process; baselines run in the same invocation against
 the same throwaway mosquitto (never port 1883).
@@ -7,6 +11,7 @@ the same throwaway mosquitto (never port 1883).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -135,22 +140,70 @@ def _ok(cond: bool) -> str:
 HEADERS = ["measure", "edge-agent", "target", "baseline (same run)", "ratio", "verdict"]
 
 
+def _micro(args: argparse.Namespace, log: Callable[[str], object]) -> tuple[str, bool]:
+    t = time.monotonic()
+    rows, _ = run(QUICK if args.quick else FULL, log=log)
+    table = markdown_table(HEADERS, rows)
+    head = (f"edge-agent microbenchmarks, in process, not end to end "
+            f"({'quick' if args.quick else 'full'}), {env_info()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - t:.0f} s")
+    return f"{head}\n\n{table}\n", all(r[-1] == "met" for r in rows)
+
+
+def _e2e(args: argparse.Namespace, log: Callable[[str], object]) -> tuple[str, bool]:
+    from hil.bench import e2e, e2e_report
+
+    sizes = e2e.SCALE if args.scale else e2e.QUICK if args.quick else e2e.E2E
+    t = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="hil-e2e-", dir="/var/tmp"))
+    try:
+        raw = e2e.run(sizes, work, log, pin_core=0 if args.pin_core else None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1) + "\n")
+    text = e2e_report.tables(raw)
+    kind = "scale" if args.scale else "quick" if args.quick else "default"
+    pin = ", agent pinned to core 0" if args.pin_core else ""
+    head = (f"edge-agent end-to-end benchmark ({kind}{pin}), {env_info()}, "
+            f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - t:.0f} s")
+    return f"{head}\n\n{text}\n", "MISSED" not in text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hil.bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run, < 60 s)")
-    ap.add_argument("--out", type=Path, help="also write the table as markdown here")
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--e2e", action="store_true",
+                    help="the end-to-end set (real agent process) instead of the microbenchmarks")
+    ap.add_argument("--all", action="store_true", help="microbenchmarks and the end-to-end set")
+    ap.add_argument("--scale", action="store_true",
+                    help="end to end with the long sizes (1M records, 5M and 10M readings; "
+                         "implies --e2e; can take hours)")
+    ap.add_argument("--pin-core", action="store_true",
+                    help="end to end with the agent pinned to core 0 (taskset -c 0)")
+    ap.add_argument("--out", type=Path, help="also write the tables as markdown here")
+    ap.add_argument("--json", type=Path, help="end to end: also write every raw figure here")
     args = ap.parse_args(argv)
     t = time.monotonic()
-    rows, _ = run(QUICK if args.quick else FULL,
-                  log=lambda m: print(f"[{time.monotonic() - t:5.1f}s] {m}", file=sys.stderr))
-    table = markdown_table(HEADERS, rows)
-    head = (f"edge-agent benchmark ({'quick' if args.quick else 'full'}), {env_info()}, "
-            f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - t:.0f} s")
-    print(head)
-    print(table)
+
+    def log(m: str) -> None:
+        print(f"[{time.monotonic() - t:6.1f}s] {m}", file=sys.stderr, flush=True)
+
+    parts: list[str] = []
+    ok = True
+    if args.all or not (args.e2e or args.scale or args.pin_core):
+        text, good = _micro(args, log)
+        parts.append(text)
+        ok &= good
+    if args.all or args.e2e or args.scale or args.pin_core:
+        text, good = _e2e(args, log)
+        parts.append(text)
+        ok &= good
+    out = "\n".join(parts)
+    print(out)
     if args.out:
-        args.out.write_text(f"{head}\n\n{table}\n")
-    return 0 if all(r[-1] == "met" for r in rows) else 1
+        args.out.write_text(out)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

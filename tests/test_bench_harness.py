@@ -1,0 +1,54 @@
+"""The end-to-end benchmark harness (hil/bench): its site files are valid, it sees the real
+agent's READY=1 on its own notify socket, and it reads a process's CPU and memory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hil.bench import sitefile
+from hil.bench.proc import AgentUnderTest, proc_cpu_seconds, proc_vm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge_agent", "check-config", str(path)],
+                          capture_output=True, text=True, cwd=REPO, check=False)
+
+
+def test_site_files_pass_check_config(tmp_path: Path) -> None:
+    # a rate of 1,000,000 was once written as "1e+06", which the loader rejects as a string
+    sensors = (sitefile.load_sensor(1_000_000, total=5_000_000)
+               + sitefile.load_sensor(25, ident="sos", chunk=0.01, alarm=True)
+               + sitefile.load_sensor(0.5, ident="slow"))
+    site = sitefile.write(tmp_path / "site.yaml", tmp_path / "state", 1883, sensors=sensors,
+                          metrics_textfile=tmp_path / "m" / "edge_agent.prom")
+    out = check_config(site)
+    assert out.returncode == 0, out.stdout + out.stderr
+    quiet = sitefile.write(tmp_path / "quiet.yaml", tmp_path / "state", 1883)
+    out = check_config(quiet)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_proc_figures_of_this_process() -> None:
+    sum(i * i for i in range(200_000))  # some CPU of our own
+    assert proc_cpu_seconds(os.getpid()) > 0
+    assert proc_vm(os.getpid(), "VmRSS") > 1024 * 1024
+    assert proc_vm(os.getpid(), "VmHWM") >= proc_vm(os.getpid(), "VmRSS") // 2
+    assert proc_vm(os.getpid(), "NoSuchField") == 0
+
+
+def test_agent_ready_seen_on_own_notify_socket(tmp_path: Path) -> None:
+    site = sitefile.write(tmp_path / "site.yaml", tmp_path / "state", sitefile.closed_port())
+    agent = AgentUnderTest(site, tmp_path / "agent.log")
+    try:
+        agent.start()
+        ready = agent.wait_ready(120)
+        assert ready > 0 and agent.ready_after == ready
+        assert agent.alive and agent.cpu_seconds() > 0 and agent.vm("VmRSS") > 0
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.log_tail()
