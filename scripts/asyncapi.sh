@@ -9,10 +9,15 @@
 # Needs node >= 18 and npm. The 4.x CLI is the newest line that runs on node 20 (5.x and
 # later need node 24).
 set -euo pipefail
+case "${1:-}" in
+    "" | html) ;;
+    *) echo "usage: scripts/asyncapi.sh [html]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
 CLI_VERSION=4.1.1
-HTML_TEMPLATE_VERSION=3.5.6
+HTML_TEMPLATE_VERSION=2.3.14  # the last line for generator 1.x, the one the 4.x CLI runs
 PREFIX=.asyncapi
 DOC=docs/asyncapi.yaml
 OUT=build/asyncapi-html
@@ -20,7 +25,9 @@ OUT=build/asyncapi-html
 # no update check, no usage analytics (the CLI would send each command to a metrics
 # service): CI runs offline after the first install
 export NO_UPDATE_NOTIFIER=1
-export ASYNCAPI_METRICS_CONFIG_PATH="$PWD/$PREFIX/analytics.json"
+# the HTML template depends on puppeteer (for its PDF output only): no Chrome download
+export PUPPETEER_SKIP_DOWNLOAD=1
+export ASYNCAPI_METRICS_CONFIG_PATH="$ROOT/$PREFIX/analytics.json"
 export NODE_NO_WARNINGS=1
 
 install() {  # install PACKAGE@VERSION into $PREFIX unless that exact version is there
@@ -36,11 +43,11 @@ install() {  # install PACKAGE@VERSION into $PREFIX unless that exact version is
 
 install @asyncapi/cli "$CLI_VERSION"
 asyncapi() {  # the CLI keeps its settings under $HOME: keep them out of the user's home
-    mkdir -p "$PREFIX/home"
+    mkdir -p "$ROOT/$PREFIX/home"
     [ -f "$ASYNCAPI_METRICS_CONFIG_PATH" ] || printf '%s\n' \
         '{"analyticsEnabled": "false", "infoMessageShown": "true", "userID": "none"}' \
         >"$ASYNCAPI_METRICS_CONFIG_PATH"
-    HOME="$PWD/$PREFIX/home" "$PREFIX/node_modules/.bin/asyncapi" "$@"
+    HOME="$ROOT/$PREFIX/home" "$ROOT/$PREFIX/node_modules/.bin/asyncapi" "$@"
 }
 
 asyncapi validate "$DOC" --fail-severity=warn
@@ -49,7 +56,11 @@ if [ "${1:-}" = "html" ]; then
     install @asyncapi/html-template "$HTML_TEMPLATE_VERSION"
     rm -rf "$OUT"
     mkdir -p "$OUT"
-    asyncapi generate fromTemplate "$DOC" "$PWD/$PREFIX/node_modules/@asyncapi/html-template" \
-        -o "$OUT" --force-write --param singleFile=true
+    # the generator resolves the schema files relative to the working directory, not to the
+    # document: run it from docs/. An empty --registry-url skips the CLI's check that the
+    # npm registry answers (the template is local), so this runs offline too.
+    (cd "$(dirname "$DOC")" && asyncapi generate fromTemplate "$(basename "$DOC")" \
+        "$ROOT/$PREFIX/node_modules/@asyncapi/html-template" \
+        -o "$ROOT/$OUT" --force-write --param singleFile=true --registry-url=)
     echo "asyncapi: HTML in $OUT/index.html"
 fi
