@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 echo "== ruff" && .venv/bin/ruff check edge_agent tests hil
 echo "== mypy (strict: edge_agent and hil)" && .venv/bin/mypy
+echo "== asyncapi (docs/asyncapi.yaml)" && scripts/asyncapi.sh
 echo "== pytest" && .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
