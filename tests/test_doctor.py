@@ -13,7 +13,7 @@ import pytest
 from edge_agent.cli import doctor
 from edge_agent.cli.doctor import FAIL, PASS, SKIP, WARN, Check
 from edge_agent.config import load_config
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import pki
 from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import write_site
