@@ -21,6 +21,7 @@ from edge_agent.devices.base import Backoff, Emit, Sample, Sensor, SensorContext
 QUEUE_SIZE = 256
 POLL = 0.05  # seconds run() waits on the queue before checking ``stop``
 
+
 class GpioEventSensor(Sensor):
     """Base: opens a gpiozero device, wires its callbacks, drains their Samples."""
 
