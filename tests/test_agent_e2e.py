@@ -13,7 +13,7 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.core.model import Channel
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet

@@ -11,7 +11,7 @@ from edge_agent.config import load_config, parse_config
 from edge_agent.config.types import BrokerURL, ByteSize, Duration
 from edge_agent.core.errors import ConfigError
 from edge_agent.core.model import Channel, Priority
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -165,7 +165,7 @@ def test_value_types() -> None:
 def test_shipped_configs_pass(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = REPO / "configs" / name
     if name != "demo.yaml":
-        pytest.importorskip("edge_agent.drivers.dsmr")
+        pytest.importorskip("edge_agent.devices.dsmr.driver")
     from edge_agent.security.seal import generate_files
 
     generate_files("x25519", tmp_path / "platform.key", tmp_path / "platform.pub")

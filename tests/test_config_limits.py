@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from edge_agent.config import Limits, load_config, parse_config, schema
 from edge_agent.config.types import Range
 from edge_agent.core.errors import ConfigError
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from tests.test_config import GOOD
 
 NUMERIC = (int, float)

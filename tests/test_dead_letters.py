@@ -16,7 +16,7 @@ from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.daemon.metrics import samples
 from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.status import format_status, snapshot
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.store.channel_store import (
     DEAD_SHARE,

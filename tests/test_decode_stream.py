@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from edge_agent.cli.capture import iter_capture
 from edge_agent.cli.decode import run_decode
-from edge_agent.protocols import dlms_hdlc, dsmr, iec62056_21, ld2410, modbus_rtu, mr60
+from edge_agent.protocols import dlms, dsmr, iec62056_21, ld2410, modbus_rtu, mr60
 
 FLOODS = {  # the byte(s) that start a frame in each protocol
     "dsmr-p1": b"/", "iec62056-21": b"/", "dlms-hdlc": b"\x7e", "modbus-rtu": b"\x01",
@@ -78,11 +78,11 @@ def _parse(parser: object, data: bytes, step: int = 4096) -> list[object]:
 
 @pytest.mark.parametrize(("name", "make", "pattern", "per_kib"), [
     ("dsmr-p1", dsmr.Parser, b"/", 4), ("iec62056-21", iec62056_21.Parser, b"/", 9),
-    ("dlms-hdlc", dlms_hdlc.Parser, b"\x7e", 1), ("modbus-rtu", modbus_rtu.Parser, b"\x01", 4),
+    ("dlms-hdlc", dlms.Parser, b"\x7e", 1), ("modbus-rtu", modbus_rtu.Parser, b"\x01", 4),
     ("ld2410", ld2410.Parser, ld2410.REPORT_HEADER, 0), ("mr60", mr60.Parser, mr60.HEADER, 0),
     ("iec62056-21 SOH", iec62056_21.Parser, b"\x01", 4),
     ("iec62056-21 STX", iec62056_21.Parser, b"\x02", 4),
-    ("dlms-hdlc bare APDUs", lambda: dlms_hdlc.Parser(framing="apdu"), b"\xdb", 4),
+    ("dlms-hdlc bare APDUs", lambda: dlms.Parser(framing="apdu"), b"\xdb", 4),
 ])
 def test_a_flood_of_sync_bytes_is_reported_in_runs_not_per_byte(
         name: str, make: Callable[[], Any], pattern: bytes, per_kib: int) -> None:

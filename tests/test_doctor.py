@@ -13,7 +13,7 @@ import pytest
 from edge_agent.cli.doctor import FAIL, PASS, SKIP, WARN, Check
 from edge_agent.cli.main import doctor
 from edge_agent.config import load_config
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import pki
 from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import write_site
@@ -130,6 +130,27 @@ def test_hardware_checks_on_a_fake_dev(tmp_path: Path) -> None:
         (dev / "gpiochip0").unlink()
         checks = by_name(list(doctor.check_hardware(site, timeout=0.5, dev=dev)))
         assert checks["gpio"].status == FAIL
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_silent_dlms_push_port_is_flagged(tmp_path: Path) -> None:
+    """dlms-hdlc meters push unasked, so a port that opens but stays silent is a warning
+    (doctor's own list of talking devices used to forget them: \"opens, not probed\")."""
+    master, slave = os.openpty()
+    try:
+        port = os.ttyname(slave)
+        cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors=(
+            f"  - {{id: han, type: dlms-hdlc, port: {port}}}\n"
+            f"  - {{id: probe, type: iec62056-21, port: {port}}}\n"))
+        cfg.write_text(cfg.read_text().replace("hardware: emulated", "hardware: raspberry-pi"))
+        site = load_config(cfg, SENSOR_TYPES)
+        checks = by_name(list(doctor.check_hardware(site, timeout=0.3, dev=tmp_path)))
+        assert checks["serial han"].status == WARN and "sent nothing" in \
+            checks["serial han"].detail
+        assert checks["serial probe"].status == PASS  # polled: silent until asked
+        assert "not probed" in checks["serial probe"].detail
     finally:
         os.close(master)
         os.close(slave)

@@ -12,7 +12,7 @@ from pathlib import Path
 from edge_agent.config import load_config
 from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.daemon.status import read_status
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import seal
 from edge_agent.security.privacy import PrivacyStage, pseudonym
 from edge_agent.tools.consumer import Consumer

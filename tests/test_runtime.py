@@ -19,8 +19,8 @@ from edge_agent.core.clock import ManualClock
 from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.daemon.ingest import IngestQueue
 from edge_agent.daemon.runtime import Agent, ChannelWriter
-from edge_agent.drivers.base import Emit, Sensor
-from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
+from edge_agent.devices.base import Emit, Sensor
+from edge_agent.devices.registry import SENSOR_TYPES, SensorType
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto, free_port

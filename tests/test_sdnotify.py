@@ -17,7 +17,7 @@ from edge_agent.config import load_config
 from edge_agent.core.model import Channel
 from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
 from edge_agent.daemon.service import Service
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for, write_site
 from tests.deploy_helpers import NotifySocket

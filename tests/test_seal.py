@@ -16,7 +16,7 @@ from edge_agent.config import load_config
 from edge_agent.core.errors import ConfigError
 from edge_agent.core.model import Channel, Priority
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import nodekey, seal
 from edge_agent.security.nodekey import NodeKeyError, NodeKeys, enrolment, fingerprint
 from edge_agent.tools.consumer import Consumer

@@ -15,7 +15,7 @@ from edge_agent.core.clock import ManualClock
 from edge_agent.core.errors import KeyFileError
 from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.security.keys import create_key, load_key
 from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring

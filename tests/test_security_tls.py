@@ -24,7 +24,7 @@ from edge_agent.config.types import BrokerURL
 from edge_agent.core.errors import KeyFileError
 from edge_agent.core.model import Channel
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.security import pki
 from edge_agent.security.seal import generate_files

@@ -20,7 +20,7 @@ from edge_agent.config import load_config
 from edge_agent.config.schema import SiteConfig
 from edge_agent.config.types import BrokerURL
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security.seal import generate_files
 from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for

@@ -16,7 +16,7 @@ from edge_agent.config import load_config
 from edge_agent.core.errors import KeyFileError, StoreError, StoreLockedError
 from edge_agent.core.model import Channel
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.tools.consumer import Consumer

@@ -20,30 +20,21 @@ marked ``"decrypted": false``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from edge_agent.cli.capture import CaptureError, iter_capture, load_capture
 from edge_agent.core.errors import EdgeAgentError, ProtocolError
+from edge_agent.devices.registry import DECODE_PROTOCOLS, DecodeProtocol
 
 __all__ = ["PROTOCOLS", "add_arguments", "load_capture", "main", "run_decode"]
 
-PROTOCOLS: dict[str, str] = {
-    "iec62056-21": "iec62056_21",
-    "dsmr-p1": "dsmr",
-    "modbus-rtu": "modbus_rtu",
-    "dlms-hdlc": "dlms_hdlc",
-    "ld2410": "ld2410",
-    "mr60": "mr60",
-}
-"""Protocol name on the command line -> module in ``edge_agent.protocols``."""
-
-KEYED = frozenset({"dlms-hdlc"})
+PROTOCOLS: Mapping[str, DecodeProtocol] = DECODE_PROTOCOLS
+"""Protocol name on the command line -> what the device declares (edge_agent.devices)."""
 
 FEED = 4096  # bytes fed to the parser at a time: one feed's output stays small
 EXIT_DECODED, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
@@ -61,21 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_decode(protocol: str, path: Path, out: TextIO, key_file: Path | None = None) -> int:
     """Decode the capture at ``path`` with ``protocol``; JSON lines to ``out``."""
-    module_name = PROTOCOLS.get(protocol)
-    if module_name is None:
+    proto = PROTOCOLS.get(protocol)
+    if proto is None:
         return _fail(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    if key_file is not None and protocol not in KEYED:
-        return _fail(f"--key applies only to: {', '.join(sorted(KEYED))}")
-    try:
-        module = importlib.import_module(f"edge_agent.protocols.{module_name}")
-    except ImportError:
-        return _fail(f"protocol {protocol!r} is not available in this build")
+    if key_file is not None and not proto.keyed:
+        keyed = sorted(name for name, p in PROTOCOLS.items() if p.keyed)
+        return _fail(f"--key applies only to: {', '.join(keyed)}")
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the last chunk
     except OSError as exc:
         return _fail(f"cannot read {path}: {exc.strerror or exc}")
     try:
-        parser = _make_parser(protocol, module, key_file)
+        keys = proto.load_keys(key_file) if key_file is not None and proto.load_keys else None
+        parser = proto.parser(keys)
     except (OSError, EdgeAgentError, ValueError) as exc:
         f.close()
         return _fail(f"cannot use key file {key_file}: {exc}")
@@ -85,7 +74,7 @@ def run_decode(protocol: str, path: Path, out: TextIO, key_file: Path | None = N
             for item in _decoded(parser, iter_capture(f)):
                 if not isinstance(item, ProtocolError):
                     frames += 1
-                out.write(json.dumps(_record(protocol, item)) + "\n")
+                out.write(json.dumps(_record(proto, item)) + "\n")
             out.flush()
     except BrokenPipeError:
         _quiet_closed_pipe(out)
@@ -120,32 +109,12 @@ def _quiet_closed_pipe(out: TextIO) -> None:
         os.close(devnull)
 
 
-def _make_parser(protocol: str, module: Any, key_file: Path | None) -> Any:
-    if protocol == "dlms-hdlc":  # a capture may be HDLC frames or bare APDUs
-        key, auth_key = _load_dlms_keys(key_file) if key_file is not None else (None, None)
-        return module.Parser(key=key, auth_key=auth_key, framing="auto")
-    return module.Parser()
-
-
-def _load_dlms_keys(key_file: Path) -> tuple[bytes, bytes | None]:
-    """The DLMS driver's key file loader (``load_keys``): one format for both."""
-    try:
-        driver = importlib.import_module("edge_agent.drivers.dlms_hdlc")
-        load_keys = driver.load_keys
-    except (ImportError, AttributeError) as exc:
-        raise ValueError("the DLMS key loader is not available in this build") from exc
-    keys = load_keys(key_file)
-    if isinstance(keys, tuple):
-        return keys[0], keys[1]
-    return keys.key, getattr(keys, "auth_key", None)
-
-
-def _record(protocol: str, item: Any) -> dict[str, Any]:
+def _record(proto: DecodeProtocol, item: Any) -> dict[str, Any]:
     if isinstance(item, ProtocolError):
-        return {"protocol": protocol, "offset": item.offset, "error": item.reason,
+        return {"protocol": proto.name, "offset": item.offset, "error": item.reason,
                 "detail": str(item)}
-    return {"protocol": protocol, "offset": getattr(item, "offset", None),
-            "frame": item.to_json()}
+    return {"protocol": proto.name, "offset": getattr(item, "offset", None),
+            "frame": proto.frame(item)}
 
 
 def _fail(message: str) -> int:

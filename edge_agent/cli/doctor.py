@@ -18,21 +18,26 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from edge_agent.config.schema import ChannelConfig, SiteConfig
 from edge_agent.config.types import BrokerURL
 from edge_agent.core.errors import ConfigError, KeyFileError
 from edge_agent.core.model import Channel
 
+if TYPE_CHECKING:
+    from edge_agent.devices.sensor_type import SensorType
+
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 CERT_WARN_DAYS = 30.0
 
-# Default I2C addresses when a sensor's options leave ``address`` unset.
-I2C_DEFAULTS = {"sht31": 0x44, "bme280": 0x76, "mlx90614": 0x5A, "max30102": 0x57,
-                "mpu6050": 0x68, "adxl345": 0x53}
-# Serial devices that talk without being asked: a short read shows they are wired.
-SELF_REPORTING = {"dsmr-p1", "ld2410", "mr60fda1", "mr60bha1"}
+
+def _sensor_type(name: str) -> SensorType | None:
+    """What the device declares about itself: its bus, default I2C address, whether it talks
+    unasked on its serial port (a short read then shows it is wired), its key loader."""
+    from edge_agent.devices.registry import SENSOR_TYPES
+
+    return SENSOR_TYPES.get(name)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Check:
 
 def check_config(path: Path) -> tuple[SiteConfig | None, list[Check]]:
     from edge_agent.config import load_config
-    from edge_agent.drivers.registry import SENSOR_TYPES
+    from edge_agent.devices.registry import SENSOR_TYPES
 
     try:
         cfg = load_config(path, SENSOR_TYPES)
@@ -101,8 +106,6 @@ def check_keys(cfg: SiteConfig) -> Iterator[Check]:
 
 def check_sensor_keys(cfg: SiteConfig) -> Iterator[Check]:
     """Each enabled sensor's ``key_file`` (DLMS push keys): present, owner-only, parses."""
-    from edge_agent.drivers.dlms_hdlc import load_keys
-
     for sc in cfg.sensors:
         path = _opt(sc, "key_file")
         if not sc.enabled or path is None:
@@ -118,7 +121,9 @@ def check_sensor_keys(cfg: SiteConfig) -> Iterator[Check]:
         if check.status != PASS:
             yield check
             continue
-        if sc.type != "dlms-hdlc":
+        stype = _sensor_type(sc.type)
+        load_keys = stype.decode.load_keys if stype and stype.decode else None
+        if load_keys is None:
             yield check
             continue
         try:
@@ -174,9 +179,15 @@ def check_hardware(cfg: SiteConfig, timeout: float = 2.0,
     if cfg.hardware != "raspberry-pi":
         yield Check("hardware", SKIP, "hardware: emulated (devices are emulated in-process)")
         return
-    i2c = [s for s in sensors if isinstance(_opt(s, "bus"), int)]
-    ports = [s for s in sensors if isinstance(_opt(s, "port"), str)]
-    pins = [s for s in sensors if isinstance(_opt(s, "pin"), int)]
+    types = {s.id: _sensor_type(s.type) for s in sensors}
+
+    def on(s: Any, bus: str, key: str, kind: type) -> bool:
+        t = types[s.id]
+        return t is not None and t.bus == bus and isinstance(_opt(s, key), kind)
+
+    i2c = [s for s in sensors if on(s, "i2c", "bus", int)]
+    ports = [s for s in sensors if on(s, "serial", "port", str)]
+    pins = [s for s in sensors if on(s, "gpio", "pin", int)]
     for bus in sorted({_opt(s, "bus") for s in i2c}):
         node = dev / f"i2c-{bus}"
         users = [s for s in i2c if _opt(s, "bus") == bus]
@@ -193,11 +204,14 @@ def check_hardware(cfg: SiteConfig, timeout: float = 2.0,
         yield Check(f"i2c bus {bus}", PASS, f"{node} present")
         for s in users:
             addr = _opt(s, "address")
-            addr = I2C_DEFAULTS.get(s.type) if addr is None else addr
+            stype = types[s.id]
+            addr = stype.i2c_address if addr is None and stype is not None else addr
             if addr is not None:
                 yield _probe_i2c(s.id, bus, int(addr))
     for s in ports:
-        yield _check_port(s.id, s.type, str(_opt(s, "port")), _opt(s, "baudrate"), timeout)
+        talks = bool((t := types[s.id]) and t.self_reporting)
+        yield _check_port(s.id, s.type, str(_opt(s, "port")), _opt(s, "baudrate"), timeout,
+                          talks)
     if pins:
         chip = dev / "gpiochip0"
         who = ", ".join(f"{s.id} (GPIO{_opt(s, 'pin')})" for s in pins)
@@ -224,7 +238,8 @@ def _probe_i2c(sensor: str, bus: int, addr: int) -> Check:
     return Check(name, PASS, f"answers at 0x{addr:02X} on bus {bus}")
 
 
-def _check_port(sensor: str, stype: str, port: str, baudrate: Any, timeout: float) -> Check:
+def _check_port(sensor: str, stype: str, port: str, baudrate: Any, timeout: float,
+                self_reporting: bool) -> Check:
     name = f"serial {sensor}"
     if "://" not in port and not Path(port).exists():
         return Check(name, FAIL, f"{port} missing ({stype})",
@@ -238,7 +253,7 @@ def _check_port(sensor: str, stype: str, port: str, baudrate: Any, timeout: floa
 
         with serial.serial_for_url(port, baudrate=int(baudrate or 9600),
                                    timeout=min(timeout, 2.0)) as s:
-            if stype not in SELF_REPORTING:
+            if not self_reporting:
                 return Check(name, PASS, f"{port} opens ({stype}; not probed)")
             data = s.read(64)
     except (OSError, ValueError) as exc:

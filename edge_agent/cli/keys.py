@@ -339,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
     if args.keys_command == "platform":
         return cmd_platform(args, out)
     from edge_agent.config import load_config
-    from edge_agent.drivers.registry import SENSOR_TYPES
+    from edge_agent.devices.registry import SENSOR_TYPES
 
     try:
         cfg = load_config(args.config, SENSOR_TYPES)

@@ -16,7 +16,7 @@ from edge_agent import __version__
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
     from edge_agent.config import load_config
-    from edge_agent.drivers.registry import SENSOR_TYPES
+    from edge_agent.devices.registry import SENSOR_TYPES
 
     return load_config(path, SENSOR_TYPES)
 
@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.core.errors import ConfigError, EdgeAgentError
     from edge_agent.daemon import logsetup
     from edge_agent.daemon.service import Service
-    from edge_agent.drivers.registry import SENSOR_TYPES
+    from edge_agent.devices.registry import SENSOR_TYPES
     from edge_agent.security import events as secevents
 
     try:
@@ -201,11 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="demo YAML (default: bundled)")
     d.set_defaults(func=cmd_demo)
 
+    from edge_agent.devices.registry import DECODE_PROTOCOLS  # the devices' own protocols
+
     k = sub.add_parser("decode", help="decode a capture file of a device protocol")
-    k.add_argument("--protocol", required=True,
-                   choices=["iec62056-21", "dsmr-p1", "modbus-rtu", "dlms-hdlc", "ld2410",
-                            "mr60"])
-    k.add_argument("--key", type=Path, default=None, help="key file (dlms-hdlc encrypted push)")
+    k.add_argument("--protocol", required=True, choices=list(DECODE_PROTOCOLS))
+    keyed = ", ".join(n for n, proto in DECODE_PROTOCOLS.items() if proto.keyed)
+    k.add_argument("--key", type=Path, default=None, help=f"key file ({keyed} encrypted push)")
     k.add_argument("file", type=Path)
     k.set_defaults(func=cmd_decode)
 

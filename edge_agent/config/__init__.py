@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from edge_agent.config.schema import (
     ChannelConfig,
@@ -28,7 +28,7 @@ from edge_agent.config.validate import Validator
 from edge_agent.config.welfare import build_welfare
 from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
 from edge_agent.core.errors import ConfigError, ConfigProblem
-from edge_agent.core.model import Channel, Priority
+from edge_agent.core.model import Channel, HardwareMode, Priority
 
 __all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
 
@@ -50,7 +50,7 @@ class SensorTypeInfo(Protocol):
 class _Top:
     site: Token
     node: Token
-    hardware: Literal["emulated", "raspberry-pi"]
+    hardware: HardwareMode
     state_dir: Path
     channels: dict[Channel, ChannelConfig]
     store: StoreConfig = field(default_factory=StoreConfig)

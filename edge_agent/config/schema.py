@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
 from edge_agent.config.welfare import WelfareSubject
-from edge_agent.core.model import Channel, Priority
+from edge_agent.core.model import Channel, HardwareMode, Priority
 
 # Every number has a finite range (the validator enforces it; tests check none is missing).
 DAY = 86400.0
@@ -168,7 +168,7 @@ class SensorCommon:
 class SiteConfig:
     site: str
     node: str
-    hardware: Literal["emulated", "raspberry-pi"]
+    hardware: HardwareMode
     state_dir: Path
     channels: dict[Channel, ChannelConfig]
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -8,7 +8,7 @@ Reading: the channel store assigns them when the reading is accepted (committed)
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -37,6 +37,9 @@ class Priority(enum.IntEnum):
 
 
 Value = float | int | bool | str
+
+HardwareMode = Literal["emulated", "raspberry-pi"]
+"""The site's ``hardware:``: every device emulated in-process, or the Pi's real buses."""
 
 CLOCK_FLOOR = 1_577_836_800.0  # 2020-01-01T00:00:00Z: no correct clock reads earlier
 """A wall time before this means the clock is not set (a Pi without RTC boots in 1970)."""

@@ -26,8 +26,9 @@ from edge_agent.core.errors import (
 )
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon.ingest import IngestQueue
-from edge_agent.drivers.base import Backoff, Sensor, SensorContext, SensorSpec
-from edge_agent.drivers.registry import SensorType
+from edge_agent.devices.base import Backoff, Sensor, SensorContext, SensorSpec
+from edge_agent.devices.registry import SensorType
+from edge_agent.hal.backend import open_hardware
 from edge_agent.security import events as secevents
 from edge_agent.security import redact
 from edge_agent.security.keys import load_key, load_or_create_key
@@ -143,6 +144,7 @@ class Agent:
         self.keyrings: dict[Channel, PeriodKeyring] = {}
         self._sensor_stop = threading.Event()
         self._sensor_types = sensor_types
+        self.hardware = open_hardware(config.hardware, self.clock)  # once, for every sensor
         self._build()
 
     # ------------------------------------------------------------------ construction
@@ -158,6 +160,7 @@ class Agent:
             # keep one (a reload falling back to the old configuration reopens it).
             for store in self.stores.values():
                 store.close()
+            self.hardware.close()
             raise
 
     def _signing_key(self) -> Any:
@@ -220,7 +223,7 @@ class Agent:
         cfg = self.cfg
         self.privacy = PrivacyStage(cfg.sensors, load_pseudonym_key(cfg.state_dir) if any(
             s.subject for s in cfg.sensors if s.enabled) else None)
-        ctx = SensorContext(hardware=cfg.hardware, clock=self.clock,
+        ctx = SensorContext(hw=self.hardware, clock=self.clock,
                             log=logging.getLogger("edge_agent.sensor"),
                             state_dir=cfg.state_dir / "sensors")
         for sc in cfg.sensors:
@@ -335,6 +338,7 @@ class Agent:
             u.stop(flush_timeout=timeout / 2)
         for s in self.stores.values():
             s.close()
+        self.hardware.close()
         log.info("stopped")
 
     # ------------------------------------------------------------------ reporting

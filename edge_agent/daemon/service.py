@@ -33,7 +33,7 @@ from edge_agent.core.errors import ConfigError, EdgeAgentError
 from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
 from edge_agent.daemon.status import snapshot, write_status
-from edge_agent.drivers.registry import SensorType
+from edge_agent.devices.registry import SensorType
 from edge_agent.security import events as secevents
 
 log = logging.getLogger("edge_agent.daemon.service")

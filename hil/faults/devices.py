@@ -19,24 +19,20 @@ Then the usual store check (no silent loss, bounded duplicates, lane order).
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from edge_agent.config import load_config
 from edge_agent.core.model import Channel
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.base import Sensor, SensorContext, SensorSpec
-from edge_agent.drivers.dsmr import DsmrSensor
-from edge_agent.drivers.registry import SENSOR_TYPES, SensorType
-from edge_agent.drivers.sht31 import SHT31Options, SHT31Sensor
-from edge_agent.emulators.dsmr import DsmrEmulator
-from edge_agent.emulators.i2c_sht31 import SHT31Device
-from edge_agent.hal.i2c import EmulatedI2CBus, no_wait
+from edge_agent.devices.dsmr.emulator import DsmrEmulator
+from edge_agent.devices.registry import SENSOR_TYPES
+from edge_agent.devices.sht31.emulator import SHT31Device
+from edge_agent.devices.sht31.options import SHT31Options
+from edge_agent.hal.emulated import EmulatedDevice
+from edge_agent.hal.emulated.i2c import EmulatedI2CBus
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import wait_for, write_site
@@ -66,27 +62,12 @@ SENSORS = """\
 """
 
 
-@dataclass
-class Hardware:
-    """Handles on the emulated hardware the rig breaks (filled in as the agent builds it)."""
-
-    buses: dict[str, EmulatedI2CBus] = field(default_factory=dict)
-    sht31: dict[str, SHT31Device] = field(default_factory=dict)
-
-
-def sensor_types(hw: Hardware) -> Mapping[str, SensorType]:
-    """The real registry, with an sht31 build that lets the rig hold the emulated bus."""
-    def build_sht31(spec: SensorSpec, options: SHT31Options, ctx: SensorContext) -> Sensor:
-        bus = EmulatedI2CBus()
-        dev = SHT31Device(ctx.clock, options.emulate)
-        bus.attach(options.address, dev)
-        hw.buses[spec.id], hw.sht31[spec.id] = bus, dev
-        sensor = SHT31Sensor(spec, ctx, options, lambda: bus, no_wait)
-        sensor.emulator = dev
-        return sensor
-
-    return MappingProxyType({**SENSOR_TYPES, "sht31": dataclasses.replace(
-        SENSOR_TYPES["sht31"], build=build_sht31)})
+def emulated(agent: Agent, sensor_id: str) -> EmulatedDevice:
+    """The emulated hardware the agent built for one sensor (the rig's handle on it)."""
+    sensor = next(r.sensor for r in agent.sensors if r.sensor.id == sensor_id)
+    hw = sensor.ctx.hw
+    assert isinstance(hw, EmulatedDevice), f"{sensor_id} is not on emulated hardware"
+    return hw
 
 
 @dataclass(frozen=True)
@@ -113,19 +94,18 @@ def inside(ps: list[Point], lo: float, hi: float) -> int:
 def devices(work: Path, outage: float = 1.5) -> Result:
     res = Result("devices", f"DSMR P1 adapter unplugged {outage:g}s; I2C device NAK "
                             f"{outage:g}s, then a bus error and a CRC error (in-process)")
-    hw = Hardware()
-    types = sensor_types(hw)
     with Mosquitto(work / "broker") as b:
         c = consumer(b.port, keep=True)
-        cfg = load_config(write_site(work, [b.url], sensors=SENSORS), types)
-        agent = Agent(cfg, types)
+        cfg = load_config(write_site(work, [b.url], sensors=SENSORS), SENSOR_TYPES)
+        agent = Agent(cfg, SENSOR_TYPES)
         runner = threading.Thread(target=agent.run_until_stopped, kwargs={"poll": 0.2},
                                   name="hil-agent", daemon=True)
         runner.start()
-        meter = next(r.sensor for r in agent.sensors if r.sensor.id == "meter")
-        assert isinstance(meter, DsmrSensor) and isinstance(meter.emulator, DsmrEmulator)
-        emu = meter.emulator
-        bus, dev = hw.buses["climate"], hw.sht31["climate"]
+        emu = emulated(agent, "meter").emulator
+        assert isinstance(emu, DsmrEmulator)
+        climate = emulated(agent, "climate")
+        bus, dev = climate.i2c(SHT31Options().bus), climate.emulator
+        assert isinstance(bus, EmulatedI2CBus) and isinstance(dev, SHT31Device)
         addr = SHT31Options().address
         started = wait_for(lambda: all(points(c, s) for s in ("gen", "meter", "climate")), 20)
 

@@ -17,7 +17,7 @@ from edge_agent.config import load_config
 from edge_agent.core.clock import SystemClock
 from edge_agent.core.model import CLOCK_FLOOR, Channel
 from edge_agent.daemon.runtime import Agent
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet

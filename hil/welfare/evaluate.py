@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.config import SiteConfig, load_config
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.welfare.engine import Welfare
 from edge_agent.welfare.events import WelfareEvent
 from edge_agent.welfare.replay import run

@@ -9,7 +9,8 @@ import pytest
 
 from edge_agent.core.errors import DeviceNotFoundError, HardwareError
 from edge_agent.hal import i2c
-from edge_agent.hal.i2c import EmulatedI2CBus, SMBus2Bus
+from edge_agent.hal.emulated.i2c import EmulatedI2CBus
+from edge_agent.hal.i2c import SMBus2Bus
 
 
 class Echo:

@@ -12,7 +12,7 @@ import pytest
 
 from edge_agent.cli.decode import load_capture, run_decode
 from edge_agent.core.errors import ChecksumError, DecryptionError, FrameError, ProtocolError
-from edge_agent.protocols import dlms_hdlc, dsmr
+from edge_agent.protocols import dlms, dsmr
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 
@@ -167,18 +167,18 @@ def test_dsmr_easymeter_with_trailing_garbage(name: str, energy: float) -> None:
 DLMS_TEST_KEY = b"MYDUMMYGLOBALKEY"  # EK = AK in the u9n/dlms-cosem cipher test
 
 
-def dlms_items(name: str, **kw: Any) -> list[dlms_hdlc.Frame | ProtocolError]:
-    p = dlms_hdlc.Parser(framing="auto", **kw)
+def dlms_items(name: str, **kw: Any) -> list[dlms.Frame | ProtocolError]:
+    p = dlms.Parser(framing="auto", **kw)
     return p.feed(load_capture((SAMPLES / name).read_bytes())) + p.flush()
 
 
-def dlms_values(n: dlms_hdlc.Notification) -> dict[str, object]:
+def dlms_values(n: dlms.Notification) -> dict[str, object]:
     return {m.name: (m.value, m.unit) for m in n.measurements}
 
 
 def test_dlms_aidon_hdlc_push() -> None:
     [n] = dlms_items("dlms_u9n-dlms-cosem_1.txt")
-    assert isinstance(n, dlms_hdlc.Notification) and not n.encrypted
+    assert isinstance(n, dlms.Notification) and not n.encrypted
     assert n.time_text == "2019-12-16T07:59:40" and n.timestamp is None  # no UTC deviation
     v = dlms_values(n)
     assert v["power_import"] == (1122.0, "W") and v["reactive_power_import"] == (1507.0, "var")
@@ -189,7 +189,7 @@ def test_dlms_aidon_hdlc_push() -> None:
 
 def test_dlms_kamstrup_hdlc_push() -> None:
     [n] = dlms_items("dlms_u9n-dlms-cosem_2.txt")
-    assert isinstance(n, dlms_hdlc.Notification) and n.list_id == "Kamstrup_V0001"
+    assert isinstance(n, dlms.Notification) and n.list_id == "Kamstrup_V0001"
     v = dlms_values(n)
     assert v["power_import"] == (826.0, "W")
     assert v["current_l1"] == (2.37, "A")  # implied scaler -2
@@ -198,7 +198,7 @@ def test_dlms_kamstrup_hdlc_push() -> None:
 
 def test_dlms_bare_ciphered_apdu_without_key_is_shown_not_decrypted() -> None:
     [c] = dlms_items("dlms_u9n-dlms-cosem_3.txt")
-    assert isinstance(c, dlms_hdlc.CipheredApdu)
+    assert isinstance(c, dlms.CipheredApdu)
     assert (c.security_control, c.invocation_counter) == (0x30, 485)
     assert c.system_title == bytes.fromhex("2f19229199164103")
     assert c.to_json()["decrypted"] is False
@@ -217,8 +217,8 @@ def test_dlms_bare_ciphered_apdu_decrypts_with_key_file(tmp_path: Path) -> None:
     assert frame["invoke_id"] == 0x1DB and frame["system_title"] == "2f19229199164103"
     # the plaintext is the plain DataNotification of sample 5
     [plain] = dlms_items("dlms_u9n-dlms-cosem_5.txt")
-    assert isinstance(plain, dlms_hdlc.Notification)
-    assert frame["body"] == dlms_hdlc.jsonable(plain.body)
+    assert isinstance(plain, dlms.Notification)
+    assert frame["body"] == dlms.jsonable(plain.body)
 
 
 def test_dlms_bare_ciphered_apdu_with_wrong_key_is_rejected() -> None:
@@ -228,7 +228,7 @@ def test_dlms_bare_ciphered_apdu_with_wrong_key_is_rejected() -> None:
 
 def test_dlms_bare_plain_notification() -> None:
     [n] = dlms_items("dlms_u9n-dlms-cosem_5.txt")
-    assert isinstance(n, dlms_hdlc.Notification) and not n.encrypted
+    assert isinstance(n, dlms.Notification) and not n.encrypted
     assert n.invoke_id == 0x1DB and n.time_text is None
     assert isinstance(n.body, bytes) and len(n.body) == 34
 
@@ -239,9 +239,9 @@ def test_dlms_green_book_gcm_vector() -> None:
     ek, ak, title, counter, plain, sealed = hex_lines("dlms_u9n-dlms-cosem_4.txt")
     body = b"\x30" + counter + sealed
     apdu = bytes([0xDB, len(title)]) + title + bytes([len(body)]) + body
-    assert dlms_hdlc.decrypt_glo(apdu, 0, ek, ak) == (plain, title)
+    assert dlms.decrypt_glo(apdu, 0, ek, ak) == (plain, title)
     with pytest.raises(DecryptionError):
-        dlms_hdlc.decrypt_glo(apdu[:-1] + bytes([apdu[-1] ^ 1]), 0, ek, ak)
+        dlms.decrypt_glo(apdu[:-1] + bytes([apdu[-1] ^ 1]), 0, ek, ak)
     # as a capture it is rejected as a whole, never half-decoded
     items = dlms_items("dlms_u9n-dlms-cosem_4.txt")
     assert items and all(isinstance(i, FrameError) for i in items)

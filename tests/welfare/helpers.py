@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_agent.config import SiteConfig, parse_config
-from edge_agent.drivers.registry import SENSOR_TYPES
+from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.welfare.engine import Welfare
 from edge_agent.welfare.events import Observation, WelfareEvent
 from edge_agent.welfare.replay import run

@@ -1,0 +1,197 @@
+"""dsmr-p1 driver against the emulated meter on a real pty (serial_for_url)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+
+from edge_agent.core.clock import SystemClock
+from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.model import Channel, Reading
+from edge_agent.devices.dsmr.driver import DsmrSensor
+from edge_agent.devices.dsmr.options import DsmrEmulation, DsmrOptions, DsmrVersion
+from edge_agent.hal.backend import RealHardware
+from tests.device_helpers import build, context, emulated, emulator
+
+
+@dataclass
+class Run:
+    sensor: DsmrSensor
+    readings: list[Reading] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def emit(self, batch: list[Reading]) -> None:
+        with self.lock:
+            self.readings.extend(batch)
+
+    def named(self, name: str) -> list[Reading]:
+        with self.lock:
+            return [r for r in self.readings if r.name == name]
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+        ev = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            if pred():
+                return
+            ev.wait(0.01)
+        raise AssertionError("condition not met in time")
+
+
+@contextmanager
+def running(options: DsmrOptions, interval: float = 0.0) -> Iterator[Run]:
+    with emulated(SystemClock()) as ctx:
+        sensor = build(ctx, "dsmr-p1", options, interval, sensor_id="meter")
+        assert isinstance(sensor, DsmrSensor) and emulator(sensor) is not None
+        run = Run(sensor)
+        stop = threading.Event()
+        thread = threading.Thread(target=sensor.run, args=(run.emit, stop), daemon=True)
+        thread.start()
+        try:
+            yield run
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            assert not thread.is_alive()
+
+
+def fast(**kw: object) -> DsmrOptions:
+    emu = DsmrEmulation(interval=0.05, **kw)  # type: ignore[arg-type]
+    return DsmrOptions(emulate=emu, silence_timeout=0.5)
+
+
+def test_readings_from_the_emulated_meter() -> None:
+    with running(fast(power_w=900.0, voltage_v=231.0, gas_m3=100.0)) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 2)
+        power = run.named("power_import")[0]
+        assert (power.value, power.unit, power.channel) == (900.0, "W", Channel.OT)
+        assert run.named("voltage_l1")[0].value == 231.0
+        gas = run.named("mbus1_gas_volume")[0]
+        assert gas.unit == "m3" and 100.0 <= float(gas.value) < 100.1
+        assert run.named("energy_import_t1")[0].unit == "Wh"
+        # the meter timestamps its telegrams (1 s resolution): readings carry that time
+        assert power.time == int(power.time)
+        # text values are published once, not with every telegram
+        assert len(run.named("equipment_id")) == 1
+        assert run.named("equipment_id")[0].value == "EMU0000000000001"
+        assert run.sensor.stats.errors == {}
+
+
+def test_obis_selection_limits_the_readings() -> None:
+    opts = DsmrOptions(emulate=DsmrEmulation(interval=0.05), obis=["1-0:1.7.0", "0-1:24.2.1"])
+    with running(opts) as run:
+        run.wait(lambda: len(run.readings) >= 4)
+        assert {r.name for r in run.readings} == {"power_import", "mbus1_gas_volume"}
+
+
+def test_interval_limits_the_publish_rate() -> None:
+    with running(fast(), interval=3600.0) as run:
+        run.wait(lambda: emulator(run.sensor) is not None and emulator(run.sensor).sent >= 5)
+        run.wait(lambda: len(run.named("power_import")) == 1)
+        assert len(run.named("power_import")) == 1
+
+
+@pytest.mark.parametrize(("fault", "reason"), [("bad_crc", "checksum"), ("garbage", "frame"),
+                                                 ("truncated", "frame")])
+def test_faulty_telegrams_are_dropped_and_counted(fault: str, reason: str) -> None:
+    with running(fast()) as run:
+        emu = emulator(run.sensor)
+        assert emu is not None
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        emu.set_power(1111.0)
+        emu.set_fault(fault)  # type: ignore[arg-type]
+        run.wait(lambda: run.sensor.stats.errors[reason] >= 2)
+        assert not [r for r in run.named("power_import") if r.value == 1111.0]
+        emu.set_fault("none")
+        run.wait(lambda: any(r.value == 1111.0 for r in run.named("power_import")))
+
+
+def test_out_of_range_value_is_never_published() -> None:
+    with running(fast(values={"1-0:32.7.0": "1500.0*V"})) as run:
+        run.wait(lambda: run.sensor.stats.errors["range"] >= 1)
+        run.wait(lambda: len(run.named("voltage_l2")) >= 1)
+        assert run.named("voltage_l1") == []
+
+
+def test_silence_reopens_the_port() -> None:
+    with running(fast()) as run:
+        emu = emulator(run.sensor)
+        assert emu is not None
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        emu.set_fault("silence")
+        run.wait(lambda: run.sensor.stats.errors["DeviceTimeoutError"] >= 1)
+        n = len(run.named("power_import"))
+        emu.set_fault("none")
+        run.wait(lambda: len(run.named("power_import")) > n)
+
+
+def test_unplugged_meter_comes_back() -> None:
+    with running(fast()) as run:
+        emu = emulator(run.sensor)
+        assert emu is not None
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        emu.unplug()
+        run.wait(lambda: run.sensor.stats.errors["DeviceNotFoundError"] >= 1)
+        n = len(run.named("power_import"))
+        emu.replug()
+        run.wait(lambda: len(run.named("power_import")) > n)
+        # the reopened port publishes the identification again
+        assert len(run.named("equipment_id")) >= 2
+
+
+def test_scripted_unplug_from_the_emulate_block() -> None:
+    with running(fast(unplug_after=0.3, unplug_for=0.5)) as run:
+        run.wait(lambda: run.sensor.stats.errors["DeviceNotFoundError"] >= 1, timeout=15)
+        n = len(run.named("power_import"))
+        run.wait(lambda: len(run.named("power_import")) > n, timeout=15)  # reopened, backoff
+
+
+def test_dsmr22_at_9600_7e1_without_crc() -> None:
+    opts = DsmrOptions(version=DsmrVersion("2.2"), emulate=DsmrEmulation(interval=0.05))
+    assert opts.line == (9600, "7E1")
+    with running(opts) as run:
+        run.wait(lambda: len(run.named("mbus1_gas_volume")) >= 1)
+        assert emulator(run.sensor) is not None
+        assert emulator(run.sensor).line_speed() == 9600
+        assert run.named("power_import")[0].value == 450.0
+        assert run.sensor.stats.errors == {}
+
+
+def test_dsmr5_rejects_telegrams_without_crc() -> None:
+    opts = DsmrOptions(version=DsmrVersion("5"), emulate=DsmrEmulation(interval=0.05))
+    with running(opts) as run:
+        emu = emulator(run.sensor)
+        assert emu is not None
+        run.wait(lambda: len(run.named("power_import")) >= 1)
+        assert emu.line_speed() == 115200
+        emu.meter.version = "2.2"  # the meter suddenly speaks DSMR 2.2 (no CRC)
+        run.wait(lambda: run.sensor.stats.errors["frame"] >= 1)
+
+
+def test_absent_port_on_real_hardware_is_device_not_found() -> None:
+    ctx = context(RealHardware(), SystemClock())
+    sensor = build(ctx, "dsmr-p1", DsmrOptions(port="/nonexistent/ttyUSB9"), 0.0)
+    assert isinstance(sensor, DsmrSensor) and emulator(sensor) is None
+    with pytest.raises(DeviceNotFoundError):
+        sensor.open_stream()
+
+
+@pytest.mark.parametrize("kw", [{"obis": ["nonsense"]}, {"framing": "9X1"},
+                                {"baudrate": 0}, {"silence_timeout": 0.0}])
+def test_bad_options_are_rejected(kw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        DsmrOptions(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("raw", "ok"), [(5, "5"), ("4", "4"), (2.2, "2.2"), (3, "3")])
+def test_version_parses_numbers(raw: object, ok: str) -> None:
+    assert DsmrVersion.__config_parse__(raw) == ok
+
+
+@pytest.mark.parametrize("raw", [6, "x", True, None])
+def test_version_rejects_others(raw: object) -> None:
+    with pytest.raises(ValueError):
+        DsmrVersion.__config_parse__(raw)
