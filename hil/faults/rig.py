@@ -108,12 +108,9 @@ def read_store(state: Path, channel: Channel = Channel.OT) -> StoreView:
     key = load_key(state / "keys" / f"{channel.value}.key")
     s = ChannelStore(state / "store", channel, key)
     try:
-        pending = RangeSet()
-        for lane in range(3):
-            for ref in s._pending[lane].values():
-                pending.add(ref.first, ref.last)
+        pending = s.pending_ranges()
         qdir = s.dir / "quarantine"
-        return StoreView(s.next_seq - 1, RangeSet(s._evicted), dict(s.stats().evicted),
+        return StoreView(s.next_seq - 1, s.evicted_ranges(), dict(s.stats().evicted),
                          pending, len(list(qdir.iterdir())) if qdir.exists() else 0)
     finally:
         s.close()
