@@ -34,7 +34,7 @@ from edge_agent.security.keys import load_key, load_or_create_key
 from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
 from edge_agent.security.privacy import PrivacyStage, load_pseudonym_key
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.uplink.mqtt import ChannelUplink, UplinkSettings
+from edge_agent.uplink.paho_adapter import ChannelUplink, UplinkSettings
 
 log = logging.getLogger("edge_agent.daemon.runtime")
 

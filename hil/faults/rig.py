@@ -16,7 +16,7 @@ from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
 from edge_agent.tools.consumer import ChannelRecord, Consumer
-from edge_agent.uplink.mqtt import ALARM_SLACK
+from edge_agent.uplink.session import ALARM_SLACK
 from hil.common import PREFIX, PY, REPO, wait_for, write_site
 
 LOAD = "  - {{id: gen, type: load, channel: ot, rate: {rate}, chunk: 0.02}}\n"
