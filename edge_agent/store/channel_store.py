@@ -1,13 +1,11 @@
 """One channel's durable store: append-only encrypted segment files per priority lane.
 
-    <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records  (segments.py)
-    acked.log / evicted.log                     delivered / dropped ranges   (acks.py,
-                                                with the reason              eviction.py)
-    seq.hwm, seq.last                           numbering                    (numbering.py)
-    reserve.bin                                 disk kept for alarms         (reserve.py)
-    quarantine/, dead/                          unreadable files, refused    (aside.py)
-                                                records (bounded)
-    lock                                        flock()ed while open         (lock.py)
+    <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py)
+    acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
+    seq.hwm, seq.last            numbering (numbering.py)
+    reserve.bin                  disk kept for alarms (reserve.py)
+    quarantine/, dead/           unreadable files, refused records; bounded (aside.py)
+    lock                         flock()ed while open (lock.py)
 
 ``ChannelStore`` is the facade: its lock makes these parts one transaction, and it decides
 what happens when (recovery.py at open, commit, delivery, eviction, close).
@@ -376,8 +374,7 @@ class ChannelStore:
             return True
 
     def _ack_floor(self) -> int:
-        floor = self._index.floor()
-        return self._numbers.next_seq if floor is None else floor
+        return self._index.floor() or self._numbers.next_seq
 
     def compact_acks(self) -> None:
         """Rewrite the ack journal now (``ack`` does it when the journal has grown)."""
@@ -467,13 +464,10 @@ class ChannelStore:
                 evicted_recent=list(self._evictions.recent),
                 quarantined=self.quarantined,
                 dead_letters=self._dead.count,
-                accepted=self.accepted,
-                not_accepted=self.not_accepted,
-                dead_bytes=dead.bytes,
-                dead_dropped=dead.dropped,
+                accepted=self.accepted, not_accepted=self.not_accepted,
+                dead_bytes=dead.bytes, dead_dropped=dead.dropped,
                 dead_dropped_ranges=dead.dropped_ranges,
-                quarantine_bytes=quarantine.bytes,
-                quarantine_dropped=quarantine.dropped,
+                quarantine_bytes=quarantine.bytes, quarantine_dropped=quarantine.dropped,
                 files_moved_aside=self._quarantine.files_moved,
                 damaged_segments=self.damaged_segments,
                 unreadable_records=self.unreadable_records,
