@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config.schema import SiteConfig
+from edge_agent.core.backoff import Backoff
 from edge_agent.core.clock import Clock, SystemClock
 from edge_agent.core.errors import (
     DurabilityError,
@@ -26,7 +27,7 @@ from edge_agent.core.errors import (
 )
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon.ingest import IngestQueue
-from edge_agent.drivers.base import Backoff, Sensor, SensorContext, SensorSpec
+from edge_agent.drivers.base import Sensor, SensorContext, SensorSpec
 from edge_agent.drivers.registry import SensorType
 from edge_agent.security import events as secevents
 from edge_agent.security import redact
