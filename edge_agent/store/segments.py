@@ -35,7 +35,7 @@ Plaintext = tuple[Priority, list[Reading], bytes]  # one record's lane, readings
 _encoder = msgspec.json.Encoder()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Segment:
     lane: Priority
     first: int  # from the file name
@@ -52,7 +52,7 @@ class Segment:
         return len(self.pending) + self.held
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class RecordRef:
     """Where one pending record is, and what the index needs to know about it."""
 
