@@ -18,9 +18,10 @@ from edge_agent.daemon.runtime import Agent
 from edge_agent.drivers.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.security.keys import create_key, load_key
-from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring
+from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
+from edge_agent.store.keyuse import key_ids_in_use
 from tests.conftest import EDGE_AGENT, write_site
 
 DAY = 86400.0

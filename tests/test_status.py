@@ -150,14 +150,15 @@ def test_metrics_render_format() -> None:
 def test_status_with_a_broken_config_falls_back_to_the_service_state_dir(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_agent.cli import common
     from edge_agent.cli import main as cli
 
     bad = tmp_path / "site.yaml"
     bad.write_text("site: s1\nnode: [\n")
-    monkeypatch.setattr(cli, "DEFAULT_STATE_DIR", tmp_path / "absent")
+    monkeypatch.setattr(common, "DEFAULT_STATE_DIR", tmp_path / "absent")
     assert cli.main(["status", "-c", str(bad)]) == 2  # nowhere to look: say so
     assert "give --state-dir DIR" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "DEFAULT_STATE_DIR", tmp_path)
+    monkeypatch.setattr(common, "DEFAULT_STATE_DIR", tmp_path)
     assert cli.main(["status", "-c", str(bad), "--json"]) == 3  # read it: no agent there
     out, err = capsys.readouterr()
     assert f"reading {tmp_path}" in err and "site.yaml:" in err
