@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,14 @@ def test_every_sub_command_is_a_module_with_arguments_and_run() -> None:
 def test_decode_takes_its_arguments_from_the_decode_module() -> None:
     args = build_parser().parse_args(["decode", "-p", "dsmr-p1", "capture.bin"])
     assert args.protocol == "dsmr-p1" and str(args.file) == "capture.bin" and args.key is None
+
+
+def test_a_sub_command_loads_only_its_own_module(tmp_path: Path) -> None:
+    """The daemon's start-up does not pay for the demo, doctor or unseal code."""
+    code = ("import sys\nfrom edge_agent.cli.main import main\n"
+            f"main(['check-config', {str(tmp_path / 'absent.yaml')!r}])\n"
+            "print(sorted(m for m in sys.modules if m.startswith('edge_agent.cli.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.stdout.strip() == "['edge_agent.cli.check_config', 'edge_agent.cli.common', " \
+                               "'edge_agent.cli.main']", r.stderr

@@ -27,21 +27,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``command``) only that sub-command's arguments: the
+    others' modules are not imported, so the daemon starts without loading the demo,
+    doctor or unseal code."""
     p = argparse.ArgumentParser(prog="edge-agent", description=(
         "Store-and-forward sensor agent: durable encrypted buffering, OT/IT MQTT channels."))
     p.add_argument("-V", "--version", action="version", version=f"edge-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(f"edge_agent.cli.{module_name}")
         sp = sub.add_parser(name, help=help_text)
-        module.add_arguments(sp)
-        sp.set_defaults(func=module.run)
+        if command is None or command == name:
+            module = importlib.import_module(f"edge_agent.cli.{module_name}")
+            module.add_arguments(sp)
+            sp.set_defaults(func=module.run)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the sub-command is the first word that is not an option (the top level has only flags)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = build_parser(command).parse_args(argv)
     rc: int = args.func(args)
     return rc
 
