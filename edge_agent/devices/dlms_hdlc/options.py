@@ -8,6 +8,7 @@ from typing import Literal
 
 from edge_agent.hal.serial import check_framing
 from edge_agent.protocols.obis import selection as obis_selection
+from edge_agent.protocols.plausibility import MeterLimits
 
 Fault = Literal["none", "bad_fcs", "garbage", "truncated", "silence", "wrong_key", "replay"]
 
@@ -33,7 +34,7 @@ class DlmsEmulation:
 
 
 @dataclass(frozen=True)
-class DlmsOptions:
+class DlmsOptions(MeterLimits):
     port: str = "/dev/ttyUSB0"
     baudrate: int = 2400  # Aidon/Kamstrup HAN: 2400 8N1 (some meters 115200)
     framing: str = "8N1"
@@ -43,6 +44,7 @@ class DlmsOptions:
     emulate: DlmsEmulation = field(default_factory=DlmsEmulation)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         obis_selection(self.obis)
         if self.baudrate <= 0 or self.silence_timeout <= 0:
             raise ValueError("baudrate and silence_timeout must be > 0")

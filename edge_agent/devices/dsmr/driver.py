@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from edge_agent.core.errors import ProtocolError
 from edge_agent.devices.base import Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dsmr.options import DsmrOptions, DsmrVersion
+from edge_agent.devices.meter_checks import guard_for, meter_sample
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import dsmr
@@ -28,6 +29,7 @@ class DsmrSensor(StreamSensor):
         self._require_crc = DsmrVersion(options.version).modern
         self._parser = dsmr.Parser(require_crc=self._require_crc)
         self._texts: dict[str, str] = {}
+        self._guard = guard_for(options)
         self._last_publish: float | None = None
 
 
@@ -62,7 +64,8 @@ class DsmrSensor(StreamSensor):
                     self._texts[m.name] = m.value
                     out.append(Sample(m.name, m.value, None, time=m.time))
                 continue
-            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit, m.time)
+            s = meter_sample(self, self._guard, f"{m.obis} {m.name}", m.name, m.value, m.unit,
+                             m.time)
             if s is not None:
                 out.append(s)
         return out

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from edge_agent.hal.serial import check_framing
 from edge_agent.protocols.obis import selection as obis_selection
+from edge_agent.protocols.plausibility import MeterLimits
 
 Fault = Literal["none", "bad_crc", "garbage", "truncated", "silence"]
 
@@ -52,7 +53,7 @@ class DsmrVersion(str):
 
 
 @dataclass(frozen=True)
-class DsmrOptions:
+class DsmrOptions(MeterLimits):
     port: str = "/dev/ttyUSB0"
     version: DsmrVersion = DsmrVersion("5")
     baudrate: int | None = None  # default: 115200 (DSMR 4/5), 9600 (2.2/3)
@@ -62,6 +63,7 @@ class DsmrOptions:
     emulate: DsmrEmulation = field(default_factory=DsmrEmulation)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         DsmrVersion.__config_parse__(self.version)
         obis_selection(self.obis)
         if self.baudrate is not None and self.baudrate <= 0:
