@@ -103,6 +103,7 @@ def _energy_table() -> dict[tuple[int, int, int], Quantity]:
         t[(4 + q, 8, 0)] = Quantity(f"reactive_energy_q{q}", "varh")
         t[(4 + q, 7, 0)] = Quantity(f"reactive_power_q{q}", "var")
     t[(15, 8, 0)] = Quantity("energy_absolute", "Wh")
+    t[(15, 7, 0)] = Quantity("power_absolute", "W")  # |import| + |export| (Iskra, EasyMeter)
     t[(1, 7, 0)] = Quantity("power_import", "W")
     t[(2, 7, 0)] = Quantity("power_export", "W")
     t[(3, 7, 0)] = Quantity("reactive_power_import", "var")

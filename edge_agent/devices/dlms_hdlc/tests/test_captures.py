@@ -139,7 +139,8 @@ def test_driver_publishes_nothing_from_a_scalerless_list_and_counts_layout() -> 
     hw = EmulatedHardware(SystemClock())
     try:
         ctx = SensorContext(hw, SystemClock(), logging.getLogger("test"), None)
-        sensor = DlmsSensor(SensorSpec("m", "dlms-hdlc", Channel.OT, Priority.NORMAL, 0.0), ctx, DlmsOptions())
+        spec = SensorSpec("m", "dlms-hdlc", Channel.OT, Priority.NORMAL, 0.0)
+        sensor = DlmsSensor(spec, ctx, DlmsOptions())
         frame = dlms.encode_frame(scalerless(b"XYZ_042"))
         assert list(sensor.feed(frame)) == []
         assert sensor.stats.errors["layout"] == 1

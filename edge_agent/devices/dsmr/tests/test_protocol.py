@@ -163,14 +163,67 @@ def test_fluvius_peak_demand_has_its_own_time_and_esmr_star_suffix() -> None:
 
 def test_values_with_a_wrong_or_missing_unit_are_not_measurements() -> None:
     [t] = parse_all(encode_telegram("XXX5test", [
-        "1-0:1.7.0(00.111)",  # power without unit: kW or W?
+        "1-0:1.7.0(00.111)",  # no unit: DSMR fixes kW for 1.7.0
         "1-0:32.7.0(229.9*A)",  # voltage in amperes
         "1-0:31.7.0(abc*A)",
         "0-1:24.2.1(700101010000W)(00000000)",  # unconnected M-Bus channel
         "1-0:13.7.0(0.98)",  # power factor has no unit
+        "0-0:17.0.0(016)",  # limit without unit: kW (DSMR 4) or A (DSMR 3)?
     ]))
     assert isinstance(t, Telegram)
-    assert values(t) == {"power_factor": (0.98, "/")}
+    assert values(t) == {"power_factor": (0.98, "/"), "power_import": (111.0, "W")}
+
+
+def test_unitless_values_take_the_unit_dsmr_fixes_for_the_code() -> None:
+    [t] = parse_all(encode_telegram("ISk5\\2MIE5T-200", [
+        "1-0:1.8.1(002130.115)", "1-0:32.7.0(229.9)", "1-0:31.7.0(001)",
+        "1-0:3.8.0(000010.000)", "1-0:14.7.0(50.0)",
+    ]))
+    assert isinstance(t, Telegram)
+    assert values(t) == {"energy_import_t1": (2130115.0, "Wh"), "voltage_l1": (229.9, "V"),
+                         "current_l1": (1.0, "A"), "reactive_energy_import": (10000.0, "varh"),
+                         "frequency": (50.0, "Hz")}
+
+
+def test_short_identification_line_and_lower_case_season_flags() -> None:
+    [t] = parse_all(encode_telegram("KAM5", ["0-0:1.0.0(200426223325s)",
+                                             "1-0:1.8.0(000001.000*kWh)"]))
+    assert isinstance(t, Telegram) and t.manufacturer == "KAM"
+    assert t.timestamp == datetime(2020, 4, 26, 20, 33, 25, tzinfo=UTC).timestamp()
+    assert parse_timestamp("201226120000w") == \
+        datetime(2020, 12, 26, 11, 0, 0, tzinfo=UTC).timestamp()
+    [bad] = parse_all(encode_telegram("KA5", []))
+    assert isinstance(bad, FrameError)
+
+
+def test_absolute_active_power() -> None:
+    [t] = parse_all(encode_telegram("ESY5Q3D", ["1-0:15.7.0(001.234*kW)"]))
+    assert isinstance(t, Telegram) and values(t) == {"power_absolute": (1234.0, "W")}
+
+
+@pytest.mark.parametrize("line", ["7-0:23.1.0(00123.456*m3)(12-11-07 10:00:00)",
+                                  "7-0:23.1.0(12-11-07 10:00:00)(00123.456)"])
+def test_ace4000_hourly_gas_line(line: str) -> None:
+    [t] = parse_all(encode_telegram("ACE4ACE4000", [line]))
+    assert isinstance(t, Telegram)
+    [m] = t.measurements
+    assert (m.name, m.value, m.unit) == ("gas_volume", 123.456, "m3")
+    assert m.time == datetime(2012, 11, 7, 9, 0, 0, tzinfo=UTC).timestamp()  # CET
+
+
+@pytest.mark.parametrize("end", [b"", b"\r", b" "])
+def test_complete_telegram_at_end_of_input_without_line_end(end: bytes) -> None:
+    data = GOOD.rstrip(b"\r\n") + end
+    p = Parser()
+    assert p.feed(data) == []
+    [t] = p.flush()
+    assert isinstance(t, Telegram) and t.crc is not None
+    assert values(t) == values(parse_all(GOOD)[0])  # type: ignore[arg-type]
+    v22 = b"/ISk5\\2MT382-1004\r\n\r\n1-0:1.8.1(00001.001*kWh)\r\n!"
+    [t22] = parse_all(v22)
+    assert isinstance(t22, Telegram) and t22.crc is None
+    [cut] = parse_all(GOOD.rstrip(b"\r\n")[:-1])  # CRC cut short: rejected, not guessed
+    assert isinstance(cut, ChecksumError)
 
 
 def test_selection() -> None:
