@@ -379,3 +379,48 @@ def test_bang_before_the_next_slash_is_judged_the_same_whole_and_byte_by_byte() 
     split += p.flush()
     assert summary(whole) == summary(split)
     assert "malformed CRC line after '!'" in str(whole[0])
+
+
+# -- encrypted P1 (Luxembourg Smarty) -------------------------------------------------------
+
+SMARTY_EK = bytes(range(16))
+SMARTY_AK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+SMARTY_TITLE = b"SAG\x10\x00\x00\x00\x01"
+
+
+def sealed(telegram: bytes, counter: int, key: bytes = SMARTY_EK) -> bytes:
+    from edge_agent.protocols.dlms import encrypt_glo
+    return encrypt_glo(telegram, key, SMARTY_AK, SMARTY_TITLE, counter)
+
+
+def test_encrypted_p1_decrypts_to_the_telegram_whole_and_byte_by_byte() -> None:
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    data = sealed(GOOD, 1) + sealed(GOOD, 2)
+    whole = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    out = whole.feed(data) + whole.flush()
+    assert [type(o) for o in out] == [Telegram, Telegram]
+    assert isinstance(out[0], Telegram) and values(out[0]) == values(parse_all(GOOD)[0])  # type: ignore[arg-type]
+    assert whole.sealed[out[1].offset].invocation_counter == 2
+    single = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    items: list[Telegram | ProtocolError] = []
+    for i in range(len(data)):
+        items += single.feed(data[i:i + 1])
+    assert [type(o) for o in items + single.flush()] == [Telegram, Telegram]
+
+
+def test_encrypted_p1_wrong_key_bad_crc_and_garbage_are_rejected() -> None:
+    from edge_agent.core.errors import DecryptionError
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    bad_crc = GOOD.replace(b"229.9", b"229.8")  # the CRC no longer matches the content
+    p = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    out = p.feed(sealed(GOOD, 1, key=bytes(16)) + sealed(bad_crc, 2) + b"junk") + p.flush()
+    assert [type(o) for o in out] == [DecryptionError, ChecksumError, FrameError]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_encrypted_p1_any_bytes_are_decoded_or_rejected(data: bytes) -> None:
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    p = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    for item in p.feed(b"\xdb" + data) + p.flush():
+        assert isinstance(item, Telegram | ProtocolError)
