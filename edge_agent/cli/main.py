@@ -157,7 +157,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     except ImportError:
         print("decode: not available in this build", file=sys.stderr)
         return 2
-    return run_decode(args.protocol, args.file, sys.stdout, key_file=args.key)
+    return run_decode(args.protocol, args.file, sys.stdout, key_file=args.key,
+                      auth_key_file=args.auth_key)
 
 
 def cmd_unseal(args: argparse.Namespace) -> int:
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--protocol", required=True, choices=list(DECODE_PROTOCOLS))
     keyed = ", ".join(n for n, proto in DECODE_PROTOCOLS.items() if proto.keyed)
     k.add_argument("--key", type=Path, default=None, help=f"key file ({keyed} encrypted push)")
+    k.add_argument("--auth-key", type=Path, default=None,
+                   help="authentication key file (AK=<hex>), when not in --key's file")
     k.add_argument("file", type=Path)
     k.set_defaults(func=cmd_decode)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.cli.decode import run_decode
 from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.devices.dsmr.emulator import (
     DsmrEmulation,
@@ -424,3 +427,23 @@ def test_encrypted_p1_any_bytes_are_decoded_or_rejected(data: bytes) -> None:
     p = EncryptedParser(SMARTY_EK, SMARTY_AK)
     for item in p.feed(b"\xdb" + data) + p.flush():
         assert isinstance(item, Telegram | ProtocolError)
+
+
+def test_decode_cli_decrypts_p1_with_key_and_auth_key_files(tmp_path: Path) -> None:
+    capture = tmp_path / "smarty.hex"
+    capture.write_text("# two encrypted telegrams\n" + (sealed(GOOD, 7) + sealed(GOOD, 8)).hex())
+    ek, ak = tmp_path / "ek", tmp_path / "ak"
+    ek.write_text(f"EK={SMARTY_EK.hex()}\n")
+    ak.write_text(f"AK={SMARTY_AK.hex()}\n")
+    ek.chmod(0o600)
+    ak.chmod(0o600)
+    out = io.StringIO()
+    assert run_decode("dsmr-p1", capture, out, key_file=ek, auth_key_file=ak) == 0
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["frame"]["type"] for x in lines] == ["dsmr-telegram"] * 2
+    m = {r["name"]: (r["value"], r["unit"]) for r in lines[0]["frame"]["measurements"]}
+    assert m["power_import"] == (111.0, "W")
+    out = io.StringIO()  # without the AK the tag cannot be checked: rejected, exit 1
+    assert run_decode("dsmr-p1", capture, out, key_file=ek) == 1
+    assert {json.loads(x)["error"] for x in out.getvalue().splitlines()} == {"decryption"}
+    assert run_decode("dsmr-p1", capture, io.StringIO(), auth_key_file=ak) == 2
