@@ -158,7 +158,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         print("decode: not available in this build", file=sys.stderr)
         return 2
     return run_decode(args.protocol, args.file, sys.stdout, key_file=args.key,
-                      auth_key_file=args.auth_key)
+                      auth_key_file=args.auth_key, model=args.model)
 
 
 def cmd_unseal(args: argparse.Namespace) -> int:
@@ -210,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--key", type=Path, default=None, help=f"key file ({keyed} encrypted push)")
     k.add_argument("--auth-key", type=Path, default=None,
                    help="authentication key file (AK=<hex>), when not in --key's file")
+    k.add_argument("--model", default=None, help="dlms-hdlc meter model (pushes without "
+                                                 "scalers, e.g. iskra-am550)")
     k.add_argument("file", type=Path)
     k.set_defaults(func=cmd_decode)
 

@@ -105,8 +105,8 @@ class DlmsSensor(StreamSensor):
 
     def _new_parser(self) -> dlms.Parser:
         if self._keys is None:
-            return dlms.Parser()
-        return dlms.Parser(self._keys[0], self._keys[1])
+            return dlms.Parser(model=self.options.model)
+        return dlms.Parser(self._keys[0], self._keys[1], model=self.options.model)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         self.load_replay_state()

@@ -87,6 +87,26 @@ _KAIFA = Model(
 MODELS: dict[str, Model] = {"Kamstrup_V0001": _KAMSTRUP, "KFM_001": _KAIFA}
 """Push lists without scaler-unit structures, by the list id the meter sends first."""
 
+def _vse_scalers(voltage: int, current: int) -> dict[tuple[int, int, int], int]:
+    table = {(c, 8, e): 0 for c in range(1, 9) for e in range(5)}  # Wh, varh
+    table.update({(c, 7, 0): 0 for c in (1, 2, 3, 4)})  # W, var
+    table.update({(c, 7, 0): voltage for c in (32, 52, 72)})
+    table.update({(c, 7, 0): current for c in (31, 51, 71)})
+    table[(13, 7, 0)] = -3  # power factor in 0.001
+    return table
+
+
+_VSE_SOURCE = ("Swiss VSE push (capture-object list, then register values without "
+               "scaler-unit); scalers as read by scs/smartmeter-datacollector (commit 1507c3f, "
+               "smartmeter/cosem.py and smartmeter/{}.py) from this model's pushes")
+
+METER_MODELS: dict[str, Model] = {
+    "iskra-am550": Model(_VSE_SOURCE.format("iskraam550"), _vse_scalers(-1, -2)),
+    "lg-e360": Model(_VSE_SOURCE.format("lge360"), _vse_scalers(-1, -2)),
+    "lg-e450": Model(_VSE_SOURCE.format("lge450"), _vse_scalers(0, -2)),
+}
+"""Meter models named by a sensor's ``model:`` option, for pushes that carry no list id."""
+
 _LIST_ID = (1, 0, 0, 2, 129)  # 1-0:0.2.129: the list version id (Kaifa SE/DK lists)
 
 
@@ -154,7 +174,7 @@ def notification_fields(r: Reader) -> tuple[int, bytes, Data]:
     return invoke_id, raw_time, decode_data(r)
 
 
-def parse_notification(apdu: bytes, offset: int) -> Notification:
+def parse_notification(apdu: bytes, offset: int, model: str | None = None) -> Notification:
     r = Reader(apdu, offset)
     if not apdu or r.byte() != DATA_NOTIFICATION:
         tag = f"0x{apdu[0]:02X}" if apdu else "none"
@@ -168,7 +188,7 @@ def parse_notification(apdu: bytes, offset: int) -> Notification:
         clock = next((v for c, v in objects if (c.a, c.b, c.c, c.d, c.e) == (0, 0, 1, 0, 0)
                       and isinstance(v, bytes)), None)
         when = cosem_datetime(clock) if clock else None
-    measurements = tuple(_measurements(objects, scalers, list_id, offset))
+    measurements = tuple(_measurements(objects, scalers, list_id, offset, model))
     return Notification(offset, invoke_id, when[0] if when else None,
                         when[1] if when else None, body,
                         tuple((str(code), value) for code, value in objects),
@@ -216,6 +236,8 @@ def _layout(body: Data, offset: int) -> Layout:
                 assert isinstance(scaler, int) and isinstance(unit, int)
                 scalers[code] = (scaler, unit)
         return list_id, objects, scalers
+    if _vse(body):
+        return _vse_layout(body)
     items = list(body)
     if items and _list_id(items[0]) is not None:
         list_id = _list_id(items[0])
@@ -249,13 +271,51 @@ def _layout(body: Data, offset: int) -> Layout:
     return list_id, objects, scalers
 
 
+def _descriptor(d: Data) -> bool:
+    """A capture-object definition: {class id, logical name, attribute, data index}."""
+    return (isinstance(d, list) and len(d) == 4 and isinstance(d[0], int)
+            and _obis(d[1]) is not None and isinstance(d[2], int) and isinstance(d[3], int))
+
+
+def _vse(body: list[Data]) -> bool:
+    """Swiss VSE layout: the push setup's own object list, then one value per entry."""
+    first = body[0] if body else None
+    return (isinstance(first, list) and len(first) == len(body) and len(body) > 1
+            and all(_descriptor(d) for d in first))
+
+
+def _vse_layout(body: list[Data]) -> Layout:
+    objects: list[tuple[ObisCode, Data]] = []
+    scalers: dict[ObisCode, tuple[int, int]] = {}
+    descriptors = body[0]
+    assert isinstance(descriptors, list)
+    for index, (desc, value) in enumerate(zip(descriptors, body, strict=True)):
+        assert isinstance(desc, list)
+        code = _obis(desc[1])
+        assert code is not None
+        if index == 0:
+            continue  # the object list itself (push setup, attribute 2)
+        if desc[2] == 2:  # the value attribute (register, data, clock)
+            objects.append((code, value))
+        elif desc[2] == 3 and isinstance(value, list) and len(value) == 2 \
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+            scaler, unit = value
+            assert isinstance(scaler, int) and isinstance(unit, int)
+            scalers[code] = (scaler, unit)  # a register's scaler_unit pushed alongside
+    return None, objects, scalers
+
+
 def _measurements(objects: list[tuple[ObisCode, Data]],
                   scalers: dict[ObisCode, tuple[int, int]],
-                  list_id: str | None, offset: int) -> list[Measurement]:
+                  list_id: str | None, offset: int,
+                  meter_model: str | None = None) -> list[Measurement]:
     """The known quantities of a push. Raises LayoutError when a number's scale is not known:
-    no scaler-unit structure beside it and no model table entry for its list id."""
+    no scaler-unit structure beside it and no model table entry for its list id (or, for
+    pushes without list id, for the configured meter model)."""
     out: list[Measurement] = []
     model = MODELS.get(list_id or "")
+    if model is None and meter_model is not None:
+        model = METER_MODELS.get(meter_model)
     for code, value in objects:
         q = lookup(code)
         if q is None:
@@ -284,7 +344,9 @@ def _measurements(objects: list[tuple[ObisCode, Data]],
         elif model is not None and (code.c, code.d, code.e) in model.scalers:
             scaler = model.scalers[(code.c, code.d, code.e)]
         else:
-            whose = f"list {list_id!r}" if list_id else "a list without list id"
+            whose = f"list {list_id!r}" if list_id else \
+                f"meter model {meter_model!r}" if meter_model else \
+                "a list without list id (set the sensor's model:)"
             raise LayoutError(f"{code} ({q.name}) has no scaler-unit in the push and none is "
                               f"known for {whose}", offset)
         if q.kind == "count":

@@ -5,6 +5,14 @@ APDUs, each ``0F``/``DB``, optionally behind the LLC header, delimited by its ow
 ``"auto"`` (captures: HDLC if the first byte is the 0x7E flag, else bare APDUs if it starts
 one). A live port can start mid-frame, so only captures use ``"auto"``. The parser keeps no
 replay state (security.ReplayGuard does, for a live reader).
+
+General block transfer (APDU 0xE0, L+G E450/E570): each HDLC frame carries one block
+(block control with the last-block bit 0x80, block number, acknowledged block number, raw
+data); blocks numbered from 1 are joined and the whole is decoded as one APDU (plain or
+ciphered). A block out of sequence drops the transfer (``frame``).
+
+``model`` names the meter model (``cosem.METER_MODELS``) whose scalers apply to values the
+push sends without scaler-unit (Swiss VSE push lists).
 """
 
 from __future__ import annotations
@@ -13,8 +21,8 @@ from typing import Literal
 
 from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.protocols.dlms.apdu import APDU_STARTS, apdu_length, decode_apdu
-from edge_agent.protocols.dlms.axdr import MAX_APDU, Truncated
-from edge_agent.protocols.dlms.cosem import Notification
+from edge_agent.protocols.dlms.axdr import MAX_APDU, Reader, Truncated
+from edge_agent.protocols.dlms.cosem import METER_MODELS, Notification
 from edge_agent.protocols.dlms.hdlc import (
     FLAG,
     LLC,
@@ -26,6 +34,7 @@ from edge_agent.protocols.dlms.hdlc import (
 from edge_agent.protocols.dlms.security import CipheredApdu
 
 JUNK_REPORT = 256
+GENERAL_BLOCK_TRANSFER = 0xE0
 Framing = Literal["hdlc", "apdu", "auto"]
 
 
@@ -40,12 +49,19 @@ class Parser:
     """
 
     def __init__(self, key: bytes | None = None, auth_key: bytes | None = None, *,
-                 framing: Framing = "hdlc") -> None:
+                 framing: Framing = "hdlc", model: str | None = None) -> None:
         for k in (key, auth_key):
             if k is not None and len(k) != 16:
                 raise ValueError("DLMS keys are 16 bytes (AES-128)")
         if framing not in ("hdlc", "apdu", "auto"):
             raise ValueError(f"unknown DLMS framing {framing!r}")
+        if model is not None and model not in METER_MODELS:
+            raise ValueError(f"unknown meter model {model!r}; known: "
+                             f"{', '.join(sorted(METER_MODELS))}")
+        self.model = model
+        self._blocks = bytearray()
+        self._block_number = 0
+        self._block_offset: int | None = None
         self.key = key
         self.auth_key = auth_key
         self.framing: Framing = framing
@@ -82,6 +98,9 @@ class Parser:
             out.append(FrameError("segmented APDU without its last segment", self._seg_offset))
             self._segments.clear()
             self._seg_offset = None
+        if self._block_offset is not None:
+            out.append(FrameError("block transfer without its last block", self._block_offset))
+            self._end_blocks()
         return out
 
     # -- framing ---------------------------------------------------------------------------
@@ -166,9 +185,59 @@ class Parser:
             info, offset = bytes(self._segments), self._seg_offset
             self._segments.clear()
             self._seg_offset = None
+        body = info[3:] if info[:3] in (LLC, LLC_RESPONSE) else info
+        if body[:1] == bytes([GENERAL_BLOCK_TRANSFER]):
+            return self._block(offset, body)
         if info[:3] in (LLC, LLC_RESPONSE) and len(info) > 3:
-            return decode_apdu(info[3:], offset, self.key, self.auth_key)
+            return decode_apdu(info[3:], offset, self.key, self.auth_key, self.model)
         return HdlcFrame(offset, dst[0], src[0], control, info)
+
+    # -- general block transfer ---------------------------------------------------------------
+
+    def _end_blocks(self) -> None:
+        self._blocks.clear()
+        self._block_number = 0
+        self._block_offset = None
+
+    def _block(self, offset: int, body: bytes) -> Frame | ProtocolError | None:
+        """One general-block-transfer block; the decoded APDU after the last one."""
+        r = Reader(body, offset)
+        try:
+            r.byte()  # 0xE0
+            control = r.byte()
+            number = int.from_bytes(r.take(2), "big")
+            r.take(2)  # block number acknowledged
+            data = r.take(r.length())
+        except FrameError:
+            self._end_blocks()
+            return FrameError("malformed general-block-transfer block", offset)
+        if r.remaining:
+            self._end_blocks()
+            return FrameError(f"{r.remaining} bytes after a block's data", offset)
+        if number == 1:
+            restarted = self._block_offset is not None
+            self._end_blocks()
+            if restarted:
+                self._block_offset = offset
+                self._blocks += data
+                self._block_number = 1
+                return FrameError("block transfer restarted before its last block", offset)
+            self._block_offset = offset
+        elif self._block_offset is None or number != self._block_number + 1:
+            expected = self._block_number + 1 if self._block_offset is not None else 1
+            self._end_blocks()
+            return FrameError(f"block {number} out of sequence (expected {expected})", offset)
+        self._blocks += data
+        self._block_number = number
+        if len(self._blocks) > MAX_APDU:
+            self._end_blocks()
+            return FrameError("block transfer longer than an APDU may be", offset)
+        if not control & 0x80:
+            return None
+        apdu, start = bytes(self._blocks), self._block_offset
+        self._end_blocks()
+        assert start is not None
+        return decode_apdu(apdu, start, self.key, self.auth_key, self.model)
 
     # -- bare APDUs --------------------------------------------------------------------------
 
@@ -205,7 +274,7 @@ class Parser:
             return True
         if apdu[:3] in (LLC, LLC_RESPONSE):
             apdu = apdu[3:]
-        out.append(decode_apdu(apdu, offset, self.key, self.auth_key))
+        out.append(decode_apdu(apdu, offset, self.key, self.auth_key, self.model))
         return True
 
 
