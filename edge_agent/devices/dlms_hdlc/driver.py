@@ -104,9 +104,11 @@ class DlmsSensor(StreamSensor):
             self._replay_state_error(f"cannot save {path}: {exc}")
 
     def _new_parser(self) -> dlms.Parser:
+        wrapping = self.options.wrapping
         if self._keys is None:
-            return dlms.Parser(model=self.options.model)
-        return dlms.Parser(self._keys[0], self._keys[1], model=self.options.model)
+            return dlms.Parser(framing=wrapping, model=self.options.model)
+        return dlms.Parser(self._keys[0], self._keys[1], framing=wrapping,
+                           model=self.options.model)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         self.load_replay_state()

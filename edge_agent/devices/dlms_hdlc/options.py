@@ -41,6 +41,7 @@ class DlmsOptions(MeterLimits):
     framing: str = "8N1"
     key_file: Path | None = None  # EK (+ AK) for encrypted pushes
     model: str | None = None  # meter model for pushes without scalers (Swiss VSE lists)
+    wrapping: Literal["hdlc", "mbus"] = "hdlc"  # mbus: M-Bus long frames (Kaifa MA309, T210)
     obis: list[str] = field(default_factory=list)  # empty = every known quantity
     silence_timeout: float = 60.0
     emulate: DlmsEmulation = field(default_factory=DlmsEmulation)

@@ -251,11 +251,25 @@ def _layout(body: Data, offset: int) -> Layout:
             assert code is not None
             objects.append((code, value))
         return list_id, objects, scalers
-    # Flat style (Kamstrup, Kaifa SE/DK): [list id,] OBIS, value, OBIS, value, ...
+    # Flat style (Kamstrup, Kaifa SE/DK): [list id,] OBIS, value, OBIS, value, ...; Austrian
+    # pushes (Kaifa MA309) mix in (OBIS, value[, (scaler, unit)]) structures.
     i = 0
-    while i + 1 < len(items):
-        code = _obis(items[i])
-        if code is None:
+    while i < len(items):
+        element = items[i]
+        if isinstance(element, list) and len(element) in (2, 3) and _obis(element[0]):
+            code = _obis(element[0])
+            assert code is not None
+            objects.append((code, element[1]))
+            su = element[2] if len(element) == 3 else None
+            if isinstance(su, list) and len(su) == 2 and all(
+                    isinstance(x, int) and not isinstance(x, bool) for x in su):
+                scaler, unit = su
+                assert isinstance(scaler, int) and isinstance(unit, int)
+                scalers[code] = (scaler, unit)
+            i += 1
+            continue
+        code = _obis(element)
+        if code is None or i + 1 >= len(items):
             i += 1
             continue
         objects.append((code, items[i + 1]))

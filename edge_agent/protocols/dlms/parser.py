@@ -35,7 +35,8 @@ from edge_agent.protocols.dlms.security import CipheredApdu
 
 JUNK_REPORT = 256
 GENERAL_BLOCK_TRANSFER = 0xE0
-Framing = Literal["hdlc", "apdu", "auto"]
+Framing = Literal["hdlc", "apdu", "mbus", "auto"]
+MBUS_START, MBUS_STOP = 0x68, 0x16
 
 
 Frame = Notification | CipheredApdu | HdlcFrame
@@ -53,12 +54,13 @@ class Parser:
         for k in (key, auth_key):
             if k is not None and len(k) != 16:
                 raise ValueError("DLMS keys are 16 bytes (AES-128)")
-        if framing not in ("hdlc", "apdu", "auto"):
+        if framing not in ("hdlc", "apdu", "mbus", "auto"):
             raise ValueError(f"unknown DLMS framing {framing!r}")
         if model is not None and model not in METER_MODELS:
             raise ValueError(f"unknown meter model {model!r}; known: "
                              f"{', '.join(sorted(METER_MODELS))}")
         self.model = model
+        self._mbus_next = 0
         self._blocks = bytearray()
         self._block_number = 0
         self._block_offset: int | None = None
@@ -78,8 +80,10 @@ class Parser:
         out: list[Frame | ProtocolError] = []
         if self.framing == "auto" and self._buf:
             first = self._buf[0]
-            self.framing = "apdu" if first != FLAG and first in APDU_STARTS else "hdlc"
-        step = self._apdu_step if self.framing == "apdu" else self._step
+            self.framing = ("mbus" if first == MBUS_START else
+                            "apdu" if first != FLAG and first in APDU_STARTS else "hdlc")
+        step = (self._apdu_step if self.framing == "apdu" else
+                self._mbus_step if self.framing == "mbus" else self._step)
         while self._buf and step(out):
             pass
         return out
@@ -111,7 +115,7 @@ class Parser:
 
     def _end_junk(self, out: list[Frame | ProtocolError]) -> None:
         if self._junk_start is not None:
-            where = "APDUs" if self.framing == "apdu" else "HDLC frames"
+            where = {"apdu": "APDUs", "mbus": "M-Bus frames"}.get(self.framing, "HDLC frames")
             out.append(FrameError(f"{self._junk_len} bytes outside {where}",
                                   self._junk_start))
             self._junk_start = None
@@ -191,6 +195,60 @@ class Parser:
         if info[:3] in (LLC, LLC_RESPONSE) and len(info) > 3:
             return decode_apdu(info[3:], offset, self.key, self.auth_key, self.model)
         return HdlcFrame(offset, dst[0], src[0], control, info)
+
+    # -- M-Bus long frames (Austrian HAN ports: Kaifa MA309, Sagemcom T210) --------------------
+
+    def _mbus_step(self, out: list[Frame | ProtocolError]) -> bool:
+        """``68 L L 68 C A CI STSAP DTSAP data CS 16``: CI low nibble = segment number,
+        0x10 = last segment; the segments' data joined is one APDU."""
+        buf = self._buf
+        if buf[0] != MBUS_START:
+            return self._junk(out)
+        if len(buf) < 4:
+            return False
+        length = buf[1]
+        if buf[2] != length or buf[3] != MBUS_START or length < 5:
+            return self._junk(out)
+        if len(buf) < length + 6:
+            return False
+        if buf[length + 5] != MBUS_STOP:
+            return self._junk(out)
+        offset = self._base
+        user = bytes(buf[4:4 + length])
+        checksum = buf[4 + length]
+        self._end_junk(out)
+        self._drop(length + 6)
+        if sum(user) & 0xFF != checksum:
+            out.append(ChecksumError("M-Bus checksum mismatch", offset))
+            self._segments.clear()
+            self._seg_offset = None
+            return True
+        ci, data = user[2], user[5:]
+        number, last = ci & 0x0F, bool(ci & 0x10)
+        expected = 0 if self._seg_offset is None else self._mbus_next
+        if number != expected:
+            self._segments.clear()
+            self._seg_offset = None
+            if number != 0:
+                out.append(FrameError(f"M-Bus segment {number} out of sequence "
+                                      f"(expected {expected})", offset))
+                return True
+        if self._seg_offset is None:
+            self._seg_offset = offset
+        self._segments += data
+        self._mbus_next = number + 1
+        if len(self._segments) > MAX_APDU:
+            self._segments.clear()
+            self._seg_offset = None
+            out.append(FrameError("segmented APDU too long", offset))
+            return True
+        if not last:
+            return True
+        apdu, start = bytes(self._segments), self._seg_offset
+        self._segments.clear()
+        self._seg_offset = None
+        out.append(decode_apdu(apdu, start, self.key, self.auth_key, self.model))
+        return True
 
     # -- general block transfer ---------------------------------------------------------------
 

@@ -253,3 +253,69 @@ def test_any_block_sequence_is_decoded_or_rejected_alike_whole_and_byte_by_byte(
     assert [type(x) for x in whole] == [type(x) for x in single]
     assert all(isinstance(x, dlms.Notification | dlms.CipheredApdu | dlms.HdlcFrame
                           | ProtocolError) for x in whole)
+
+
+# -- M-Bus-wrapped pushes (Austria: Kaifa MA309) ----------------------------------------------
+
+TINETZ_KEY = bytes.fromhex("101112131415161718191A1B1C1D1E1F")  # published with the example
+
+
+def test_mbus_wrapped_ciphered_push_decodes_to_the_documented_values() -> None:
+    [n] = model_values("tinetz_kaifa_ma309_example.hex", None, TINETZ_KEY)
+    assert isinstance(n, dlms.Notification) and n.encrypted
+    assert n.time_text == "2021-07-19T15:46:35"
+    v = {m.name: (m.value, m.unit) for m in n.measurements}
+    assert v["voltage_l1"] == (230.8, "V") and v["current_l1"] == (0.0, "A")
+    assert v["energy_import"] == (9108.0, "Wh") and v["reactive_energy_import"] == (96.0, "varh")
+    assert v["equipment_id"] == ("1KFM0100000035", None)
+
+
+def test_mbus_segments_out_of_order_or_corrupt_are_rejected() -> None:
+    data = capture("tinetz_kaifa_ma309_example.hex")
+    first, second = data[:256], data[256:]
+    assert first[-1] == 0x16 and second[0] == 0x68
+    p = dlms.Parser(TINETZ_KEY, framing="mbus")
+    out = p.feed(second + first) + p.flush()
+    assert [type(o).__name__ for o in out] == ["FrameError", "FrameError"]
+    bad = bytearray(data)
+    bad[100] ^= 1
+    p = dlms.Parser(TINETZ_KEY, framing="mbus")
+    out = p.feed(bytes(bad)) + p.flush()
+    assert next(o.reason for o in out if isinstance(o, ProtocolError)) == "checksum"
+    assert not [o for o in out if isinstance(o, dlms.Notification)]
+
+
+def test_driver_reads_mbus_wrapped_pushes(tmp_path: Path) -> None:
+    key_file = tmp_path / "meter.key"
+    key_file.write_text(f"EK={TINETZ_KEY.hex()}\n")
+    key_file.chmod(0o600)
+    hw = EmulatedHardware(SystemClock())
+    try:
+        ctx = SensorContext(hw, SystemClock(), logging.getLogger("test"), None)
+        spec = SensorSpec("m", "dlms-hdlc", Channel.OT, Priority.NORMAL, 0.0)
+        options = DlmsOptions(key_file=key_file, wrapping="mbus")
+        sensor = DlmsSensor(spec, ctx, options, (TINETZ_KEY, None))
+        samples = {s.name: s.value for s in sensor.feed(capture("tinetz_kaifa_ma309_example.hex"))}
+        assert samples["voltage_l1"] == 230.8 and samples["energy_import"] == 9108.0
+    finally:
+        hw.close()
+
+
+def _mbus(ci: int, data: bytes) -> bytes:
+    user = bytes([0x53, 0xFF, ci, 0x01, 0x67]) + data
+    return bytes([0x68, len(user), len(user), 0x68]) + user + bytes([sum(user) & 0xFF, 0x16])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 0x1F), st.binary(max_size=60)), max_size=5))
+def test_any_mbus_segments_are_decoded_or_rejected_alike_whole_and_byte_by_byte(
+        segments: list[tuple[int, bytes]]) -> None:
+    data = b"".join(_mbus(ci, d) for ci, d in segments)
+    p = dlms.Parser(framing="mbus")
+    whole = p.feed(data) + p.flush()
+    p = dlms.Parser(framing="mbus")
+    single: list[dlms.Frame | ProtocolError] = []
+    for i in range(len(data)):
+        single += p.feed(data[i:i + 1])
+    single += p.flush()
+    assert [type(x) for x in whole] == [type(x) for x in single]

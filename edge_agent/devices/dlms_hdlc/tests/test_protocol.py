@@ -429,7 +429,7 @@ def test_bare_apdu_too_long() -> None:
 
 def test_unknown_framing_is_refused() -> None:
     with pytest.raises(ValueError):
-        Parser(framing="mbus")  # type: ignore[arg-type]
+        Parser(framing="wmbus")  # type: ignore[arg-type]
 
 
 # -- properties -----------------------------------------------------------------------------
