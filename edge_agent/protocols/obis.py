@@ -230,9 +230,12 @@ class Measurement:
     name: str
     value: float | int | str
     unit: str | None
+    time: float | None = None  # the meter's own time for it (epoch), when it gives one
 
     def to_json(self) -> dict[str, Any]:
-        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit}
+        """The same shape for every meter protocol (``decode`` prints it)."""
+        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit,
+                "time": self.time}
 
 
 def plausible(value: float | int | str, unit: str | None) -> bool:

@@ -188,7 +188,9 @@ def parse_notification(apdu: bytes, offset: int, model: str | None = None) -> No
         clock = next((v for c, v in objects if (c.a, c.b, c.c, c.d, c.e) == (0, 0, 1, 0, 0)
                       and isinstance(v, bytes)), None)
         when = cosem_datetime(clock) if clock else None
-    measurements = tuple(_measurements(objects, scalers, list_id, offset, model))
+    epoch = when[1] if when else None
+    measurements = tuple(dataclasses.replace(m, time=epoch)
+                         for m in _measurements(objects, scalers, list_id, offset, model))
     return Notification(offset, invoke_id, when[0] if when else None,
                         when[1] if when else None, body,
                         tuple((str(code), value) for code, value in objects),
