@@ -341,8 +341,13 @@ def test_oversized_telegram_is_rejected_and_parser_resyncs() -> None:
 
 # -- properties -----------------------------------------------------------------------------
 
+MEANT = encode_telegram("KAM5", [
+    "0-0:1.0.0(200426223325s)", "1-0:15.7.0(001.234*kW)", "1-0:32.7.0(229.9)",
+    "7-0:23.1.0(00123.456*m3)(12-11-07 10:00:00)"])
 chunks = st.lists(st.one_of(st.binary(max_size=40), st.just(GOOD), st.just(GOOD[:70]),
-                            st.just(b"!"), st.just(b"/"), st.just(b"\r\n")), max_size=8)
+                            st.just(MEANT), st.just(MEANT.rstrip(b"\r\n")),
+                            st.just(GOOD.rstrip(b"\r\n")), st.just(b"!"), st.just(b"/"),
+                            st.just(b"\r\n")), max_size=8)
 
 
 @settings(max_examples=300)
