@@ -452,3 +452,29 @@ def test_decode_cli_decrypts_p1_with_key_and_auth_key_files(tmp_path: Path) -> N
     assert run_decode("dsmr-p1", capture, out, key_file=ek) == 1
     assert {json.loads(x)["error"] for x in out.getvalue().splitlines()} == {"decryption"}
     assert run_decode("dsmr-p1", capture, io.StringIO(), auth_key_file=ak) == 2
+
+
+def test_real_smarty_frame_decrypts_to_its_telegram() -> None:
+    from edge_agent.cli.capture import load_capture
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    path = Path(__file__).parent / "captures" / "nexxtlab_smarty.hex"
+    data = load_capture(path.read_bytes())
+    ek = bytes.fromhex("D491470F47126332B07D1923B3504188")  # published with the frame
+    p = EncryptedParser(ek, SMARTY_AK)
+    whole = p.feed(data) + p.flush()
+    [t] = whole
+    assert isinstance(t, Telegram) and t.header == "Lux5\\253663629_D" and t.crc == 0xCFDE
+    assert t.timestamp == datetime(2018, 1, 30, 9, 21, 22, tzinfo=UTC).timestamp()
+    v = values(t)
+    assert v["energy_import"] == (6695.0, "Wh") and v["energy_export"] == (25.0, "Wh")
+    assert v["reactive_power_export"] == (7.0, "var")  # unit-less: kvar, as DSMR fixes it
+    assert "power_limit" not in v  # 0-0:17.0.0 without unit: kW or A? not published
+    assert p.sealed[0].invocation_counter == 0x0005A8E3
+    single = EncryptedParser(ek, SMARTY_AK)
+    items: list[Telegram | ProtocolError] = []
+    for i in range(len(data)):
+        items += single.feed(data[i:i + 1])
+    assert [type(o) for o in items + single.flush()] == [Telegram]
+    wrong = EncryptedParser(bytes(16), SMARTY_AK)
+    [err] = wrong.feed(data) + wrong.flush()
+    assert err.reason == "decryption"  # type: ignore[union-attr]
