@@ -254,7 +254,8 @@ def _layout(body: Data, offset: int) -> Layout:
             objects.append((code, value))
         return list_id, objects, scalers
     # Flat style (Kamstrup, Kaifa SE/DK): [list id,] OBIS, value, OBIS, value, ...; Austrian
-    # pushes (Kaifa MA309) mix in (OBIS, value[, (scaler, unit)]) structures.
+    # pushes mix in (OBIS, value[, (scaler, unit)]) structures (TINETZ) or follow a value with
+    # its (scaler, unit) (Netz NÖ/EVN).
     i = 0
     while i < len(items):
         element = items[i]
@@ -276,6 +277,13 @@ def _layout(body: Data, offset: int) -> Layout:
             continue
         objects.append((code, items[i + 1]))
         i += 2
+        su = items[i] if i < len(items) else None  # OBIS, value, (scaler, unit): Netz NÖ
+        if isinstance(su, list) and len(su) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in su):
+            scaler, unit = su
+            assert isinstance(scaler, int) and isinstance(unit, int)
+            scalers[code] = (scaler, unit)
+            i += 1
     for code, value in objects:
         if (code.a, code.b, code.c, code.d, code.e) == _LIST_ID and _list_id(value):
             list_id = _list_id(value)

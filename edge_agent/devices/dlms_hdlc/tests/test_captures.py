@@ -319,3 +319,12 @@ def test_any_mbus_segments_are_decoded_or_rejected_alike_whole_and_byte_by_byte(
         single += p.feed(data[i:i + 1])
     single += p.flush()
     assert [type(x) for x in whole] == [type(x) for x in single]
+
+
+def test_netz_noe_example_values_follow_their_scaler_unit() -> None:
+    key = bytes.fromhex("36C66639E48A8CA4D6BC8B282A793BBB")  # published with the example
+    [n] = model_values("netznoe_evn_example.hex", None, key)
+    assert isinstance(n, dlms.Notification) and n.time_text == "2021-09-27T09:47:15"
+    v = {m.name: (m.value, m.unit) for m in n.measurements}
+    assert v["energy_import"] == (12937.0, "Wh") and v["voltage_l1"] == (233.7, "V")
+    assert v["power_factor"] == (1.0, "/") and v["current_l1"] == (0.0, "A")
