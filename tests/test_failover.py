@@ -132,3 +132,30 @@ def test_check_config_validates_failover(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(bad, SENSOR_TYPES)
     assert "failover" in str(e.value)
+
+
+def subscribes(acts: list[s.Action]) -> int:
+    return sum(isinstance(a, s.Subscribe) for a in acts)
+
+
+def test_a_refused_subscription_is_tried_again_with_a_growing_delay() -> None:
+    """A cluster node whose stream leader is being re-elected refuses the SUBACK for a few
+    seconds: without a new SUBSCRIBE no echo ever comes and the backlog stays held."""
+    from edge_agent.uplink.confirm import ECHO
+
+    sess = s.Session(s.SessionConfig(brokers=3, topic_data="p/data", topic_alarm="p/alarm",
+                                     confirm=ECHO, failover=s.ANY, reconnect_min=1.0,
+                                     reconnect_max=8.0, health_interval=1e9))
+    acts = sess.handle(s.Connected(0), 0.0)
+    assert subscribes(acts) == 1
+    acts = sess.handle(s.Subscribed(False), 0.1)
+    assert any(isinstance(a, s.SubscriptionRefused) for a in acts)
+    assert subscribes(sess.poll(0.5)) == 0
+    assert subscribes(sess.poll(1.2)) == 1  # again after reconnect_min
+    assert subscribes(sess.poll(1.3)) == 0  # once, until its SUBACK
+    sess.handle(s.Subscribed(False), 1.3)
+    assert subscribes(sess.poll(2.5)) == 0  # the delay doubled
+    assert subscribes(sess.poll(3.4)) == 1
+    sess.handle(s.Subscribed(True), 3.5)
+    assert all(subscribes(sess.poll(3.5 + t)) == 0 for t in range(1, 60))
+    assert sess.connected  # the connection was kept

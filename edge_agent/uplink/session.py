@@ -168,6 +168,10 @@ class Session:
         self._conn_confirmed: set[str] = set()  # topics confirmed on this connection
         self._denied: tuple[int, int, int, str] | None = None  # count, low, high, why
         self._denied_at = float("-inf")
+        # echo mode, SUBACK refused: subscribe again then (a cluster node whose stream
+        # leader is being re-elected refuses for a few seconds, an ACL until it is fixed)
+        self._resubscribe_at: float | None = None
+        self._resubscribe_delay = 0.0
 
     # ------------------------------------------------------------------ introspection
 
@@ -212,7 +216,7 @@ class Session:
             self.stats.last_error = ev.reason
             return []
         if isinstance(ev, Subscribed):
-            return self._subscribed(ev)
+            return self._subscribed(ev, now)
         if isinstance(ev, Leased):
             return self._leased(ev)
         if isinstance(ev, Sent):
@@ -238,6 +242,7 @@ class Session:
         self._connected_at = now
         self._unconfirmed_since.clear()
         self._conn_confirmed.clear()
+        self._resubscribe_at, self._resubscribe_delay = None, 0.0
         self.stats.connected = True
         self.stats.connects += 1
         out: list[Action] = [PublishStatus(online=True)]
@@ -248,15 +253,19 @@ class Session:
             self._ready = True
         return out
 
-    def _subscribed(self, ev: Subscribed) -> list[Action]:
+    def _subscribed(self, ev: Subscribed, now: float) -> list[Action]:
         if not self.connected:
             return []
         self._ready = True
         if ev.granted:
+            self._resubscribe_at, self._resubscribe_delay = None, 0.0
             return []
+        self._resubscribe_delay = min(max(self.cfg.reconnect_min, 2 * self._resubscribe_delay),
+                                      self.cfg.reconnect_max)
+        self._resubscribe_at = now + self._resubscribe_delay
         why = (f"cannot subscribe to {self.cfg.topic_data} and {self.cfg.topic_alarm}: no "
                "delivery can be confirmed (grant the node read on its own topics); holding "
-               "data back")
+               f"data back, subscribing again in {self._resubscribe_delay:g}s")
         self.stats.last_error = why
         return [SubscriptionRefused(why)]
 
@@ -389,6 +398,9 @@ class Session:
             self.connected = False
             return [Disconnect("trying the first broker again")]
         out: list[Action] = self._expire(now)
+        if self._resubscribe_at is not None and now >= self._resubscribe_at:
+            self._resubscribe_at = None  # until its SUBACK says again
+            out.append(Subscribe((self.cfg.topic_data, self.cfg.topic_alarm)))
         if not self._ready:
             if now - self._connected_at > SUBACK_TIMEOUT:
                 self.connected = False
