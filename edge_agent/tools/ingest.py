@@ -222,7 +222,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         stream = sys.stdout if args.out == "-" else open(args.out, "a", encoding="utf-8")  # noqa: SIM115
 
         def sink(msg: dict[str, Any]) -> None:
-            stream.write(json.dumps(msg) + "\n")
+            if not args.ngsi_ld:
+                stream.write(json.dumps(msg) + "\n")
+                return
+            from edge_agent.tools.ngsi import convert  # FIWARE Smart Data Models entities
+
+            for ent in convert(msg).entities:
+                stream.write(json.dumps(ent) + "\n")
     ing = Ingest(IngestConfig(host, port, None if args.no_share else args.group,
                               args.filter, args.mqtt, client_id, pk, nk), sink).start()
     report_dir = Path(args.report_dir) if args.report_dir else None
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     r.add_argument("--platform-key", help="HPKE private key (opens sealed IT payloads)")
     r.add_argument("--nodes", help="enrolled node keys (file or directory of *.pub)")
     r.add_argument("--out", help="write each new data message as a JSON line (- = stdout)")
+    r.add_argument("--ngsi-ld", action="store_true",
+                   help="--out writes NGSI-LD entities (Smart Data Models), not envelopes")
     r.add_argument("--report-dir", help="write this process's ledger report here")
     r.add_argument("--report-interval", type=float, default=10.0)
     r.add_argument("--seconds", type=float, default=0.0, help="stop after (0 = run on)")
