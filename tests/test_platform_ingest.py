@@ -172,3 +172,39 @@ def test_sealed_it_payloads_are_opened_and_a_forged_node_is_refused(
     assert good.counters.bad == 0 and got and all("senml" in m for m in got)
     assert all(m["signer"] for m in got)
     assert fooled.counters.readings == 0 and "FORGED" in str(fooled.counters.last_bad)
+
+
+def test_cli_run_writes_ngsi_ld_entities_and_its_report(
+        tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
+    import io
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    b = broker_factory()
+    out, reports = tmp_path / "out.jsonl", tmp_path / "reports"
+    rc: list[int] = []
+    counters = io.StringIO()
+    t = threading.Thread(target=lambda: rc.append(main(
+        ["run", "--broker", b.url, "--group", "cli", "--client-id", "cli-1", "--out", str(out),
+         "--ngsi-ld", "--report-dir", str(reports), "--report-interval", "0.3",
+         "--seconds", "4"], out=counters)))
+    t.start()
+    assert wait_for(lambda: (reports / "cli-1.json").exists(), timeout=10)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.connect("127.0.0.1", b.port)
+    pub.loop_start()
+    env = {"node": "n1", "channel": "ot", "lane": "normal", "seq": [1, 1], "site": "s",
+           "senml": [{"n": "meter/power", "u": "W", "v": 5.0, "t": 1_764_500_000.0}]}
+    pub.publish("edge/s/n1/ot/data", json.dumps(env), qos=1).wait_for_publish(5)
+    pub.publish("edge/s/n1/ot/data", json.dumps(env), qos=1).wait_for_publish(5)  # again
+    pub.loop_stop()
+    t.join(20)
+    assert rc == [0]
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [e["type"] for e in lines] == ["DeviceMeasurement"]  # the duplicate was dropped
+    rep = json.loads((reports / "cli-1.json").read_text())
+    assert rep["counters"]["duplicates"] == 1
+    assert rep["streams"]["edge/s/n1/ot"]["delivered"] == [[1, 1]]
+    assert json.loads(counters.getvalue().splitlines()[-1])["readings"] == 1

@@ -25,6 +25,7 @@ a group that splits a fleet between them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -217,18 +218,29 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             raise IngestError("--platform-key needs --nodes (the enrolled node keys)")
         nk = NodeKeys.load(Path(args.nodes))
     client_id = args.client_id or f"ingest-{os.getpid()}"
+    with contextlib.ExitStack() as stack:
+        stream: TextIO | None = None
+        if args.out:
+            stream = sys.stdout if args.out == "-" else stack.enter_context(
+                open(args.out, "a", encoding="utf-8"))
+        return _ingest(args, out, host, port, client_id, pk, nk, stream)
+
+
+def _ingest(args: argparse.Namespace, out: TextIO, host: str, port: int, client_id: str,
+            pk: Any, nk: Any, stream: TextIO | None) -> int:
     sink = None
-    if args.out:
-        stream = sys.stdout if args.out == "-" else open(args.out, "a", encoding="utf-8")  # noqa: SIM115
+    lock = threading.Lock()  # paho's thread writes, this one flushes
+    if stream is not None:
 
         def sink(msg: dict[str, Any]) -> None:
-            if not args.ngsi_ld:
-                stream.write(json.dumps(msg) + "\n")
-                return
-            from edge_agent.tools.ngsi import convert  # FIWARE Smart Data Models entities
+            if args.ngsi_ld:
+                from edge_agent.tools.ngsi import convert  # Smart Data Models entities
 
-            for ent in convert(msg).entities:
-                stream.write(json.dumps(ent) + "\n")
+                lines = [json.dumps(ent) for ent in convert(msg).entities]
+            else:
+                lines = [json.dumps(msg)]
+            with lock:
+                stream.writelines(line + "\n" for line in lines)
     ing = Ingest(IngestConfig(host, port, None if args.no_share else args.group,
                               args.filter, args.mqtt, client_id, pk, nk), sink).start()
     report_dir = Path(args.report_dir) if args.report_dir else None
@@ -239,6 +251,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         while deadline is None or time.monotonic() < deadline:
             time.sleep(args.report_interval)
             rep = ing.report()
+            if stream is not None:
+                with lock:
+                    stream.flush()
             if report_dir:
                 write_report(report_dir / f"{client_id}.json", rep)
             print(json.dumps({"time": rep["time"], **rep["counters"]}), file=out, flush=True)
@@ -246,6 +261,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         pass
     finally:
         ing.stop()
+        if stream is not None:
+            with lock:
+                stream.flush()
         if report_dir:
             write_report(report_dir / f"{client_id}.json", ing.report())
     return 0
