@@ -70,7 +70,10 @@ class ChannelConfig:
     reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
-    # on a fallback broker: retry the first after
+    # ordered: brokers in preference order, fail back to the first after failback_after;
+    # any: a cluster, every node as good as another (a start chosen per node, no failback)
+    failover: Literal["ordered", "any"] = "ordered"
+    # on a fallback broker (failover: ordered): retry the first after
     failback_after: Annotated[Duration, Range(0, 7 * DAY, "s")] = Duration(300)
     seal: SealConfig | None = None  # required on the it channel (see SECURITY.md)
 

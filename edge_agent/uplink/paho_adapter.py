@@ -92,7 +92,8 @@ class ChannelUplink:
             echo_timeout=float(cfg.echo_timeout), failback_after=float(cfg.failback_after),
             health_interval=float(cfg.health_interval),
             reconnect_min=float(cfg.reconnect_min), reconnect_max=float(cfg.reconnect_max),
-            mqtt_version=cfg.mqtt_version), rng)
+            mqtt_version=cfg.mqtt_version, failover=cfg.failover,
+            seed=f"{settings.site}/{settings.node}/{settings.channel.value}"), rng)
         self.stats = self.session.stats
         self._next_cert_check = 0.0
         self._check_certs()
