@@ -324,10 +324,11 @@ class ChannelStore:
         failed: list[tuple[RecordRef, bytes, Exception]] = []
         for run in runs:
             good: list[tuple[RecordRef, bytes]] = []
-            for ref in run:
-                data = b""
+            for ref, got in zip(run, SegmentSet.read_many(run), strict=True):
+                data = got if isinstance(got, bytes) else b""
                 try:
-                    data = SegmentSet.read(ref)
+                    if isinstance(got, OSError):
+                        raise got
                     head, pt = rec.open_record(self._keys, self.channel.value, data)
                     if head.first != ref.first or head.lane != ref.lane:
                         raise rec.RecordCorrupt("record moved")
