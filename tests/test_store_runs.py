@@ -58,7 +58,7 @@ def test_a_run_stops_at_a_gap_and_at_the_lane(tmp_path: Path) -> None:
 def test_a_released_run_is_leased_again_whole_and_first(tmp_path: Path) -> None:
     s = store(tmp_path)
     fill(s, 12)
-    (a, b) = s.lease(2, max_readings=5)
+    (a, _b) = s.lease(2, max_readings=5)
     s.release([a.first])
     assert s.stats().inflight_records == 5
     (again,) = s.lease(1, max_readings=5)
@@ -72,7 +72,7 @@ def test_a_released_run_is_leased_again_whole_and_first(tmp_path: Path) -> None:
 def test_an_unacked_run_is_resent_after_restart(tmp_path: Path) -> None:
     s = store(tmp_path)
     fill(s, 6)
-    (a, b) = s.lease(2, max_readings=3)
+    (_a, b) = s.lease(2, max_readings=3)
     s.ack(b.first)  # 4..6 delivered, 1..3 still in flight at the crash
     s.close()
     again = store(tmp_path)
