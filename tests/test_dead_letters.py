@@ -148,7 +148,8 @@ def test_health_and_status_report_what_was_dropped(
     acl.write_text("topic readwrite edge/test/n1/ot/status\n"
                    "topic readwrite edge/test/n1/ot/health\ntopic read #\n")
     ot = broker_factory(extra=f"acl_file {acl}\n")
-    cfg = write_site(tmp_path, ot.url, sensors="  []\n",
+    # one record per message (batch_max 50 on the channel too), so 60 refused messages
+    cfg = write_site(tmp_path, ot.url, sensors="  []\n", extra_ot="    batch_max: 50\n",
                      store="  max_bytes: 256KiB\n  segment_bytes: 64KiB\n  batch_max: 50\n")
     secevents.EVENTS.reset()
     agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES, clock=ManualClock())

@@ -26,6 +26,7 @@ decrypts outside the store lock: an alarm commit never waits behind a drain.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -71,6 +72,8 @@ DEAD_SHARE = 16  # dead letters: at most 1/16 of max_bytes ...
 DEAD_MAX_ENTRIES = 10_000  # ... and at most this many
 QUARANTINE_SHARE = 16
 QUARANTINE_MAX_FILES = 100
+# a leased run (one message) holds at most this many stored bytes (compressed ciphertext)
+RUN_BYTES = 256 * 1024
 LOG_INTERVAL = 60.0  # at most one log line per cause per minute for per-batch events
 
 class ChannelStore:
@@ -101,6 +104,9 @@ class ChannelStore:
         self._cond = threading.Condition(self._lock)
         self._closed = False
         self._index = DeliveryIndex()
+        # leased runs of more than one record, by their first seq: acked, released or
+        # rejected as one (one message)
+        self._runs: dict[int, tuple[RecordRef, ...]] = {}
         self.unreadable_records = 0
         self.damaged_segments = 0
         self.accepted = 0
@@ -297,35 +303,71 @@ class ChannelStore:
 
     # ------------------------------------------------------------------ delivery
 
-    def lease(self, max_records: int, lanes: Iterable[int] = LANES) -> list[Batch]:
+    def lease(self, max_records: int, lanes: Iterable[int] = LANES, *,
+              max_readings: int = 1, max_bytes: int = RUN_BYTES) -> list[Batch]:
         """Up to ``max_records`` undelivered batches not already in flight, alarms first.
 
+        With ``max_readings`` above 1, a batch is a run of records of one lane whose
+        sequence numbers follow on (up to ``max_readings`` readings and ``max_bytes``
+        stored bytes): one message, acknowledged, released or rejected as one. A record
+        larger than the limits is a batch of its own.
+
         Costs what it returns (never the backlog). The records are read and decrypted
-        outside the store lock; one that cannot be opened is reported and dropped, so a
-        lease may return fewer batches than are waiting."""
+        outside the store lock; one that cannot be opened is reported and dropped (a run
+        is split around it), so a lease may return fewer batches than are waiting."""
         with self._cond:
             if self._closed:
                 raise StoreClosedError("store is closed")
-            refs = self._index.lease(max_records, lanes)
+            runs = self._index.lease_runs(max_records, lanes, max_readings, max_bytes)
         out: list[Batch] = []
+        groups: list[tuple[RecordRef, ...]] = []
         failed: list[tuple[RecordRef, bytes, Exception]] = []
-        for ref in refs:
-            data = b""
-            try:
-                data = SegmentSet.read(ref)
-                head, pt = rec.open_record(self._keys, self.channel.value, data)
-                if head.first != ref.first or head.lane != ref.lane:
-                    raise rec.RecordCorrupt("record moved")
-            except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
-                failed.append((ref, data, exc))
-                continue
-            out.append(Batch(ref.lane, ref.first, ref.last, pt))
-        if failed:
-            with self._cond:
-                for ref, data, why in failed:
-                    if self._index.get(ref.first) is ref:  # not evicted meanwhile
-                        self._unreadable(ref, data, why)
+        for run in runs:
+            good: list[tuple[RecordRef, bytes]] = []
+            for ref, got in zip(run, SegmentSet.read_many(run), strict=True):
+                data = got if isinstance(got, bytes) else b""
+                try:
+                    if isinstance(got, OSError):
+                        raise got
+                    head, pt = rec.open_record(self._keys, self.channel.value, data)
+                    if head.first != ref.first or head.lane != ref.lane:
+                        raise rec.RecordCorrupt("record moved")
+                except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
+                    failed.append((ref, data, exc))
+                    self._emit(good, out, groups)
+                    good = []
+                    continue
+                good.append((ref, pt))
+            self._emit(good, out, groups)
+        with self._cond:
+            for group in groups:
+                self._runs[group[0].first] = group
+            for ref, data, why in failed:
+                if self._index.get(ref.first) is ref:  # not evicted meanwhile
+                    self._unreadable(ref, data, why)
         return out
+
+    @staticmethod
+    def _emit(good: list[tuple[RecordRef, bytes]], out: list[Batch],
+              groups: list[tuple[RecordRef, ...]]) -> None:
+        """One batch from consecutive opened records (JSON arrays joined into one)."""
+        if not good:
+            return
+        first, last = good[0][0], good[-1][0]
+        if len(good) == 1:
+            out.append(Batch(first.lane, first.first, first.last, good[0][1]))
+            return
+        senml = b"[" + b",".join(pt.strip()[1:-1] for _, pt in good) + b"]"
+        out.append(Batch(first.lane, first.first, last.last, senml))
+        groups.append(tuple(ref for ref, _ in good))
+
+    def _run(self, first: int) -> tuple[RecordRef, ...]:
+        """The records still pending of the batch that starts at ``first`` (under the lock)."""
+        run = self._runs.pop(first, None)
+        if run is None:
+            ref = self._index.get(first)
+            return () if ref is None else (ref,)
+        return tuple(r for r in run if self._index.get(r.first) is r)
 
     def _unreadable(self, ref: RecordRef, data: bytes, exc: Exception) -> None:
         if isinstance(exc, rec.RecordUnreadable) and self._shredded(data):
@@ -359,17 +401,18 @@ class ChannelStore:
     def ack(self, first: int) -> bool:
         """The batch starting at ``first`` was delivered. Returns False if unknown."""
         with self._cond:
-            ref = self._index.get(first)
-            if ref is None:
+            run = self._run(first)
+            if not run:
                 return False
             self._save_acks()
-            if not self._acks.record(ref):
+            for ref in self._acks.record_run(run):
                 # Delivered, but the journal has no room to say so (a full disk): not sent
                 # again in this run; its segment stays until the entry is written.
-                self._index.remove(first)
+                self._index.remove(ref.first)
                 ref.seg.held += 1
-                return True
-            self._forget(ref)
+            for ref in run:
+                if ref.first in self._index:
+                    self._forget(ref)
             self._acks.maybe_compact(self._ack_floor())
             return True
 
@@ -392,15 +435,15 @@ class ChannelStore:
     def reject(self, first: int, why: str) -> bool:
         """The broker refused the batch: keep a copy in dead/, report it, stop retrying."""
         with self._cond:
-            ref = self._index.get(first)
-            if ref is None:
-                return False
-            self._dead.keep(ref.first, ref.last, ref.size, lambda: SegmentSet.read(ref), why)
-            self._ratelog.log(logging.ERROR, "rejected", "store %s: broker refused seq %d..%d "
-                              "(%s); moved to dead letters", self.channel.value, ref.first,
-                              ref.last, why)
-            self._drop(ref, EvictReason.REJECTED)
-            return True
+            run = self._run(first)
+            for ref in run:
+                self._dead.keep(ref.first, ref.last, ref.size,
+                                functools.partial(SegmentSet.read, ref), why)
+                self._ratelog.log(logging.ERROR, "rejected", "store %s: broker refused seq "
+                                  "%d..%d (%s); moved to dead letters", self.channel.value,
+                                  ref.first, ref.last, why)
+                self._drop(ref, EvictReason.REJECTED)
+            return bool(run)
 
     def flush_log(self) -> None:
         """Write the counts of log lines held back by the rate limit (call periodically)."""
@@ -409,7 +452,11 @@ class ChannelStore:
     def release(self, firsts: Iterable[int] | None = None) -> None:
         """Return in-flight batches to the queue (connection lost before PUBACK)."""
         with self._cond:
-            self._index.release(firsts)
+            if firsts is None:
+                self._runs.clear()
+                self._index.release(None)
+            else:
+                self._index.release([r.first for f in firsts for r in self._run(f)])
             self._cond.notify_all()
 
     def wait(self, timeout: float) -> None:

@@ -295,7 +295,8 @@ class ChannelUplink:
             a = todo.popleft()
             now = self.clock.monotonic()
             if isinstance(a, s.Lease):
-                batches = self.store.lease(a.max_records, lanes=a.lanes)
+                batches = self.store.lease(a.max_records, lanes=a.lanes,
+                                           max_readings=self.cfg.batch_max)
                 todo.extend(self.session.handle(s.Leased(tuple(batches)), now))
             elif isinstance(a, s.Publish):
                 b = a.batch
