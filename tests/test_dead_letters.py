@@ -18,12 +18,8 @@ from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.status import format_status, snapshot
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
-from edge_agent.store.channel_store import (
-    DEAD_SHARE,
-    LOG_INTERVAL,
-    QUARANTINE_MAX_FILES,
-    ChannelStore,
-)
+from edge_agent.store.aside import DEAD_SHARE, QUARANTINE_MAX_FILES
+from edge_agent.store.channel_store import LOG_INTERVAL, ChannelStore
 from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for, write_site
 

@@ -1,26 +1,10 @@
-"""One channel's durable store: append-only encrypted segment files per priority lane.
+"""One channel's durable store: the facade over the parts of ``edge_agent.store`` (the
+on-disk layout, and what accepted means on a full disk, are in the package's docstring).
 
-    <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py)
-    acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
-    seq.hwm, seq.last            numbering (numbering.py)
-    reserve.bin                  disk kept for alarms (reserve.py)
-    quarantine/, dead/           unreadable files, refused records; bounded (aside.py)
-    lock                         flock()ed while open (lock.py)
-
-``ChannelStore`` is the facade: its lock makes these parts one transaction, and it decides
-what happens when (recovery.py at open, commit, delivery, eviction, close).
-
-A batch is *accepted* when its records are written and fsynced; only then are its
-sequence numbers final and returned. A segment file is deleted once every record in it
-is acknowledged or evicted, after the journal saying so is synced (design note 0001).
-Every write is complete or fails (core/fsutil.py). A full disk is a state the store lives
-in: it evicts by policy (oldest, lowest priority first; never alarms) until the batch
-fits, spends the alarm reserve on alarms, and counts what it still cannot take as not
-accepted; a journal entry it has no room for is reported now and, after a restart, as a
-range lost (``corrupt``): never silent, never fatal.
-
-``lease`` costs what it returns, whatever the backlog (delivery.py), and reads and
-decrypts outside the store lock: an alarm commit never waits behind a drain.
+Its lock makes the parts one transaction, and it decides what happens when (recovery.py at
+open, commit, delivery, eviction, close). ``lease`` costs what it returns, whatever the
+backlog (delivery.py), and reads and decrypts outside the store lock (runs.py): an alarm
+commit never waits behind a drain.
 """
 
 from __future__ import annotations
@@ -48,7 +32,16 @@ from edge_agent.security.keyring import Keyring, StaticKeyring
 from edge_agent.store import record as rec
 from edge_agent.store import segments
 from edge_agent.store.acks import AckLedger
-from edge_agent.store.aside import AsideArea, DeadLetters, Quarantine, dead_letter_range
+from edge_agent.store.aside import (
+    DEAD_MAX_ENTRIES,
+    DEAD_SHARE,
+    QUARANTINE_MAX_FILES,
+    QUARANTINE_SHARE,
+    AsideArea,
+    DeadLetters,
+    Quarantine,
+    dead_letter_range,
+)
 from edge_agent.store.delivery import DeliveryIndex
 from edge_agent.store.eviction import EvictionLedger, EvictReason, retention_expired, size_victim
 from edge_agent.store.journal import Journal
@@ -57,23 +50,15 @@ from edge_agent.store.numbering import HWM_STEP, HighWater, Numbering, current_b
 from edge_agent.store.ranges import RangeSet
 from edge_agent.store.recovery import Recovery
 from edge_agent.store.reserve import RESERVE_BYTES, AlarmReserve
+from edge_agent.store.runs import RUN_BYTES, open_runs
 from edge_agent.store.segments import LANES, RecordRef, SealedRecord, Segment, SegmentSet
 from edge_agent.store.stats import Batch, StoreStats
 
-__all__ = ["DEAD_MAX_ENTRIES", "DEAD_SHARE", "HWM_STEP", "LOG_INTERVAL", "QUARANTINE_MAX_FILES",
-           "QUARANTINE_SHARE", "RESERVE_BYTES", "Batch", "ChannelStore", "EvictReason",
+__all__ = ["HWM_STEP", "LOG_INTERVAL", "RESERVE_BYTES", "Batch", "ChannelStore", "EvictReason",
            "HighWater", "StoreStats", "current_boot_id"]
 
 log = logging.getLogger("edge_agent.store")
 
-# dead/ and quarantine/ count against max_bytes, each within its share of it
-# (docs/design/0009-bounded-dead-letters.md)
-DEAD_SHARE = 16  # dead letters: at most 1/16 of max_bytes ...
-DEAD_MAX_ENTRIES = 10_000  # ... and at most this many
-QUARANTINE_SHARE = 16
-QUARANTINE_MAX_FILES = 100
-# a leased run (one message) holds at most this many stored bytes (compressed ciphertext)
-RUN_BYTES = 256 * 1024
 LOG_INTERVAL = 60.0  # at most one log line per cause per minute for per-batch events
 
 class ChannelStore:
@@ -319,26 +304,7 @@ class ChannelStore:
             if self._closed:
                 raise StoreClosedError("store is closed")
             runs = self._index.lease_runs(max_records, lanes, max_readings, max_bytes)
-        out: list[Batch] = []
-        groups: list[tuple[RecordRef, ...]] = []
-        failed: list[tuple[RecordRef, bytes, Exception]] = []
-        for run in runs:
-            good: list[tuple[RecordRef, bytes]] = []
-            for ref, got in zip(run, SegmentSet.read_many(run), strict=True):
-                data = got if isinstance(got, bytes) else b""
-                try:
-                    if isinstance(got, OSError):
-                        raise got
-                    head, pt = rec.open_record(self._keys, self.channel.value, data)
-                    if head.first != ref.first or head.lane != ref.lane:
-                        raise rec.RecordCorrupt("record moved")
-                except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
-                    failed.append((ref, data, exc))
-                    self._emit(good, out, groups)
-                    good = []
-                    continue
-                good.append((ref, pt))
-            self._emit(good, out, groups)
+        out, groups, failed = open_runs(runs, self._keys, self.channel.value)
         with self._cond:
             for group in groups:
                 self._runs[group[0].first] = group
@@ -346,20 +312,6 @@ class ChannelStore:
                 if self._index.get(ref.first) is ref:  # not evicted meanwhile
                     self._unreadable(ref, data, why)
         return out
-
-    @staticmethod
-    def _emit(good: list[tuple[RecordRef, bytes]], out: list[Batch],
-              groups: list[tuple[RecordRef, ...]]) -> None:
-        """One batch from consecutive opened records (JSON arrays joined into one)."""
-        if not good:
-            return
-        first, last = good[0][0], good[-1][0]
-        if len(good) == 1:
-            out.append(Batch(first.lane, first.first, first.last, good[0][1]))
-            return
-        senml = b"[" + b",".join(pt.strip()[1:-1] for _, pt in good) + b"]"
-        out.append(Batch(first.lane, first.first, last.last, senml))
-        groups.append(tuple(ref for ref, _ in good))
 
     def _run(self, first: int) -> tuple[RecordRef, ...]:
         """The records still pending of the batch that starts at ``first`` (under the lock)."""
