@@ -12,24 +12,13 @@ MockFactory pin (``pin.state``) on emulated hardware.
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Sequence
 from typing import Any
 
+from edge_agent.config.escalate import Pattern, check_pattern
+
+__all__ = ["Indicator", "Pattern", "check_pattern"]
 from edge_agent.core.errors import HardwareError
 from edge_agent.hal.interfaces import Hardware
-
-Pattern = tuple[float, ...]
-
-
-def check_pattern(pattern: Sequence[float]) -> Pattern:
-    """A pattern: an even number (2..16) of durations, each 0.05..600 s."""
-    p = tuple(float(x) for x in pattern)
-    if not 2 <= len(p) <= 16 or len(p) % 2:
-        raise ValueError("a pattern is 2 to 16 durations in seconds, alternately on and off")
-    if not all(math.isfinite(x) and 0.05 <= x <= 600 for x in p):
-        raise ValueError("each duration of a pattern must be within 0.05..600 seconds")
-    return p
 
 
 class Indicator:

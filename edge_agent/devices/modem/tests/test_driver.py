@@ -74,3 +74,21 @@ def test_queue_is_bounded() -> None:
         sensor = build(ctx, "gsm-modem", ModemOptions(queue=2))
         assert sensor.send("0101234567", "a", 1) and sensor.send("0101234567", "b", 2)
         assert not sensor.send("0101234567", "c", 3)
+
+
+def test_numbers_file_must_be_private_and_valid(tmp_path: Any) -> None:
+    from edge_agent.core.errors import KeyFileError
+    from edge_agent.devices.modem.numbers import load_numbers
+
+    f = tmp_path / "numbers"
+    f.write_text("# care centre\n+82 10-1111-2222\n0101234567  # neighbour\n+82 10-1111-2222\n")
+    f.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_numbers(f)
+    f.chmod(0o600)
+    assert load_numbers(f) == ("+821011112222", "0101234567")
+    f.write_text("call me\n")
+    with pytest.raises(KeyFileError, match=":1:"):
+        load_numbers(f)
+    with pytest.raises(KeyFileError, match="not found"):
+        load_numbers(tmp_path / "missing")
