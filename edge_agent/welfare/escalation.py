@@ -87,9 +87,10 @@ class Sms(msgspec.Struct):
 
 
 class Alarm(msgspec.Struct):
-    seq: int
+    seq: int  # the first sequence number of the alarm's message
     kind: str
     raised_at: float
+    last: int | None = None  # its last sequence number (None: the message holds one)
     delivered_at: float | None = None
     escalated_at: float | None = None
     acked_at: float | None = None
@@ -130,25 +131,38 @@ class Escalation:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def raised(self, seq: int, kind: str, now: float) -> list[Action]:
+    def raised(self, seq: int, kind: str, now: float, last: int | None = None,
+               delivered: bool = False) -> list[Action]:
+        """An alarm message (``seq``..``last``) was accepted; ``delivered``: the broker
+        already took it (its PUBACK came first)."""
         if not _KIND.fullmatch(kind):
             raise ValueError(f"alarm kind must be a short lower-case word, got {kind!r}")
         if seq not in self._alarms:
-            self._alarms[seq] = Alarm(seq, kind, now)
+            self._alarms[seq] = Alarm(seq, kind, now, last if last != seq else None,
+                                      delivered_at=now if delivered else None)
             self._trim()
         return self.tick(now)
 
-    def delivered(self, seq: int, now: float) -> list[Action]:
+    def find(self, seq: int) -> Alarm | None:
+        """The alarm whose message holds ``seq``."""
         a = self._alarms.get(seq)
+        if a is not None:
+            return a
+        return next((a for a in self._alarms.values()
+                     if a.last is not None and a.seq <= seq <= a.last), None)
+
+    def delivered(self, seq: int, now: float) -> list[Action]:
+        a = self.find(seq)
         if a is not None and a.delivered_at is None:
             a.delivered_at = now
         return self.tick(now)
 
     def acknowledged(self, seq: int, by: str, now: float) -> list[Action]:
-        a = self._alarms.get(seq)
+        a = self.find(seq)
         if a is None:
             return [Audit("ack_unknown", f"acknowledgement of unknown alarm seq {seq}"),
                     *self.tick(now)]
+        seq = a.seq
         if a.acked_at is not None:
             return self.tick(now)
         a.acked_at, a.acked_by = now, by[:64]

@@ -108,3 +108,15 @@ def test_bad_state_and_kind() -> None:
         Escalation(P, b"{nope")
     with pytest.raises(ValueError):
         Escalation(P).raised(1, "Heart rate 180", 0.0)
+
+
+def test_a_message_of_several_readings_is_one_alarm() -> None:
+    e = Escalation(P)
+    e.raised(10, "inactivity", 0.0, last=14)
+    e.delivered(12, 1.0)  # the broker took the message 10..14
+    assert e.tick(100.0) == []
+    e.raised(20, "fall", 0.0, last=22, delivered=True)  # its PUBACK came first
+    assert e.tick(100.0) == []
+    acts = e.acknowledged(21, "platform", 5.0)
+    assert [a.outcome for a in of(acts, Audit)] == ["acknowledged"]  # type: ignore[attr-defined]
+    assert [a["seq"] for a in e.status()["alarms"] if "time_to_ack" in a] == [20]
