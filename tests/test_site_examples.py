@@ -26,7 +26,7 @@ from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
-EVENT_ONLY = {"button", "pir", "door"}  # speak only when something happens
+EVENT_ONLY = {"button", "pir", "door", "gsm-modem"}  # speak only when something happens
 
 
 def quick(options: object) -> object:
