@@ -363,3 +363,29 @@ class WelfareService:
         if self.escalation is not None:
             out["escalation"] = self.escalation.status()
         return out
+
+
+def build_service(cfg: Any, *, clock: Clock, hw: Hardware | None, modems: dict[str, Any],
+                  pseudonym_key: Callable[[], bytes],
+                  publish: Callable[[list[Reading]], bool]) -> WelfareService | None:
+    """The service for a site (``cfg``: a SiteConfig), or None without ``welfare:`` and
+    ``escalate:``. Refuses (KeyFileError) a missing or loose numbers file, like a key."""
+    from edge_agent.devices.modem.numbers import load_numbers
+
+    esc = cfg.escalate
+    if not cfg.welfare and esc is None:
+        return None
+    numbers: tuple[str, ...] = ()
+    modem = None
+    if esc is not None and esc.modem is not None and esc.numbers_file is not None:
+        numbers = load_numbers(esc.numbers_file)
+        modem = modems.get(str(esc.modem))
+        if modem is None:
+            logging.getLogger("edge_agent.welfare").error(
+                "escalation modem %s is not running (disabled or failed to start): alarms "
+                "escalate by the buzzer only", esc.modem)
+    setup = WelfareSetup(cfg.site, cfg.node, list(cfg.welfare),
+                         {s.id: s.type for s in cfg.sensors if s.enabled}, esc, numbers)
+    return WelfareService(setup, clock=clock, state_dir=cfg.state_dir / "welfare",
+                          pseudonym_key=pseudonym_key() if cfg.welfare else None,
+                          publish=publish, hw=hw, modem=modem)
