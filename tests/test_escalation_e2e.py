@@ -97,7 +97,8 @@ def test_unreachable_it_broker_sounds_the_buzzer_and_sends_one_sms(
                         or agent.welfare.indicator.active, timeout=15)  # type: ignore[union-attr]
         assert wait_for(lambda: emu.sent(), timeout=15)
         time.sleep(2.5)  # more than two retry periods: nothing more goes out
-        assert emu.sent() == [(NUMBER, "ALARM test node n1: pressed. Platform unreachable; "
+        assert emu.sent() == [(NUMBER, "ALARM test node n1: emergency button. Platform "
+                                       "unreachable; "
                                        "please check on the resident.")]
         (a,) = alarms(agent)
         assert a["escalated_at"] - a["raised_at"] >= 5.0

@@ -28,6 +28,7 @@ from edge_agent.welfare.events import WelfareEvent
 WELFARE_SENSOR = "welfare"
 ESCALATING_LEVELS = frozenset({"alarm", "danger"})
 _KIND_SAFE = re.compile(r"[^a-z_]")
+_KIND_OF_READING = {"pressed": "emergency_button", "held": "emergency_button"}
 
 
 def event_readings(event: WelfareEvent, pseudonym: str) -> list[Reading]:
@@ -52,12 +53,15 @@ def escalates(event: WelfareEvent) -> bool:
 
 def alarm_kind(readings: list[Reading]) -> str:
     """What an alarm-lane batch is about, as a short word for the SMS and the status: the
-    welfare event's kind, else the sensor reading's name (``pressed``, ``fall``)."""
+    welfare event's kind, else what the sensor's reading says (``emergency_button`` for a
+    press or a hold, else the reading's name: ``fall``)."""
     for rd in readings:
         parts = rd.sensor.split("/")
         if parts[-1] == WELFARE_SENSOR:
             return rd.name.split("/", 1)[0]
     name = readings[0].name if readings else "alarm"
+    if name in _KIND_OF_READING:
+        return _KIND_OF_READING[name]
     kind = _KIND_SAFE.sub("_", name.lower()).strip("_")[:24]
     return kind if kind and kind[0].isalpha() else "alarm"
 

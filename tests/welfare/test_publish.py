@@ -45,7 +45,7 @@ def test_only_raised_alarms_escalate() -> None:
 
 def test_kind_of_a_sensor_alarm() -> None:
     r = Reading("p-1/sos-button", Channel.IT, Priority.ALARM, "pressed", True, 1.0)
-    assert alarm_kind([r]) == "pressed"
+    assert alarm_kind([r]) == "emergency_button"
     assert alarm_kind([Reading("x", Channel.IT, Priority.ALARM, "온도", 1, 1.0)]) == "alarm"
 
 

@@ -94,7 +94,7 @@ def test_undelivered_alarm_sounds_the_buzzer_and_texts_once(tmp_path: Path, mode
         assert pin.state is True
         emu = device_hw(m).emulator
         run_until(svc, lambda: emu.sent())
-        assert emu.sent() == [(NUMBER, "ALARM namwon-01 node pi-0042: pressed. Platform "
+        assert emu.sent() == [(NUMBER, "ALARM namwon-01 node pi-0042: emergency button. Platform "
                                        "unreachable; please check on the resident.")]
         run_until(svc, lambda: svc.health()["alarms"][0]["sms"]["**********222"]["sent"])
         clock.advance(30)
