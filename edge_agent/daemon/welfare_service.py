@@ -336,7 +336,7 @@ class WelfareService:
         if not force and not (self._dirty and mono - self._saved_at >= SAVE_EVERY):
             return
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.setup.subjects:
                 atomic_write(self.state_dir / WELFARE_STATE, self.welfare.state_json(), 0o600)
             if self.escalation is not None:
