@@ -55,6 +55,13 @@ class ModemSensor(Sensor):
             except queue.Empty:
                 continue
             outcome = self._attempt(session, stop)
+            if isinstance(outcome, SmsFailed) and outcome.reason == "stopped" \
+                    and outcome.step in ("text", "done"):
+                # stopped after the text went to the modem: it may have been sent, so this is
+                # neither a delivery nor a failure to retry (a retry could text twice)
+                self.log.warning("stopped while the modem was sending a text; its outcome "
+                                 "is unknown and it is not retried")
+                continue
             if isinstance(outcome, SmsSent):
                 self.sent += 1
                 self.record_success()

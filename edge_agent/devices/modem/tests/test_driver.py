@@ -92,3 +92,32 @@ def test_numbers_file_must_be_private_and_valid(tmp_path: Any) -> None:
         load_numbers(f)
     with pytest.raises(KeyFileError, match="not found"):
         load_numbers(tmp_path / "missing")
+
+
+def test_stopped_after_the_text_went_out_is_not_a_failure_to_retry() -> None:
+    """The agent stops while the modem is sending: the text may be out, so no result."""
+    from edge_agent.devices.modem.emulator import ModemEmulator
+
+    class Slow(ModemEmulator):
+        def _finish(self, number: str, text: str) -> None:  # takes the text, never answers
+            with self._lock:
+                self.messages.append((number, text))
+
+    with emulated(SystemClock()) as ctx:
+        sensor = build(ctx, "gsm-modem", ModemOptions(answer_timeout=30))
+        slow = Slow(ModemEmulation())
+        device_hw(sensor).emulation = slow
+        stop = threading.Event()
+        t = threading.Thread(target=sensor.run, args=(lambda b: None, stop), daemon=True)
+        t.start()
+        try:
+            sensor.send("0101234567", "x", 1)
+            deadline = time.monotonic() + 10
+            while not slow.sent() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert slow.sent() == [("0101234567", "x")]
+        finally:
+            stop.set()
+            t.join(5)
+            slow.stop()
+        assert sensor.results() == [] and sensor.failed == 0
