@@ -9,7 +9,7 @@ from tests.conftest import EDGE_AGENT
 
 
 def test_demo_runs_and_both_channels_receive() -> None:
-    out = subprocess.run([EDGE_AGENT, "demo", "--duration", "14"], capture_output=True,
+    out = subprocess.run([EDGE_AGENT, "demo", "--duration", "22"], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     lines = out.stdout.splitlines()
@@ -18,6 +18,9 @@ def test_demo_runs_and_both_channels_receive() -> None:
                for line in lines)
     assert any(line.startswith("[IT] ALARM seq ") and "sos-button/pressed" in line
                for line in lines), out.stdout[-3000:]
+    # the scripted inactivity window: a caution 10 s after the last press, under the pseudonym
+    assert any(line.startswith("[IT] ALARM seq ") and "/welfare/inactivity/level=caution" in line
+               and "resident" not in line for line in lines), out.stdout[-3000:]
     for label in ("OT", "IT"):
         summary = next(line for line in lines if line.startswith(f"demo: {label}: "))
         assert re.search(r"gaps none", summary), summary

@@ -94,6 +94,8 @@ def topic_specs(doc: dict[str, Any]) -> list[TopicSpec]:
             sends[ch["address"]] = op["bindings"]["mqtt"]
     out = []
     for name, ch in doc["channels"].items():
+        if ch["address"] not in sends:
+            continue  # received by the node (alarm acknowledgements)
         params = ch.get("parameters", {})
         pattern = re.escape(ch["address"])
         for p in params:
@@ -146,6 +148,17 @@ def test_document_parses_and_every_referenced_schema_ships_in_the_package() -> N
     assert set(specs) == {"data", "alarm", "status", "health"}
     assert all(s.qos == 1 for s in specs.values())
     assert [n for n, s in specs.items() if s.retain] == ["status"]
+    # the one topic the node receives from the platform: alarm acknowledgements on IT
+    sent = {deref(doc, op["channel"])["address"] for op in doc["operations"].values()
+            if op["action"] == "send"}
+    received = {deref(doc, op["channel"])["address"]: op for op in doc["operations"].values()
+                if op["action"] == "receive"}
+    received = {a: op for a, op in received.items() if a not in sent}  # not an echo
+    assert list(received) == ["edge/{site}/{node}/{channel}/alarm/ack"]
+    ack = deref(doc, doc["channels"]["alarmAck"]["messages"]["alarmAck"])
+    assert schema_file(ack) == schemas.ALARM_ACK
+    assert [deref(doc, s)["host"] for s in doc["channels"]["alarmAck"]["servers"]] \
+        == [doc["servers"]["it"]["host"]]
     for server in doc["servers"].values():
         will = server["bindings"]["mqtt"]["lastWill"]
         assert will["qos"] == 1 and will["retain"] is True and will["topic"].endswith("/status")
@@ -176,7 +189,7 @@ def test_every_documented_example_is_valid() -> None:
     for mname, fname, payload in examples():
         validator(fname).validate(payload)
         seen.add(mname)
-    assert seen == {"dataClear", "dataSealed", "status", "health"}
+    assert seen == {"dataClear", "dataSealed", "status", "health", "alarmAck"}
 
 
 # ------------------------------------------------------------------ schemas vs the code

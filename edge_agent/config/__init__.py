@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edge_agent.config.escalate import build_escalate
 from edge_agent.config.schema import (
     ChannelConfig,
     LoggingConfig,
@@ -107,16 +108,20 @@ def parse_config(text: str, name: str, base_dir: Path,
         raise ConfigError(problems)
     v = Validator(name, base_dir)
     v.problems.extend(problems)
-    top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors", "welfare"}))
+    top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors", "welfare",
+                                                                     "escalate"}))
     sensors_node = tree.get("sensors") if isinstance(tree, Map) else None
     sensors = _sensors(v, sensors_node, sensor_types, top)
     welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
+    escalate = build_escalate(v, tree.get("escalate") if isinstance(tree, Map) else None,
+                              sensors)
     if top is not None:
         _check_channels(v, tree, top)
     if v.problems or top is None:
         raise ConfigError(sorted(v.problems, key=lambda p: p.line))
     return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
-                      sensors=sensors, welfare=welfare, source=base_dir / Path(name).name)
+                      sensors=sensors, welfare=welfare, escalate=escalate,
+                      source=base_dir / Path(name).name)
 
 
 def _node_at(tree: Node, *keys: str | int) -> Node:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from edge_agent.config.escalate import EscalateConfig
 from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
 from edge_agent.config.welfare import WelfareSubject
 from edge_agent.core.model import Channel, HardwareMode, Priority
@@ -182,6 +183,7 @@ class SiteConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None
     welfare: list[WelfareSubject] = field(default_factory=list)  # rules per resident
+    escalate: EscalateConfig | None = None  # local escalation of alarms the platform missed
 
     def topic_prefix(self, channel: Channel) -> str:
         pre = self.channels[channel].topic_prefix

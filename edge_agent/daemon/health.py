@@ -114,6 +114,42 @@ class SensorHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     last: LastReading | None = None
 
 
+class SmsHealth(msgspec.Struct, frozen=True, kw_only=True):
+    attempts: int
+    sent: bool
+    failed: bool
+    last_error: str | None
+
+
+class EscalatedAlarm(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One alarm as the escalation sees it (edge_agent.welfare.escalation)."""
+
+    seq: int
+    kind: str
+    raised_at: float
+    delivered_at: float | None = None
+    escalated_at: float | None = None
+    acked_at: float | None = None
+    acked_by: str | None = None
+    time_to_ack: float | None = None  # s from raised to the platform's acknowledgement
+    sms: dict[str, SmsHealth] | None = None  # per number, masked to its last three digits
+
+
+class EscalationHealth(msgspec.Struct, frozen=True, kw_only=True):
+    signal: str | None  # what the buzzer/LED plays: alarm, ack, or nothing
+    alarms: list[EscalatedAlarm]
+
+
+class WelfareHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The welfare rules (levels raised per pseudonym) and the local escalation."""
+
+    raised: dict[str, list[str]]
+    events_published: int
+    dropped_observations: int
+    acks_rejected: int
+    escalation: EscalationHealth | None = None
+
+
 class NodeHealth(msgspec.Struct, frozen=True, kw_only=True):
     time: float  # wall time the model was built
     site: str
@@ -122,6 +158,7 @@ class NodeHealth(msgspec.Struct, frozen=True, kw_only=True):
     state_dir: str
     channels: dict[str, ChannelHealth]
     sensors: dict[str, SensorHealth]
+    welfare: WelfareHealth | None = None
 
 
 # ---------------------------------------------------------------------- building
@@ -190,4 +227,17 @@ def health_message(node: NodeHealth, channel: str) -> dict[str, Any]:
     body["sensors"] = {
         sid: msgspec.to_builtins(msgspec.structs.replace(s, last=None))
         for sid, s in node.sensors.items() if s.channel == channel}
+    esc = node.welfare.escalation if node.welfare is not None else None
+    if channel == Channel.IT.value and esc is not None:
+        body["escalation"] = escalation_message(esc)
     return body
+
+
+def escalation_message(esc: EscalationHealth) -> dict[str, Any]:
+    """The health message's ``escalation`` (schema: delivered_at/escalated_at always
+    present, null until they happen)."""
+    out: dict[str, Any] = msgspec.to_builtins(esc)
+    for a in out["alarms"]:
+        a.setdefault("delivered_at", None)
+        a.setdefault("escalated_at", None)
+    return out

@@ -30,7 +30,9 @@ from edge_agent.core.errors import (
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.welfare_service import WelfareService, build_service
 from edge_agent.devices.base import Sensor, SensorContext, SensorSpec
+from edge_agent.devices.modem import GSM_MODEM
 from edge_agent.devices.registry import SensorType
 from edge_agent.hal.backend import open_hardware
 from edge_agent.security import events as secevents
@@ -41,6 +43,7 @@ from edge_agent.store.channel_store import ChannelStore
 from edge_agent.uplink.paho_adapter import ChannelUplink, UplinkSettings
 
 log = logging.getLogger("edge_agent.daemon.runtime")
+MODEM = GSM_MODEM.name
 
 
 def credential_key(channel: Channel) -> Path | None:
@@ -56,8 +59,11 @@ class ChannelWriter:
     """Commits a channel's queued readings: alarms at once (synced), the rest grouped."""
 
     def __init__(self, channel: Channel, queue: IngestQueue, store: ChannelStore,
-                 commit_interval: float, on_commit: Any, clock: Clock) -> None:
+                 commit_interval: float, on_commit: Any, clock: Clock,
+                 on_alarms: Callable[[list[tuple[int, int]], list[Reading]], None] | None = None,
+                 ) -> None:
         self.channel = channel
+        self.on_alarms = on_alarms  # told the sequence ranges of committed alarms
         self.queue = queue
         self.store = store
         self.commit_interval = commit_interval
@@ -77,14 +83,14 @@ class ChannelWriter:
                 self.heartbeat = self.clock.monotonic()
                 alarms = self.queue.take_alarms()
                 if alarms:
-                    self._commit(alarms)
+                    self._commit(alarms, alarms=True)
                 now = self.clock.monotonic()
                 stopping = self.stop.is_set()
                 if now >= next_commit or stopping:
                     self._commit(self.queue.take_all())
                     next_commit = now + self.commit_interval
                     if stopping:
-                        self._commit(self.queue.take_alarms())
+                        self._commit(self.queue.take_alarms(), alarms=True)
                         return
                 self.queue.wait(max(0.0, min(next_commit - now, 0.5)))
                 if self.queue.half_full():
@@ -93,14 +99,14 @@ class ChannelWriter:
             self.error = exc
             self.log.exception("writer crashed")
 
-    def _commit(self, readings: list[Reading]) -> None:
+    def _commit(self, readings: list[Reading], alarms: bool = False) -> None:
         """Commit, with one more try after a storage failure. Readings that are finally not
         accepted are counted once (``store.not_accepted``), however many tries it took."""
         if not readings:
             return
         for attempt in (1, 2):
             try:
-                self.store.append(readings, final=False)
+                ranges = self.store.append(readings, final=False)
             except DurabilityError as exc:
                 # The failed segment is never written again; one more try goes to a new one.
                 self.log.error("commit of %d readings failed (attempt %d): %s",
@@ -114,6 +120,8 @@ class ChannelWriter:
             except StoreError as exc:  # e.g. no period key could be made: not accepted
                 self.log.error("commit of %d readings failed: %s", len(readings), exc)
                 break
+            if alarms and self.on_alarms is not None:
+                self.on_alarms(ranges, readings)
             self.on_commit()
             return
         self.store.note_not_accepted(len(readings))
@@ -146,6 +154,7 @@ class Agent:
         self.keyrings: dict[Channel, PeriodKeyring] = {}
         self._sensor_stop = threading.Event()
         self._sensor_types = sensor_types
+        self.welfare: WelfareService | None = None  # welfare rules and local escalation
         self.hardware = open_hardware(config.hardware, self.clock)  # once, for every sensor
         self._build()
 
@@ -157,6 +166,7 @@ class Agent:
         try:
             self._build_channels()
             self._build_sensors()
+            self._build_welfare()
         except BaseException:
             # A store holds its directory's lock until closed: a half-built agent must not
             # keep one (a reload falling back to the old configuration reopens it).
@@ -215,12 +225,16 @@ class Agent:
                                       topic_prefix=cfg.topic_prefix(ch),
                                       client_id=cfg.client_id(ch), config=cc,
                                       signing_key=signing_key)
+            it = ch is Channel.IT and (bool(cfg.welfare) or cfg.escalate is not None)
             uplink = ChannelUplink(settings, store, self.clock,
-                                   health=lambda ch=ch: self.health(ch))  # type: ignore[misc]
+                                   health=lambda ch=ch: self.health(ch),  # type: ignore[misc]
+                                   on_alarm_delivered=self._alarm_delivered if it else None,
+                                   on_alarm_ack=self._alarm_ack if it else None)
             self.uplinks[ch] = uplink
             self.writers[ch] = ChannelWriter(ch, self.queues[ch], store,
                                              float(cfg.store.commit_interval), uplink.notify,
-                                             self.clock)
+                                             self.clock,
+                                             on_alarms=self._alarms_accepted if it else None)
 
     def _build_sensors(self) -> None:
         cfg = self.cfg
@@ -242,6 +256,30 @@ class Agent:
                 continue
             self.sensors.append(SensorRunner(sensor, backoff=Backoff(1.0, 60.0)))
 
+    def _build_welfare(self) -> None:
+        cfg = self.cfg
+        modems = {r.sensor.id: r.sensor for r in self.sensors if r.sensor.spec.type == MODEM}
+        it = self.queues.get(Channel.IT)
+
+        def publish(readings: list[Reading]) -> bool:
+            return it is not None and it.put(readings, self._sensor_stop)
+
+        self.welfare = build_service(cfg, clock=self.clock, hw=self.hardware, modems=modems,
+                                     pseudonym_key=lambda: load_pseudonym_key(cfg.state_dir),
+                                     publish=publish)
+
+    def _alarms_accepted(self, ranges: list[tuple[int, int]], readings: list[Reading]) -> None:
+        if self.welfare is not None:
+            self.welfare.alarms_accepted(ranges, readings)
+
+    def _alarm_delivered(self, first: int, last: int) -> None:
+        if self.welfare is not None:
+            self.welfare.delivered(first, last)
+
+    def _alarm_ack(self, payload: bytes) -> None:
+        if self.welfare is not None:
+            self.welfare.ack_payload(payload)
+
     # ------------------------------------------------------------------ running
 
     def emit_for(self, sensor: Sensor) -> Any:
@@ -249,8 +287,11 @@ class Agent:
         stop = self._sensor_stop
         privacy = self.privacy
         last = self.last_readings
+        welfare = self.welfare
 
         def emit(readings: list[Reading]) -> None:
+            if welfare is not None:
+                welfare.observe(readings)  # on the node only: before the allow-list
             kept = privacy.apply(readings)  # allow-list and pseudonyms, before anything is kept
             if kept:
                 last[sensor.id] = kept[-1]
@@ -262,6 +303,8 @@ class Agent:
         for ch in self.cfg.channels:
             self.writers[ch].thread.start()
             self.uplinks[ch].start()
+        if self.welfare is not None:
+            self.welfare.start()
         for runner in self.sensors:
             self._start_sensor(runner)
         log.info("running: site %s node %s, %d sensors, channels %s", self.cfg.site,
@@ -300,6 +343,8 @@ class Agent:
         for ch, u in self.uplinks.items():
             if u.error is not None:
                 raise EdgeAgentError(f"uplink for channel {ch.value} stopped: {u.error}")
+        if self.welfare is not None and self.welfare.error is not None:
+            raise EdgeAgentError(f"welfare service stopped: {self.welfare.error}")
         for store in self.stores.values():
             try:
                 store.enforce_retention()
@@ -331,6 +376,8 @@ class Agent:
         for runner in self.sensors:
             if runner.thread is not None:
                 runner.thread.join(1.0)
+        if self.welfare is not None:
+            self.welfare.stop()  # saves its state; the buzzer goes quiet
         for w in self.writers.values():
             w.stop.set()
             if w.thread.is_alive():
@@ -371,9 +418,11 @@ class Agent:
         for sc in cfg.sensors:
             if sc.enabled and str(sc.id) not in sensors:
                 sensors[str(sc.id)] = health.not_started(str(sc.type), sc.channel)
+        welfare = None if self.welfare is None else msgspec.convert(
+            self.welfare.status(), health.WelfareHealth)
         return health.NodeHealth(time=self.clock.time(), site=str(cfg.site), node=str(cfg.node),
                                  hardware=str(cfg.hardware), state_dir=str(cfg.state_dir),
-                                 channels=channels, sensors=sensors)
+                                 channels=channels, sensors=sensors, welfare=welfare)
 
     def health(self, channel: Channel) -> dict[str, Any]:
         """The body of the channel's MQTT health message."""

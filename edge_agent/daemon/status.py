@@ -238,6 +238,7 @@ def format_status(verdict: str, doc: StatusFile, out: IO[str],
                   "for alarms", file=out)
         if c.cert_expiry is not None:
             print(f"  certificate expires in {c.cert_expiry:.0f} days", file=out)
+    _format_welfare(doc, out, now)
     if doc.sensors:
         print("sensors:", file=out)
     for sid, s in doc.sensors.items():
@@ -255,6 +256,32 @@ def format_status(verdict: str, doc: StatusFile, out: IO[str],
         print(line, file=out)
         if s.last_error:
             print(f"    last error: {s.last_error}", file=out)
+
+
+def _format_welfare(doc: StatusFile, out: IO[str], now: float) -> None:
+    w = doc.welfare
+    if w is None:
+        return
+    raised = "; ".join(f"{who}: {', '.join(levels)}" for who, levels in w.raised.items()
+                       if levels) or "nothing raised"
+    print(f"welfare: {raised}; {w.events_published} events published", file=out)
+    esc = w.escalation
+    if esc is None:
+        return
+    print(f"  escalation output: {esc.signal or 'quiet'}", file=out)
+    for a in esc.alarms[-5:]:
+        line = f"  alarm seq {a.seq} ({a.kind}) raised {_ago(a.raised_at, now)}"
+        if a.delivered_at is not None:
+            line += f", delivered {_ago(a.delivered_at, now)}"
+        if a.escalated_at is not None:
+            line += f", ESCALATED {_ago(a.escalated_at, now)}"
+        if a.time_to_ack is not None:
+            line += f", acknowledged by {a.acked_by} after {_dur(a.time_to_ack)}"
+        print(line, file=out)
+        for number, sms in (a.sms or {}).items():
+            state = "sent" if sms.sent else "FAILED" if sms.failed else "pending"
+            err = f" ({sms.last_error})" if sms.last_error else ""
+            print(f"    SMS {number}: {state} after {sms.attempts} attempt(s){err}", file=out)
 
 
 WHY_NO_STATUS = {

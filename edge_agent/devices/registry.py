@@ -33,6 +33,7 @@ FAMILIES: tuple[str, ...] = (
     "iec62056_21",
     "modbus_rtu",
     "dlms_hdlc",
+    "modem",
 )
 
 

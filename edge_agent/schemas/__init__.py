@@ -8,6 +8,7 @@ a validator needs all of them (``files()`` gives them keyed by that name):
     senml.json         the SenML pack: ``senml`` of a clear message, or a sealed one opened
     status.json        ``<prefix>/status`` (retained; the will says offline)
     health.json        ``<prefix>/health``
+    alarm-ack.json     ``<prefix>/alarm/ack``: the platform acknowledges an alarm (received)
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ DATA_SEALED = "data-sealed.json"
 SENML = "senml.json"
 STATUS = "status.json"
 HEALTH = "health.json"
-NAMES = (DATA_CLEAR, DATA_SEALED, SENML, STATUS, HEALTH)
+ALARM_ACK = "alarm-ack.json"
+NAMES = (DATA_CLEAR, DATA_SEALED, SENML, STATUS, HEALTH, ALARM_ACK)
 
 
 def load(name: str) -> dict[str, Any]:

@@ -13,6 +13,9 @@ Categories (fixed vocabulary, so a log collector can alert on them):
     store     readings evicted (size, retention, corrupt, shredded), files quarantined
     privacy   readings dropped by the privacy stage (not on the allow-list)
     keys      key lifecycle: created, rotated, shredded
+    escalation an alarm escalated on the node (no IT broker took it in time): escalated,
+              sms_sent, sms_retry, sms_failed; the platform's acknowledgement: acknowledged,
+              ack_unknown, ack_rejected (phone numbers masked to their last three digits)
 
 ``detail`` must never carry a secret, a resident identifier or a reading value; callers
 pass what they would put in an ordinary log line. Counting is bounded (a fixed set of
@@ -31,10 +34,14 @@ from typing import Any
 
 log = logging.getLogger("edge_agent.security")
 
-CATEGORIES = frozenset({"auth", "acl", "config", "key", "cert", "store", "privacy", "keys"})
+CATEGORIES = frozenset({"auth", "acl", "config", "key", "cert", "store", "privacy", "keys",
+                        "escalation"})
 _LEVELS = {"failure": logging.ERROR, "denied": logging.ERROR, "rejected": logging.ERROR,
            "expired": logging.ERROR, "lost": logging.ERROR, "quarantined": logging.ERROR,
-           "warning": logging.WARNING, "evicted": logging.WARNING, "dropped": logging.WARNING}
+           "warning": logging.WARNING, "evicted": logging.WARNING, "dropped": logging.WARNING,
+           "escalated": logging.WARNING, "sms_retry": logging.WARNING,
+           "sms_failed": logging.ERROR, "ack_unknown": logging.WARNING,
+           "ack_rejected": logging.WARNING}
 MAX_KEYS = 256
 RECENT = 32
 

@@ -31,7 +31,7 @@ from edge_agent.config.schema import ChannelConfig
 from edge_agent.config.types import BrokerURL
 from edge_agent.core.clock import Clock, SystemClock
 from edge_agent.core.errors import UplinkError
-from edge_agent.core.model import Channel
+from edge_agent.core.model import Channel, Priority
 from edge_agent.security import events as secevents
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.uplink import session as s
@@ -71,7 +71,9 @@ class ChannelUplink:
     def __init__(self, settings: UplinkSettings, store: ChannelStore,
                  clock: Clock | None = None, log: logging.Logger | None = None,
                  health: Callable[[], dict[str, Any]] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_alarm_delivered: Callable[[int, int], None] | None = None,
+                 on_alarm_ack: Callable[[bytes], None] | None = None) -> None:
         if store.channel is not settings.channel:
             raise UplinkError("uplink and store channels differ")
         self.s = settings
@@ -86,6 +88,11 @@ class ChannelUplink:
         self.topic_alarm = f"{settings.topic_prefix}/alarm"
         self.topic_status = f"{settings.topic_prefix}/status"
         self.topic_health = f"{settings.topic_prefix}/health"
+        # alarm escalation (IT): told when the broker took an alarm, and the platform's acks
+        self.topic_ack = f"{settings.topic_prefix}/alarm/ack"
+        self._on_alarm_delivered = on_alarm_delivered
+        self._on_alarm_ack = on_alarm_ack
+        self._subacks: deque[str] = deque(maxlen=16)  # who asked for each SUBACK, in order
         self.session = s.Session(s.SessionConfig(
             brokers=len(cfg.brokers), topic_data=self.topic_data, topic_alarm=self.topic_alarm,
             window=cfg.inflight_window, confirm=confirm_mode(cfg),
@@ -151,9 +158,25 @@ class ChannelUplink:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       codes: list[ReasonCode], props: Properties | None) -> None:
-        self._put(s.Subscribed(granted=not any(rc.is_failure for rc in codes)))
+        granted = not any(rc.is_failure for rc in codes)
+        try:
+            who = self._subacks.popleft()  # SUBACKs come back in the order of SUBSCRIBEs
+        except IndexError:
+            who = "session"
+        if who == "ack":
+            if not granted:
+                self.log.error("cannot subscribe to %s: the platform's alarm "
+                               "acknowledgements will not reach this node", self.topic_ack)
+                secevents.emit("acl", "denied", channel=self.s.channel.value,
+                               detail=f"subscribe {self.topic_ack} refused")
+            return
+        self._put(s.Subscribed(granted=granted))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        if m.topic == self.topic_ack:
+            if self._on_alarm_ack is not None:
+                self._on_alarm_ack(bytes(m.payload))  # only queues it
+            return
         seq = echo_seq(bytes(m.payload))  # our own data/alarm message, back through the broker
         if seq is not None:
             self._put(s.Echo(m.topic, seq[0]))
@@ -187,8 +210,12 @@ class ChannelUplink:
                 client = self._connect(step.broker)
                 if client is None:
                     continue
+                self._subacks.clear()
                 self._apply(client, self.session.handle(s.Connected(step.broker),
                                                         self.clock.monotonic()))
+                if self._on_alarm_ack is not None:
+                    self._subacks.append("ack")
+                    client.subscribe(self.topic_ack, qos=1)
                 self._pump(client)
                 self._teardown(client)
         except Exception as exc:  # a bug: make it visible to the supervisor
@@ -311,6 +338,8 @@ class ChannelUplink:
             elif isinstance(a, s.Ack):
                 self.store.ack(a.batch.first)
                 self.stats.last_publish = self.clock.time()
+                if a.batch.lane is Priority.ALARM and self._on_alarm_delivered is not None:
+                    self._on_alarm_delivered(a.batch.first, a.batch.last)
             elif isinstance(a, s.Reject):
                 self.store.reject(a.batch.first, a.why)
             elif isinstance(a, s.Release):
@@ -325,6 +354,7 @@ class ChannelUplink:
         if isinstance(a, s.Disconnect):
             self.log.warning("%s", a.reason)
         elif isinstance(a, s.Subscribe):
+            self._subacks.append("session")
             client.subscribe([(t, 1) for t in a.topics])
         elif isinstance(a, s.PublishStatus):
             client.publish(self.topic_status, self._status("online" if a.online else "offline"),
