@@ -4,13 +4,16 @@
 #   sudo systemd/install.sh                    # install or upgrade from this checkout
 #   sudo systemd/install.sh dist/edge_agent-0.1.0-py3-none-any.whl
 #   sudo systemd/install.sh --dry-run          # print what would be done
+#   sudo systemd/install.sh --node pi-0042     # name this node (default: pi-<machine id>)
 #   sudo systemd/install.sh --uninstall        # remove the program; asks about keys and data
 #   sudo systemd/install.sh --uninstall --purge   # ... and crypto-shred keys and data
 #   systemd/install.sh --prefix /tmp/root      # everything under /tmp/root (no users, no systemctl)
 #
 # Idempotent: running it again upgrades the program and the unit, never touches an
-# existing /etc/edge-agent/site.yaml, and leaves /var/lib/edge-agent (keys, buffered
-# readings, sequence numbers) alone.
+# existing /etc/edge-agent/site.yaml or edge-agent.env, and leaves /var/lib/edge-agent
+# (keys, buffered readings, sequence numbers) alone. A first install writes the node's
+# name to edge-agent.env as EDGE_NODE: --node NAME, else pi-<first 8 hex digits of
+# /etc/machine-id>, else it asks (no shipped config has a default node name).
 set -euo pipefail
 
 PREFIX=""
@@ -20,14 +23,15 @@ PURGE=0
 SOURCE=""
 PYTHON="${PYTHON:-python3}"
 PIP_ARGS=()
+NODE=""
 USER_NAME="edge-agent"
 GROUPS_NEEDED=(i2c gpio dialout)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
-    echo "Options: --prefix DIR  --dry-run  --uninstall  --purge  --python PY  --pip-arg ARG"
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    echo "Options: --prefix DIR  --dry-run  --node NAME  --uninstall  --purge  --python PY  --pip-arg ARG"
 }
 
 while [ $# -gt 0 ]; do
@@ -37,6 +41,8 @@ while [ $# -gt 0 ]; do
         --dry-run) DRY_RUN=1; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
+        --node) NODE="${2:?--node needs a name}"; shift 2 ;;
+        --node=*) NODE="${1#*=}"; shift ;;
         --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
         --pip-arg) PIP_ARGS+=("${2:?--pip-arg needs a value}"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -81,6 +87,34 @@ need_root() {
 }
 
 # ------------------------------------------------------------------ install / upgrade
+
+# The node's name for a first install: --node, else from the machine id, else asked.
+# Two nodes with one name share client ids and topics (each takes the other's MQTT
+# session over), so nothing here falls back to a fixed name.
+node_name() {
+    local mid="" answer=""
+    if [ -n "$NODE" ]; then
+        echo "$NODE"
+        return
+    fi
+    if [ -r "$PREFIX/etc/machine-id" ]; then
+        mid="$(tr -dc '0-9a-f' < "$PREFIX/etc/machine-id" | cut -c1-8)"
+    elif [ -r /etc/machine-id ]; then
+        mid="$(tr -dc '0-9a-f' < /etc/machine-id | cut -c1-8)"
+    fi
+    if [ ${#mid} = 8 ]; then
+        echo "pi-$mid"
+        return
+    fi
+    if [ -t 0 ]; then
+        read -r -p "No /etc/machine-id: name this node (e.g. pi-0042): " answer || answer=""
+    fi
+    echo "$answer"
+}
+
+valid_node() {
+    [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]
+}
 
 create_user() {
     if [ -n "$PREFIX" ]; then
@@ -143,14 +177,35 @@ install_files() {
         fi
     fi
     if [ ! -e "$ETC/edge-agent.env" ]; then
+        local node
+        node="$(node_name)"
+        if [ -n "$node" ] && ! valid_node "$node"; then
+            echo "install.sh: node name '$node' is not valid (letters, digits, . _ -)" >&2
+            exit 2
+        fi
+        local env_lines=(
+            "# Environment for edge-agent (systemd EnvironmentFile=): \${NAME} in site.yaml"
+            "# This node's name: unique per Pi (topics, MQTT client ids). Never copy this file"
+            "# to another node unchanged."
+        )
+        if [ -n "$node" ]; then
+            env_lines+=("EDGE_NODE=$node")
+            say "this node is named $node (EDGE_NODE in $ETC/edge-agent.env)"
+        else
+            env_lines+=("# EDGE_NODE=pi-0042")
+            say "no node name: set EDGE_NODE in $ETC/edge-agent.env before starting"
+        fi
+        env_lines+=("# EDGE_TLS_DIR=/etc/edge-agent/tls")
         if [ "$DRY_RUN" = 1 ]; then
-            run write "$ETC/edge-agent.env"
+            run write "$ETC/edge-agent.env" "${env_lines[@]}"
         else
             umask 027
-            printf '%s\n' "# Environment for edge-agent (systemd EnvironmentFile=): \${NAME} in site.yaml" \
-                "# EDGE_TLS_DIR=/etc/edge-agent/tls" > "$ETC/edge-agent.env"
+            printf '%s\n' "${env_lines[@]}" > "$ETC/edge-agent.env"
             umask 022
         fi
+    elif ! grep -q '^EDGE_NODE=' "$ETC/edge-agent.env" 2>/dev/null; then
+        say "note: $ETC/edge-agent.env sets no EDGE_NODE; the shipped examples need it"
+        say "      (e.g. EDGE_NODE=$(node_name)) unless site.yaml names the node itself"
     fi
     # the state dir: created if absent, never modified (keys and buffered readings live there)
     if [ ! -d "$STATE" ]; then
@@ -264,4 +319,8 @@ create_user
 install_package
 install_files
 enable_service
-say "done: $("$VENV/bin/edge-agent" --version 2>/dev/null || echo "edge-agent (not runnable yet: \"$VENV/bin/edge-agent --version\" failed)")"
+if [ "$DRY_RUN" = 1 ]; then
+    say "dry run: nothing was changed"
+else
+    say "done: $("$VENV/bin/edge-agent" --version 2>/dev/null || echo "edge-agent (not runnable yet: \"$VENV/bin/edge-agent --version\" failed)")"
+fi

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from edge_agent.config.placement import clashes
 from edge_agent.config.schema import (
     ChannelConfig,
     LoggingConfig,
@@ -44,6 +45,12 @@ class SensorTypeInfo(Protocol):
     def default_priority(self) -> Priority: ...
     @property
     def default_interval(self) -> float: ...
+    @property
+    def bus(self) -> str: ...
+    @property
+    def health_data(self) -> bool: ...
+    @property
+    def i2c_address(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -109,14 +116,25 @@ def parse_config(text: str, name: str, base_dir: Path,
     v.problems.extend(problems)
     top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors", "welfare"}))
     sensors_node = tree.get("sensors") if isinstance(tree, Map) else None
-    sensors = _sensors(v, sensors_node, sensor_types, top)
+    placed = _sensors(v, sensors_node, sensor_types, top)
+    sensors = [p.config for p in placed]
+    allow = {p.config.id: p.allow_health_on_ot for p in placed}
+    for c in clashes(sensors, sensor_types, allow):
+        p = placed[c.index]
+        v.problem(_node_at(p.node, c.key), f"sensors[{p.index}].{c.key}", c.message)
+    warnings: list[ConfigProblem] = []
+    if top is not None and not sensors:
+        warnings.append(ConfigProblem(name, _node_at(tree, "sensors").line, "sensors",
+                                      "no sensors: the agent will run and publish only its "
+                                      "health and status"))
     welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
     if top is not None:
         _check_channels(v, tree, top)
     if v.problems or top is None:
         raise ConfigError(sorted(v.problems, key=lambda p: p.line))
     return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
-                      sensors=sensors, welfare=welfare, source=base_dir / Path(name).name)
+                      sensors=sensors, welfare=welfare, source=base_dir / Path(name).name,
+                      warnings=warnings)
 
 
 def _node_at(tree: Node, *keys: str | int) -> Node:
@@ -169,15 +187,23 @@ def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
                       "{public_key_file: PLATFORM_PUBLIC_KEY} (or seal: {enabled: false})")
 
 
+@dataclass(frozen=True)
+class _Placed:
+    config: SensorConfig
+    index: int  # in the YAML list
+    node: Map
+    allow_health_on_ot: bool
+
+
 def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo],
-             top: _Top | None) -> list[SensorConfig]:
+             top: _Top | None) -> list[_Placed]:
     if node is None or (isinstance(node, Scalar) and node.value is None):
         return []
     if not isinstance(node, Seq):
         if not (isinstance(node, Scalar) and node.bad):
             v.problem(node, "sensors", "expected a list of sensors")
         return []
-    out: list[SensorConfig] = []
+    out: list[_Placed] = []
     seen: dict[str, int] = {}
     common_keys = frozenset(f.name for f in dataclasses.fields(SensorCommon))
     for i, item in enumerate(node.items):
@@ -212,9 +238,9 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
         interval = float(common.interval if common.interval is not None else info.default_interval)
         if interval <= 0:
             v.problem(_node_at(item, "interval"), f"{path}.interval", "must be above 0")
-        out.append(SensorConfig(
+        out.append(_Placed(SensorConfig(
             id=common.id, type=common.type, channel=channel,
             priority=common.priority if common.priority is not None else info.default_priority,
             interval=interval, enabled=common.enabled, options=options, line=item.line,
-            subject=common.subject, publish=common.publish))
+            subject=common.subject, publish=common.publish), i, item, common.allow_health_on_ot))
     return out

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
 from edge_agent.config.welfare import WelfareSubject
+from edge_agent.core.errors import ConfigProblem
 from edge_agent.core.model import Channel, HardwareMode, Priority
 
 # Every number has a finite range (the validator enforces it; tests check none is missing).
@@ -162,6 +163,9 @@ class SensorCommon:
     enabled: bool = True
     subject: str | None = None  # resident identifier: published only as a keyed pseudonym
     publish: list[str] | None = None  # reading names allowed to leave (default: the type's)
+    # a health sensor (pulse oximeter, thermometer, fall radar...) on the ot channel: refused
+    # unless this says the site's OT broker is cleared for health data in clear
+    allow_health_on_ot: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,8 @@ class SiteConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: Path | None = None
     welfare: list[WelfareSubject] = field(default_factory=list)  # rules per resident
+    # located findings that do not stop the agent (check-config prints them as WARNING)
+    warnings: list[ConfigProblem] = field(default_factory=list)
 
     def topic_prefix(self, channel: Channel) -> str:
         pre = self.channels[channel].topic_prefix
