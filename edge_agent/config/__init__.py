@@ -55,13 +55,21 @@ class SensorTypeInfo(Protocol):
 
 @dataclass(frozen=True)
 class _Top:
+    # the municipality's site id (e.g. namwon-01): part of the topics and client ids
     site: Token
+    # this node's name, unique per Pi (e.g. pi-0042): no default in the shipped examples
     node: Token
+    # raspberry-pi: the Pi's real buses; emulated: every device emulated in-process
     hardware: HardwareMode
+    # keys, stores, sequence numbers and the status file (mode 0700)
     state_dir: Path
+    # the MQTT channels: ot (meters, operations) and it (health, welfare)
     channels: dict[Channel, ChannelConfig]
+    # the durable encrypted store, one per channel
     store: StoreConfig = field(default_factory=StoreConfig)
+    # log verbosity (to the journal via stderr)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # optional Prometheus textfile with the health counters
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 

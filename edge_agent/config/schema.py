@@ -21,7 +21,9 @@ Retention = Range(60, 3660 * DAY, "s")  # up to ten years
 class TLSConfig:
     ca_file: Path | None = None  # None = the system trust store
     cert_file: Path | None = None  # client certificate (mutual TLS)
+    # client private key (mode 0600), with cert_file
     key_file: Path | None = None
+    # lowest TLS version accepted
     min_version: Literal["1.2", "1.3"] = "1.2"
     # false only with the channel's allow_insecure: true (see docs/SECURITY.md)
     check_hostname: bool = True
@@ -37,8 +39,10 @@ class TLSConfig:
 class SealConfig:
     """End-to-end sealing (HPKE, RFC 9180) of data payloads to the platform's public key."""
 
+    # false only for a channel that carries no health data
     enabled: bool = True
     public_key_file: Path | None = None  # the platform's HPKE public key (PEM)
+    # x25519, or mlkem768-x25519 (post-quantum hybrid)
     suite: Literal["x25519", "mlkem768-x25519"] = "x25519"
 
     def __post_init__(self) -> None:
@@ -49,13 +53,19 @@ class SealConfig:
 
 @dataclass(frozen=True)
 class ChannelConfig:
+    # broker URLs, tried in order (mqtts://host:8883; mqtt:// needs allow_insecure)
     brokers: list[BrokerURL]
     topic_prefix: TopicPrefix | None = None  # default: edge/<site>/<node>/<channel>
     client_id: str | None = None  # default: <site>-<node>-<channel>
+    # certificates for mqtts:// brokers
     tls: TLSConfig = field(default_factory=TLSConfig)
+    # MQTT user name (with password_file)
     username: str | None = None
+    # file holding the MQTT password (mode 0600; needs username)
     password_file: Path | None = None
+    # allow mqtt:// (plaintext) and tls.check_hostname: false; labs and loopback only
     allow_insecure: bool = False
+    # 5, or 3 (MQTT 3.1.1) for brokers without MQTT 5: deliveries confirmed by echo
     mqtt_version: Literal[5, 3] = 5
     # how a delivery is confirmed: auto = echo on MQTT 3.1.1, PUBACK reason codes on 5 (0004)
     confirm: Literal["auto", "echo", "puback"] = "auto"
@@ -66,8 +76,11 @@ class ChannelConfig:
     # messages awaiting PUBACK, fed from the store
     inflight_window: Annotated[int, Range(1, 1000)] = 8
     batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per published message
+    # how often the health message is published
     health_interval: Annotated[Duration, Range(0.1, DAY, "s")] = Duration(60)
+    # first wait before reconnecting after a lost connection (doubles, with jitter)
     reconnect_min: Annotated[Duration, Range(0.01, 3600, "s")] = Duration(0.5)
+    # longest wait between reconnect attempts
     reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
@@ -95,6 +108,7 @@ class StoreConfig:
     commit_interval: Annotated[Duration, Range(0.01, 60, "s")] = Duration(1.0)
     # size budget per channel
     max_bytes: Annotated[ByteSize, Range(256 * 1024, 1024**5, "B")] = ByteSize(256 * 1024**2)
+    # size of one store file; max_bytes must hold at least 4
     segment_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
     # age limit per channel
     retention: dict[Channel, Annotated[Duration, Retention]] = field(default_factory=dict)
@@ -120,6 +134,7 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
+    # debug, info, warning or error
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -128,6 +143,7 @@ class MetricsConfig:
     """Prometheus node_exporter textfile (written atomically, same counters as health)."""
 
     textfile: Path | None = None  # e.g. /var/lib/node_exporter/textfile/edge_agent.prom
+    # how often the textfile is rewritten
     interval: Annotated[Duration, Range(1, DAY, "s")] = Duration(15)
 
     def __post_init__(self) -> None:
@@ -155,11 +171,14 @@ class SensorConfig:
 class SensorCommon:
     """The keys every sensor entry may have; the rest belong to the sensor type."""
 
+    # the sensor's name, unique in the file; part of every reading's SenML name
     id: Token
+    # the sensor type (docs/devices.md lists them and their keys)
     type: str
     channel: Channel | None = None  # default: the type's channel
     priority: Priority | None = None  # default: the type's priority
     interval: Annotated[Duration, Range(0.001, DAY, "s")] | None = None  # default: the type's
+    # false: keep the entry, do not open the device
     enabled: bool = True
     subject: str | None = None  # resident identifier: published only as a keyed pseudonym
     publish: list[str] | None = None  # reading names allowed to leave (default: the type's)
