@@ -31,7 +31,7 @@ def accepted_ranges(state: Path, ch: Channel) -> tuple[int, RangeSet]:
     key = load_key(state / "keys" / f"{ch.value}.key")
     s = ChannelStore(state / "store", ch, key)
     try:
-        return s.next_seq - 1, RangeSet(s._evicted)
+        return s.next_seq - 1, s.evicted_ranges()
     finally:
         s.close()
 

@@ -20,7 +20,7 @@ from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
-from edge_agent.uplink.mqtt import ChannelUplink
+from edge_agent.uplink.paho_adapter import ChannelUplink
 from hil.faults.proxy import FaultProxy
 from tests.conftest import EDGE_AGENT, wait_for, write_site
 from tests.natsserver import NatsServer

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.config import load_config
@@ -172,41 +171,3 @@ def test_writer_counts_a_full_store_once(tmp_path: Path) -> None:
         assert (st.accepted, st.not_accepted) == (1, 7)
     finally:
         store.close()
-
-
-class _DroppedConnectionClient:
-    """paho as the pump sees it when the connection drops mid-window: the first ``ok``
-    publish() calls succeed, later ones return MQTT_ERR_NO_CONN (paho's real behaviour)."""
-
-    def __init__(self, ok: int) -> None:
-        self.ok = ok
-        self.mid = 0
-
-    def publish(self, topic: str, payload: bytes, qos: int = 0,
-                retain: bool = False) -> mqtt.MQTTMessageInfo:
-        self.mid += 1
-        info = mqtt.MQTTMessageInfo(self.mid)
-        info.rc = mqtt.MQTT_ERR_SUCCESS if self.mid <= self.ok else mqtt.MQTT_ERR_NO_CONN
-        return info
-
-    def disconnect(self) -> None:
-        pass
-
-    def loop_stop(self) -> None:
-        pass
-
-
-def test_a_local_publish_failure_returns_the_whole_leased_window(tmp_path: Path) -> None:
-    cfg = write_site(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
-    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
-    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
-    try:
-        store.append([Reading("m", Channel.OT, Priority.NORMAL, "p", float(i), 1.7e9)
-                      for i in range(6 * store.batch_max)])  # 6 records, window 8
-        up._client = _DroppedConnectionClient(ok=2)  # type: ignore[assignment]
-        up._pump()  # publishes 2, the 3rd fails: back to reconnecting
-        up._teardown()  # connection gone: everything in flight goes back to the store
-        assert len(store.lease(100)) == 6  # nothing may stay leased by nobody
-    finally:
-        for s in agent.stores.values():
-            s.close()

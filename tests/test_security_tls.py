@@ -30,7 +30,7 @@ from edge_agent.security import pki
 from edge_agent.security.seal import generate_files
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
-from edge_agent.uplink.mqtt import tls_context
+from edge_agent.uplink.tls import tls_context
 from tests.conftest import EDGE_AGENT, enrol_node, wait_for
 from tests.security_site import (
     PKI,

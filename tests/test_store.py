@@ -211,7 +211,7 @@ def test_size_budget_evicts_oldest_lowest_priority_never_alarms(tmp_path: Path) 
     assert s2.stats().evicted["size"] == st_.evicted["size"]
     for a, b in pending:
         all_ev.add(a, b)
-    for a, b in s2._evicted:
+    for a, b in s2.evicted_ranges():
         all_ev.add(a, b)
     assert all_ev.gaps(1, s2.next_seq - 1) == []
 
@@ -267,7 +267,7 @@ def test_ack_journal_compaction_keeps_high_water_mark(tmp_path: Path) -> None:
         s.append(readings(1))
         (b,) = s.lease(1)
         s.ack(b.first)
-    s._compact_acks()
+    s.compact_acks()
     s.close()
     s = open_store(tmp_path)
     assert s.next_seq == 31

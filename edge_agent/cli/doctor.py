@@ -302,7 +302,7 @@ def _check_broker(ch: Channel, cc: ChannelConfig, url: BrokerURL, timeout: float
                          f"TCP ok; plaintext {url} (allow_insecure)",
                          "use mqtts:// with TLS outside a lab")
         try:
-            from edge_agent.uplink.mqtt import tls_context
+            from edge_agent.uplink.tls import tls_context
 
             ctx = tls_context(cc)
         except (OSError, ssl.SSLError, KeyFileError) as exc:

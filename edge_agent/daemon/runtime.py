@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config.schema import SiteConfig
+from edge_agent.core.backoff import Backoff
 from edge_agent.core.clock import Clock, SystemClock
 from edge_agent.core.errors import (
     DurabilityError,
@@ -26,7 +27,7 @@ from edge_agent.core.errors import (
 )
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon.ingest import IngestQueue
-from edge_agent.devices.base import Backoff, Sensor, SensorContext, SensorSpec
+from edge_agent.devices.base import Sensor, SensorContext, SensorSpec
 from edge_agent.devices.registry import SensorType
 from edge_agent.hal.backend import open_hardware
 from edge_agent.security import events as secevents
@@ -35,7 +36,7 @@ from edge_agent.security.keys import load_key, load_or_create_key
 from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
 from edge_agent.security.privacy import PrivacyStage, load_pseudonym_key
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.uplink.mqtt import ChannelUplink, UplinkSettings
+from edge_agent.uplink.paho_adapter import ChannelUplink, UplinkSettings
 
 log = logging.getLogger("edge_agent.daemon.runtime")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_agent.core.backoff import Backoff as Backoff  # drivers import it from here
 from edge_agent.core.clock import Clock
 from edge_agent.core.errors import HardwareError, ProtocolError, ValueOutOfRangeError
 from edge_agent.core.model import Channel, Priority, Reading, Value
@@ -80,25 +80,6 @@ class SensorStats:
     last_error: str | None = None  # on the IT channel: without values (edge_agent.security.redact)
     last_value_time: float | None = None
     last_error_kind: str | None = None  # the reason of last_error (a fault kind, no value)
-
-
-class Backoff:
-    """Exponential backoff with full jitter, reset on success."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0,
-                 rng: random.Random | None = None) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.attempt = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        cap = min(self.maximum, self.initial * (2 ** self.attempt))
-        self.attempt += 1
-        return self._rng.uniform(cap / 2, cap)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Sensor(abc.ABC):

@@ -7,16 +7,28 @@ would exceed either, the oldest entries are deleted first, and an entry larger t
 whole budget is not kept at all. Every deletion is counted (``dropped``, ``dropped_bytes``)
 and, for entries that name a sequence range, remembered in a short list of recent ranges,
 so the health message can say what is gone. See docs/design/0009-bounded-dead-letters.md.
+
+``Quarantine`` and ``DeadLetters`` are the store's two uses of it: files it cannot read
+(moved aside, or linked when their readable records stay in use) and copies of records
+the broker refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from edge_agent.core.clock import Clock
+from edge_agent.core.fsutil import Write, atomic_write
+from edge_agent.core.ratelog import RateLimitedLog
+from edge_agent.store import record as rec
+
+log = logging.getLogger("edge_agent.store")
 
 RECENT = 50  # dropped seq ranges remembered for the health message
 
@@ -142,3 +154,129 @@ class AsideArea:
         return AsideStats(len(self._entries), self.bytes, self.dropped, self.dropped_bytes,
                           list(self._recent))
 
+
+
+class Quarantine:
+    """``quarantine/``: files the store cannot use, kept as evidence within their budget.
+
+    Not thread-safe: the owning store calls it under its lock."""
+
+    def __init__(self, area: AsideArea, channel: str, clock: Clock, ratelog: RateLimitedLog,
+                 event: Callable[[str, str, str], None], fsync: Callable[[int], None],
+                 write: Write) -> None:
+        self.area = area
+        self._channel = channel
+        self._clock = clock
+        self._ratelog = ratelog
+        self._event = event
+        self._fsync = fsync
+        self._write = write
+        self.files_moved = 0  # files that did not belong, moved aside (or deleted: too big)
+
+    def move(self, path: Path, why: str) -> None:
+        """Move ``path`` (a file the store cannot use) aside."""
+        self.files_moved += 1
+        self._keep(path, why, link=False)
+
+    def link(self, path: Path, why: str, tail: bytes = b"") -> None:
+        """Keep a second name for ``path`` (a segment whose readable records stay in use):
+        a hard link, so keeping the evidence needs no free space and a full disk never
+        stops a start. ``tail``: bytes already cut off its end, kept beside it when there
+        is room."""
+        self._keep(path, why, link=True, tail=tail)
+
+    def _keep(self, path: Path, why: str, link: bool, tail: bytes = b"") -> None:
+        """Failing to keep evidence is logged, never fatal: the damage is reported either
+        way."""
+        qdir = self.area.dir
+        dest = qdir / f"{int(self._clock.time())}-{path.parent.name}-{path.name}"
+        area = self.area
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        if not area.fits(size):  # larger than the whole quarantine budget: reported, not kept
+            area.not_kept(size)
+            if not link:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._ratelog.log(logging.ERROR, "quarantine", "store %s: %s is unreadable (%s) "
+                              "and larger than the quarantine budget (%d bytes); not kept",
+                              self._channel, path, why, area.max_bytes)
+            self._event("store", "quarantined", f"{path.name}: {why} (not kept: too large)")
+            return
+        area.make_room(size)
+        try:
+            qdir.mkdir(exist_ok=True, mode=0o700)
+            if link:
+                os.link(path, dest)  # the file is only ever cut back, never written again
+            else:
+                os.replace(path, dest)
+            kept = [dest]
+            if tail:
+                tail_path = dest.with_name(dest.name + ".tail")
+                try:
+                    atomic_write(tail_path, tail, 0o600, fsync=self._fsync, write=self._write)
+                    kept.append(tail_path)
+                except OSError as exc:
+                    log.error("store %s: cannot keep the cut tail of %s (%s); reported all "
+                              "the same", self._channel, path, exc)
+            area.added(dest.name.split(".", 1)[0], kept)
+        except OSError as exc:
+            log.error("store %s: cannot keep %s in quarantine (%s); reported all the same",
+                      self._channel, path, exc)
+        self._ratelog.log(logging.ERROR, "quarantine", "store %s: quarantined %s (%s) -> %s",
+                          self._channel, path, why, dest)
+        self._event("store", "quarantined", f"{path.name}: {why}")
+
+
+class DeadLetters:
+    """``dead/``: a copy of each record the broker refused (``<first>.rec`` and
+    ``<first>.why``), within the dead letters' share of the budget, oldest deleted first.
+
+    Not thread-safe: the owning store calls it under its lock."""
+
+    def __init__(self, area: AsideArea, channel: str, ratelog: RateLimitedLog) -> None:
+        self.area = area
+        self._channel = channel
+        self._ratelog = ratelog
+        self.count = 0  # records dead-lettered (kept or not)
+
+    def keep(self, first: int, last: int, size: int, record: Callable[[], bytes],
+             why: str) -> None:
+        """``size``: the record's length; ``record()`` reads it (only when it fits)."""
+        self.count += 1
+        area, seq = self.area, (first, last)
+        note = (why + "\n").encode()
+        size += len(note)
+        if not area.fits(size):
+            area.not_kept(size, seq)
+            return
+        area.make_room(size)
+        paths = [area.dir / f"{first:020d}.rec", area.dir / f"{first:020d}.why"]
+        try:
+            area.dir.mkdir(exist_ok=True, mode=0o700)
+            atomic_write(paths[0], record(), 0o600)
+            atomic_write(paths[1], note, 0o600)
+        except OSError as exc:
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            area.not_kept(size, seq)
+            self._ratelog.log(logging.ERROR, "dead-letter", "store %s: cannot keep dead "
+                              "letter %d: %s", self._channel, first, exc)
+            return
+        area.added(f"{first:020d}", paths, seq)
+
+
+def dead_letter_range(paths: list[Path]) -> tuple[int, int] | None:
+    """The sequence range of a dead letter left by an earlier run (from its record)."""
+    for p in paths:
+        if p.suffix == ".rec":
+            try:
+                with open(p, "rb") as f:
+                    head = rec.parse_header(f.read(rec.HEAD_SIZE))
+            except (OSError, rec.RecordCorrupt):
+                return None
+            return head.first, head.last
+    return None

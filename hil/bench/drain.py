@@ -35,7 +35,7 @@ from edge_agent.daemon.ingest import IngestQueue
 from edge_agent.daemon.runtime import ChannelWriter
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.uplink.mqtt import ChannelUplink, UplinkSettings
+from edge_agent.uplink.paho_adapter import ChannelUplink, UplinkSettings
 from hil.common import PREFIX, PY, REPO, emit_json, proc_status, readings, write_site
 
 FILL_BATCH = 5000

@@ -139,12 +139,10 @@ def one(work: Path, rng: random.Random, key: bytes) -> Outcome:
         out.error = repr(exc)
         return out
     try:
-        have = RangeSet(s2._acked)
-        for a, b in s2._evicted:
-            have.add(a, b)
-        for lane in range(3):
-            for ref in s2._pending[lane].values():
-                have.add(ref.first, ref.last)
+        have = s2.acked_ranges()
+        for ranges in (s2.evicted_ranges(), s2.pending_ranges()):
+            for a, b in ranges:
+                have.add(a, b)
         for a, b in out.returned:
             for x, y in have.gaps(a, b):
                 out.lost += y - x + 1
@@ -157,13 +155,13 @@ def one(work: Path, rng: random.Random, key: bytes) -> Outcome:
             for bt in batches:
                 s2.ack(bt.first)
         for a, b in out.returned:
-            for x, y in s2._evicted:
+            for x, y in s2.evicted_ranges():
                 if y >= a and x <= b:
                     out.evicted += min(b, y) - max(a, x) + 1
         out.garbled_segments = sum(1 for g in model.garbled if g.endswith(".seg"))
     finally:
         s2.close()
-        store._closed = True  # the crashed instance is abandoned, as after a power cut
+        store.abandon()  # the crashed instance is abandoned, as after a power cut
     return out
 
 

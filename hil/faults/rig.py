@@ -16,7 +16,7 @@ from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
 from edge_agent.tools.consumer import ChannelRecord, Consumer
-from edge_agent.uplink.mqtt import ALARM_SLACK
+from edge_agent.uplink.session import ALARM_SLACK
 from hil.common import PREFIX, PY, REPO, wait_for, write_site
 
 LOAD = "  - {{id: gen, type: load, channel: ot, rate: {rate}, chunk: 0.02}}\n"
@@ -115,12 +115,9 @@ def read_store(state: Path, channel: Channel = Channel.OT) -> StoreView:
     key = load_key(state / "keys" / f"{channel.value}.key")
     s = ChannelStore(state / "store", channel, key)
     try:
-        pending = RangeSet()
-        for lane in range(3):
-            for ref in s._pending[lane].values():
-                pending.add(ref.first, ref.last)
+        pending = s.pending_ranges()
         qdir = s.dir / "quarantine"
-        return StoreView(s.next_seq - 1, RangeSet(s._evicted), dict(s.stats().evicted),
+        return StoreView(s.next_seq - 1, s.evicted_ranges(), dict(s.stats().evicted),
                          pending, len(list(qdir.iterdir())) if qdir.exists() else 0)
     finally:
         s.close()

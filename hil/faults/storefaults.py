@@ -20,7 +20,6 @@ from edge_agent.daemon.runtime import Agent
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
-from edge_agent.store.ranges import RangeSet
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
 from hil.common import PREFIX, readings, wait_for
@@ -93,12 +92,10 @@ def truncate_every_offset(work: Path) -> dict[str, dict[str, int]]:
             except Exception:
                 failed += 1
                 continue
-            pending = RangeSet()
-            for lane in range(3):
-                for ref in s2._pending[lane].values():
-                    pending.add(ref.first, ref.last)
+            pending = s2.pending_ranges()
             lost = pending.gaps(1, top)
-            unreported = [(a, b) for a, b in lost for x, y in s2._evicted.gaps(a, b)]
+            evicted = s2.evicted_ranges()
+            unreported = [(a, b) for a, b in lost for x, y in evicted.gaps(a, b)]
             silent += bool(unreported)
             named += bool(lost) and not unreported
             reused += s2.next_seq <= top
