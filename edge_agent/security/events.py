@@ -13,6 +13,7 @@ Categories (fixed vocabulary, so a log collector can alert on them):
     store     readings evicted (size, retention, corrupt, shredded), files quarantined
     privacy   readings dropped by the privacy stage (not on the allow-list)
     keys      key lifecycle: created, rotated, shredded
+    identity  another client uses this node's MQTT client id (two nodes with one name)
 
 ``detail`` must never carry a secret, a resident identifier or a reading value; callers
 pass what they would put in an ordinary log line. Counting is bounded (a fixed set of
@@ -31,9 +32,11 @@ from typing import Any
 
 log = logging.getLogger("edge_agent.security")
 
-CATEGORIES = frozenset({"auth", "acl", "config", "key", "cert", "store", "privacy", "keys"})
+CATEGORIES = frozenset({"auth", "acl", "config", "key", "cert", "store", "privacy", "keys",
+                        "identity"})
 _LEVELS = {"failure": logging.ERROR, "denied": logging.ERROR, "rejected": logging.ERROR,
            "expired": logging.ERROR, "lost": logging.ERROR, "quarantined": logging.ERROR,
+           "conflict": logging.ERROR,
            "warning": logging.WARNING, "evicted": logging.WARNING, "dropped": logging.WARNING}
 MAX_KEYS = 256
 RECENT = 32
