@@ -6,12 +6,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from edge_agent.security import events as secevents
 from edge_agent.security.nodekey import NodeKeys
 from edge_agent.tools.mosquitto import Mosquitto
+
+if TYPE_CHECKING:
+    from edge_agent.daemon.runtime import Agent
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -21,6 +26,30 @@ SAMPLES = REPO.parent / "shared" / "samples"
 settings.register_profile("edge-agent", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("edge-agent")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_security_events() -> Iterator[None]:
+    """Security events are counted process-wide: every test starts from zero."""
+    secevents.EVENTS.reset()
+    yield
+    secevents.EVENTS.reset()
+
+
+def run_agent(cfg: Path) -> Agent:
+    """An in-process agent on this site file, started (stop it with :func:`stop_agent`)."""
+    from edge_agent.config import load_config
+    from edge_agent.daemon.runtime import Agent
+    from edge_agent.devices.registry import SENSOR_TYPES
+
+    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
+    agent.start()
+    return agent
+
+
+def stop_agent(agent: Agent) -> None:
+    agent.stop_event.set()
+    agent.shutdown()
 
 
 @pytest.fixture

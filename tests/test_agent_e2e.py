@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from edge_agent.config import load_config
 from edge_agent.core.model import Channel
-from edge_agent.daemon.runtime import Agent
-from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security.keys import load_key
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
-from tests.conftest import EDGE_AGENT, start_agent, wait_for, write_site
+from tests.conftest import EDGE_AGENT, run_agent, start_agent, wait_for, write_site
 
 LOAD_OT = "  - {id: gen-ot, type: load, channel: ot, rate: 200}\n"
 LOAD_IT = "  - {id: gen-it, type: load, channel: it, rate: 100}\n"
@@ -39,11 +35,6 @@ def accepted_ranges(state: Path, ch: Channel) -> tuple[int, RangeSet]:
 def consumer(b: Mosquitto, ch: str) -> Consumer:
     return Consumer("127.0.0.1", b.port, f"edge/test/n1/{ch}").start()
 
-
-def run_agent(cfg: Path) -> Agent:
-    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
-    agent.start()
-    return agent
 
 
 def test_both_channels_deliver_contiguous_and_separated(
@@ -101,9 +92,8 @@ def test_broker_restart_loses_nothing_and_keeps_lane_order(
     assert wait_for(lambda: c.rec.readings > 100)
     ot.kill()  # before the consumer stops: it has seen all the broker acknowledged
     c.stop()
-    time.sleep(2.0)  # readings keep being accepted into the store meanwhile
-    backlog = agent.stores[Channel.OT].stats().backlog["normal"]
-    assert backlog > 100
+    # readings keep being accepted into the store meanwhile
+    assert wait_for(lambda: agent.stores[Channel.OT].stats().backlog["normal"] > 100)
     users("viewer")
     ot.start()
     c2 = viewer()
@@ -139,7 +129,8 @@ def test_sigkill_mid_stream_then_restart_delivers_every_accepted_reading(
         # this run is up and publishing (not only the backlog of the last one arriving)
         assert wait_for(lambda i=i: log.read_text().count(": running") == i + 1, timeout=30)
         assert wait_for(lambda seen=seen: c.rec.readings > seen, timeout=15)
-        time.sleep(0.7)
+        # mid-stream: a few hundred more delivered, more accepted and in flight
+        assert wait_for(lambda seen=seen: c.rec.readings > seen + 500, timeout=15)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
     # what the killed runs accepted: read the store offline, before the next start
@@ -182,10 +173,8 @@ def test_run_exits_zero_on_sigterm_quickly(tmp_path: Path, broker: Mosquitto) ->
     p = start_agent(cfg, log)
     c = consumer(broker, "ot")
     assert wait_for(lambda: c.rec.readings > 0, timeout=15)
-    t0 = time.monotonic()
     p.send_signal(signal.SIGTERM)
-    assert p.wait(10) == 0
-    assert time.monotonic() - t0 < 5
+    assert p.wait(5) == 0  # quickly: TimeoutExpired otherwise
     text = log.read_text()
     assert "INFO edge_agent.daemon.runtime: stopped" in text
     assert wait_for(lambda: (c.rec.status or {}).get("state") == "offline", timeout=5)

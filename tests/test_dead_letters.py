@@ -173,8 +173,8 @@ def test_health_and_status_report_what_was_dropped(
     assert h["dead_dropped_ranges"][0][0] == 1
     assert h["aside_bytes"] <= 256 * 1024 // DEAD_SHARE
     doc = snapshot(agent, state="running", config=None, started_at=0.0, interval=2.0)
-    assert doc["channels"]["ot"]["dead_dropped"] == h["dead_dropped"]
-    assert doc["channels"]["ot"]["ingest"]["dropped_alarms"] == 0
+    assert doc.channels["ot"].store.dead_dropped == h["dead_dropped"]
+    assert doc.channels["ot"].ingest.dropped_alarms == 0
     out = io.StringIO()
     format_status("running", doc, out)
     assert f"{h['dead_dropped']} dead letters (seq 1..{h['dead_dropped_ranges'][0][1]})" \

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_agent.cli import doctor
 from edge_agent.cli.doctor import FAIL, PASS, SKIP, WARN, Check
-from edge_agent.cli.main import doctor
 from edge_agent.config import load_config
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import pki

@@ -1,6 +1,7 @@
 """A fast subset of the fault-injection rig (hil/faults): every test asserts zero silent loss.
 
-The full suite is ``python -m hil.faults`` (``--nightly`` for many more iterations).
+Each test proves one kind of fault once, with the fewest iterations that still reach it;
+the full suite is ``python -m hil.faults`` (``--nightly`` for many more iterations).
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ def _clean(r: Result) -> None:
     assert r.ok, f"{r.saw} {r.notes}"
 
 
-def test_crash_kill9_x20(tmp_path: Path) -> None:
-    r = scenarios.crash(tmp_path, iterations=20, up=(0.2, 1.0), seed=1)
+def test_crash_kill9_x10(tmp_path: Path) -> None:
+    # up to 2 s up (the rig's range): on a loaded machine start-up alone can take 1 s, and
+    # kills that all land before the first commit prove nothing
+    r = scenarios.crash(tmp_path, iterations=10, up=(0.3, 2.0), seed=1)
     _clean(r)
     assert r.received > 0
 
 
-def test_power_loss_x50(tmp_path: Path) -> None:
-    r = powerloss.power_loss(tmp_path, iterations=50, seed=2)
+def test_power_loss_x20(tmp_path: Path) -> None:
+    r = powerloss.power_loss(tmp_path, iterations=20, seed=2)
     _clean(r)
     assert r.figures["reopen_failed"] == 0 and r.figures["seq_reused"] == 0
 
@@ -48,7 +51,8 @@ def test_proxy_stall_detected_within_keepalive_budget(tmp_path: Path) -> None:
 
 
 def test_corruption_quarantined_reported_no_crash_loop(tmp_path: Path) -> None:
-    _clean(storefaults.corruption(tmp_path))
+    # the tail cut at every offset is the next test's: not run twice
+    _clean(storefaults.corruption(tmp_path, truncation=False))
 
 
 def test_truncated_newest_record_is_named_and_never_reused(tmp_path: Path) -> None:

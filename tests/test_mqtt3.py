@@ -7,22 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent.config import load_config
 from edge_agent.core.model import Channel
-from edge_agent.daemon.runtime import Agent
-from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.paho_adapter import ChannelUplink
 from hil.faults.proxy import FaultProxy
-from tests.conftest import EDGE_AGENT, wait_for, write_site
+from tests.conftest import EDGE_AGENT, run_agent, stop_agent, wait_for, write_site
 from tests.natsserver import NatsServer
 
 PREFIX = "edge/test/n1/ot"
@@ -34,22 +31,7 @@ DENY_DATA = (f"topic readwrite {PREFIX}/status\ntopic readwrite {PREFIX}/health\
              f"topic readwrite {PREFIX}/alarm\ntopic read {PREFIX}/data\ntopic read #\n")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_events() -> Iterator[None]:
-    secevents.EVENTS.reset()
-    yield
-    secevents.EVENTS.reset()
 
-
-def run_agent(cfg: Path) -> Agent:
-    agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES)
-    agent.start()
-    return agent
-
-
-def stop(agent: Agent) -> None:
-    agent.stop_event.set()
-    agent.shutdown()
 
 
 def acl_broker(tmp_path: Path, factory: Callable[..., Mosquitto], text: str) -> Mosquitto:
@@ -99,7 +81,7 @@ def test_denied_data_topic_is_held_back_and_reported_then_delivered_when_allowed
         assert wait_for(lambda: up.stats.published_readings == 300, timeout=30)
         assert wait_for(lambda: c.rec.readings >= 300, timeout=10)
     finally:
-        stop(agent)
+        stop_agent(agent)
         c.stop()
     assert list(c.received()) == [(1, 300)]
     assert agent.health(Channel.OT)["delivery"]["state"] == "verified"
@@ -120,7 +102,7 @@ def test_allowed_3_1_1_channel_delivers_everything_confirmed_by_echo(
         assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
         delivery = agent.health(Channel.OT)["delivery"]
     finally:
-        stop(agent)
+        stop_agent(agent)
         c.stop()
     assert list(c.received()) == [(1, 1005)]
     assert delivery["mqtt"] == "3.1.1" and delivery["confirm"] == "echo"
@@ -141,7 +123,7 @@ def test_a_3_1_1_channel_that_cannot_read_its_own_topics_holds_data_back(
         assert wait_for(lambda: store.stats().accepted == 100 and denied_or_published(up),
                         timeout=30)
     finally:
-        stop(agent)
+        stop_agent(agent)
     assert up.stats.published_readings == 0
     assert up.stats.unconfirmed_messages >= 1
     assert store.stats().backlog["normal"] == 100
@@ -160,7 +142,7 @@ def test_nats_mqtt_delivers_over_3_1_1_end_to_end(tmp_path: Path) -> None:
             assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
             delivery = agent.health(Channel.OT)["delivery"]
         finally:
-            stop(agent)
+            stop_agent(agent)
             c.stop()
     assert list(c.received()) == [(1, 1005)]
     assert not c.rec.bad
@@ -187,7 +169,7 @@ def test_nats_publish_violation_is_held_back_not_delivered(tmp_path: Path) -> No
             assert wait_for(lambda: store.stats().accepted == 200
                             and denied_or_published(up), timeout=40)
         finally:
-            stop(agent)
+            stop_agent(agent)
             c.stop()
     assert up.stats.published_readings == 0 and c.rec.readings == 0
     assert up.stats.unconfirmed_messages >= 1
@@ -215,7 +197,7 @@ def test_a_broker_that_disconnects_on_a_denied_publish_is_reported_not_looped_on
         assert wait_for(lambda: False, timeout=4) is False
         assert proxy.closed_on - closed <= 1
     finally:
-        stop(agent)
+        stop_agent(agent)
         proxy.stop()
     assert held["state"] == "held"
     assert "closed the connection 3 times" in held["held"]["data"]

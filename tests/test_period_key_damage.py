@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,11 +26,6 @@ from tests.conftest import start_agent, wait_for, write_site
 DAY = 86400.0
 T0 = 1_780_000_000.0  # 2026-05-28
 
-
-@pytest.fixture(autouse=True)
-def _fresh_events() -> Iterator[None]:
-    secevents.EVENTS.reset()
-    yield
 
 
 def readings(t: float, n: int, tag: str, priority: Priority = Priority.NORMAL) -> list[Reading]:

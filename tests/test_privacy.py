@@ -8,6 +8,9 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from edge_agent.config import load_config
 from edge_agent.core.model import Channel, Priority, Reading
@@ -122,6 +125,12 @@ def _value_patterns(opened: list[dict[str, object]]) -> set[str]:
 NUMBER = r"(?<![A-Za-z_\d])\d"  # a number standing alone (not the 2 of "spo2")
 
 
+def status_doc(state: Path) -> dict[str, Any] | None:
+    """The status file as ``edge-agent status`` reads it, as plain data."""
+    doc = read_status(state)[1]
+    return None if doc is None else msgspec.to_builtins(doc)  # type: ignore[no-any-return]
+
+
 def _files_text(root: Path) -> dict[str, str]:
     return {str(p): p.read_bytes().decode("latin-1") for p in root.rglob("*") if p.is_file()}
 
@@ -163,7 +172,7 @@ def test_health_values_never_leave_the_seal_nor_rest_in_plaintext(
     try:
         assert wait_for(lambda: {"pulse/heart_rate", "pulse/spo2", "temp/body_temperature",
                                  "sos/held"} <= names()
-                        and vitals_rejected(read_status(state)[1]) and prom.exists()
+                        and vitals_rejected(status_doc(state)) and prom.exists()
                         and any(vitals_rejected(h) for h in platform.snapshot().health),
                         timeout=60), (names(), log.read_text()[-3000:])
     finally:
@@ -185,7 +194,7 @@ def test_health_values_never_leave_the_seal_nor_rest_in_plaintext(
         found = [name for name, text in where.items() if re.search(pat, text)]
         assert not found, (pat, found)
 
-    doc = read_status(state)[1]
+    doc = status_doc(state)
     assert doc is not None
     for sid in ("pulse", "temp", "sos", "vitals"):
         s = doc["sensors"][sid]

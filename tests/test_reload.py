@@ -3,12 +3,14 @@ an invalid one is rejected with FILE:LINE errors and the running pipeline goes o
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
+from edge_agent.daemon.status import read_status
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import start_agent, wait_for, write_site
@@ -17,18 +19,17 @@ LOAD = "  - {id: gen, type: load, channel: ot, rate: 100}\n"
 
 
 def status(cfg: Path) -> dict[str, object]:
-    path = cfg.parent / "state" / "status.json"
-    try:
-        doc: dict[str, object] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc
+    """The status file as the status reader reads it (empty while there is none)."""
+    doc = read_status(cfg.parent / "state")[1]
+    return {} if doc is None else msgspec.to_builtins(doc)  # type: ignore[no-any-return]
 
 
 def ot(doc: dict[str, object]) -> dict[str, object]:
+    """The OT channel's store and uplink figures."""
     channels = doc.get("channels") or {}
     assert isinstance(channels, dict)
-    return channels.get("ot") or {}  # type: ignore[no-any-return]
+    c = channels.get("ot") or {}
+    return {**c.get("store", {}), **c.get("uplink", {})}
 
 
 def stop(p: subprocess.Popen[bytes]) -> int:

@@ -271,8 +271,10 @@ def test_agent_seals_it_and_consumer_with_key_opens_it(
 def _unseal(key: Path, source: str) -> tuple[int, str]:
     import io
 
+    from edge_agent.cli.unseal import run_unseal
+
     out, err = io.StringIO(), io.StringIO()
-    rc = seal.run_unseal(key, source, out, err)
+    rc = run_unseal(key, source, out, err)
     return rc, err.getvalue()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,15 @@ from edge_agent.daemon.runtime import Agent
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
 from edge_agent.security.keys import create_key, load_key
-from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, open_keyring
+from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
 from edge_agent.store import record as rec
 from edge_agent.store.channel_store import ChannelStore
+from edge_agent.store.keyuse import key_ids_in_use
 from tests.conftest import EDGE_AGENT, write_site
 
 DAY = 86400.0
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
-
-@pytest.fixture(autouse=True)
-def _fresh_events() -> Iterator[None]:
-    secevents.EVENTS.reset()
-    yield
 
 
 def readings(t: float, n: int, tag: str) -> list[Reading]:
@@ -270,3 +265,26 @@ def test_key_changes_are_refused_while_the_agent_runs(tmp_path: Path) -> None:
     r = keys_cli("rotate", "-c", str(cfg))
     assert r.returncode == 0, r.stderr
     assert "is current" in r.stdout
+
+
+def test_read_private_checks_the_file_it_reads(tmp_path: Path) -> None:
+    import os
+
+    from edge_agent.core.errors import KeyFileError
+    from edge_agent.security.keys import read_private
+
+    path = tmp_path / "secret"
+    path.write_bytes(b"x" * 10)
+    path.chmod(0o600)
+    assert read_private(path) == b"x" * 10
+    with pytest.raises(KeyFileError, match="larger than 4 bytes"):
+        read_private(path, limit=4)
+    path.chmod(0o640)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        read_private(path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(KeyFileError, match="not a regular file"):  # refused, not waited on
+        read_private(fifo)
+    with pytest.raises(KeyFileError, match="not found"):
+        read_private(tmp_path / "absent")

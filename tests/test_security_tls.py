@@ -31,7 +31,7 @@ from edge_agent.security.seal import generate_files
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.tls import tls_context
-from tests.conftest import EDGE_AGENT, enrol_node, wait_for
+from tests.conftest import EDGE_AGENT, enrol_node, stop_agent, wait_for
 from tests.security_site import (
     PKI,
     channel_yaml,
@@ -46,12 +46,6 @@ IT_PULSE = ("  - {id: pulse-ox, type: max30102, channel: it, subject: kim-young-
             "     report_seconds: 1, window_seconds: 4}\n")
 IT_CLIMATE = "  - {id: climate-room, type: sht31, channel: it, interval: 200ms}\n"
 
-
-@pytest.fixture(autouse=True)
-def _fresh_events() -> Iterator[None]:
-    secevents.EVENTS.reset()
-    yield
-    secevents.EVENTS.reset()
 
 
 @pytest.fixture
@@ -71,10 +65,6 @@ def start(cfg: Path) -> Agent:
     agent.start()
     return agent
 
-
-def stop(agent: Agent) -> None:
-    agent.stop_event.set()
-    agent.shutdown()
 
 
 def test_mtls_both_channels_deliver_and_nothing_of_it_reaches_ot(
@@ -98,7 +88,7 @@ def test_mtls_both_channels_deliver_and_nothing_of_it_reaches_ot(
             "pulse-ox/heart_rate" in r["n"] for m in c_it.snapshot().messages
             for r in m.msg["senml"]) and len(c_ot.snapshot().health) >= 1, timeout=30)
     finally:
-        stop(agent)
+        stop_agent(agent)
         c_ot.stop()
         c_it.stop()
     ot, it = c_ot.snapshot(), c_it.snapshot()
@@ -144,7 +134,7 @@ def test_identity_cannot_publish_the_other_channels_topics(
     try:
         assert wait_for(lambda: agent.stores[ch].stats().dead_letters >= 1, timeout=20)
     finally:
-        stop(agent)
+        stop_agent(agent)
     up = agent.uplinks[ch].stats
     assert up.connects >= 1 and up.published_readings == 0
     assert "0x87" in (up.last_error or "")
@@ -186,7 +176,7 @@ def test_untrusted_certificates_are_refused_and_reported(
     try:
         assert wait_for(lambda: up.connect_failures >= 2, timeout=20)
     finally:
-        stop(agent)
+        stop_agent(agent)
         if case == "hostname-mismatch":
             b2.stop()
     assert up.connects == 0 and up.published_readings == 0
@@ -215,7 +205,7 @@ def test_bind_address_chooses_the_source_interface(
     try:
         assert wait_for(lambda: agent.uplinks[Channel.OT].stats.connects >= 1, timeout=20)
     finally:
-        stop(agent)
+        stop_agent(agent)
     assert re.search(r"New client connected from 127\.0\.0\.3:\d+ as test-n1-ot",
                      b.log.read_text())
 
@@ -241,7 +231,7 @@ def test_username_and_password_file_over_mtls(tmp_path: Path, site_pki: PKI) -> 
         try:
             assert wait_for(lambda: agent.uplinks[Channel.OT].stats.connects >= 1, timeout=20)
         finally:
-            stop(agent)
+            stop_agent(agent)
         # a wrong password is refused by the broker and reported as an auth failure
         secret.write_text("wrong\n")
         agent = start(cfg)
@@ -249,7 +239,7 @@ def test_username_and_password_file_over_mtls(tmp_path: Path, site_pki: PKI) -> 
         try:
             assert wait_for(lambda: up.connect_failures >= 1, timeout=20)
         finally:
-            stop(agent)
+            stop_agent(agent)
         assert up.connects == 0
         assert secevents.EVENTS.counts("ot").get("auth.failure", 0) >= 1
     finally:

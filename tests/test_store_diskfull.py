@@ -400,7 +400,7 @@ def test_period_key_is_not_left_empty_by_a_full_disk(tmpfs: Path) -> None:
 def test_a_full_disk_at_start_is_not_a_permanent_exit() -> None:
     """Exit 2 stops systemd restarting the unit (RestartPreventExitStatus=2): only for what
     a restart cannot fix, never for a full or failing disk."""
-    from edge_agent.cli.main import _transient
+    from edge_agent.cli.run import transient as _transient
     from edge_agent.core.errors import KeyFileError
 
     assert _transient(OSError(errno.ENOSPC, "No space left on device"))

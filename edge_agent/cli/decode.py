@@ -122,6 +122,11 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def run(args: argparse.Namespace) -> int:
+    """``edge-agent decode`` (arguments from :func:`add_arguments`)."""
+    return run_decode(args.protocol, args.file, sys.stdout, args.key)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge-agent decode", description=__doc__)
     add_arguments(parser)

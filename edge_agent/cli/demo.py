@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -17,6 +18,17 @@ from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto, MosquittoMissing, find_mosquitto
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="demo YAML (default: bundled)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(duration=args.duration, config=args.config)
 
 
 def _fmt_value(rec: dict[str, Any]) -> str:

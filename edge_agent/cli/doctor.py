@@ -7,6 +7,7 @@ device probes are bounded by ``timeout`` so the whole run stays short on a broke
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -449,3 +450,21 @@ def run_doctor(path: Path, out: IO[str], as_json: bool = False, timeout: float =
         format_checks(checks, out)
         print(f"{len(checks)} checks: {failed} failed, {warned} warnings", file=out)
     return 1 if failed else 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``doctor`` sub-command's arguments."""
+    from edge_agent.cli.common import DEFAULT_CONFIG
+
+    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"site YAML file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="network timeout per check (s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``edge-agent doctor`` (arguments from :func:`add_arguments`)."""
+    import sys
+
+    return run_doctor(args.config, sys.stdout, as_json=args.json, timeout=args.timeout)

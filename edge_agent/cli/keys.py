@@ -33,7 +33,8 @@ from edge_agent.core.errors import ConfigError, EdgeAgentError
 from edge_agent.core.model import Channel
 from edge_agent.security import events as secevents
 from edge_agent.security.keys import create_key, load_key
-from edge_agent.security.periodkeys import PeriodKeyring, key_ids_in_use, overwrite_and_unlink
+from edge_agent.security.periodkeys import PeriodKeyring, overwrite_and_unlink
+from edge_agent.store.keyuse import key_ids_in_use
 from edge_agent.store.lock import StoreLock
 
 
@@ -279,8 +280,9 @@ def cmd_platform(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def add_parser(sub: Any) -> None:
-    k = sub.add_parser("keys", help="create, rotate and shred the node's keys")
+
+
+def add_arguments(k: argparse.ArgumentParser) -> None:
     ks = k.add_subparsers(dest="keys_command", required=True)
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -307,7 +309,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--suite", choices=["x25519", "mlkem768-x25519"], default="x25519")
     p.add_argument("--out", type=Path, required=True, help="directory for NAME.key/NAME.pub")
     p.add_argument("--name", default="platform-it")
-    k.set_defaults(func=run)
 
 
 # Key changes a running agent would not see (its keyrings are cached): a pruned key could be

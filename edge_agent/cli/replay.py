@@ -8,6 +8,7 @@ is named by its line number on stderr, the rest is still replayed); 2 on usage e
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 import time
@@ -20,7 +21,8 @@ import msgspec
 from edge_agent.config import SiteConfig
 from edge_agent.welfare.engine import Welfare
 from edge_agent.welfare.events import Observation
-from edge_agent.welfare.replay import ReplayLineError, parse_line, run
+from edge_agent.welfare.replay import ReplayLineError, parse_line
+from edge_agent.welfare.replay import run as replay_events
 
 
 class _Source:
@@ -66,10 +68,33 @@ def run_replay(cfg: SiteConfig, file: str, out: TextIO, err: TextIO,
         src = _Source("<stdin>" if file == "-" else file, stream, err)
         enc = msgspec.json.Encoder()
         events = 0
-        for ev in run(Welfare(cfg.welfare, types), src, until=until):
+        for ev in replay_events(Welfare(cfg.welfare, types), src, until=until):
             out.write(enc.encode(ev.to_dict()).decode() + "\n")
             events += 1
     took = time.perf_counter() - started
     print(f"replay: {src.readings} readings ({src.unsynced} unsynced, ignored), "
           f"{src.bad} malformed, {events} events in {took:.2f}s", file=err)
     return 1 if src.bad else 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", type=Path, required=True,
+                        help="site YAML with a welfare: block")
+    parser.add_argument("file", help='readings, one {"t","sensor","name","v"} per line '
+                                     "(- = stdin)")
+    parser.add_argument("--until", type=float, default=None,
+                        help="also fire the timers due up to this time (epoch s)")
+    parser.epilog = ("example: edge-agent replay -c /etc/edge-agent/site.yaml week.jsonl "
+                     "> events.jsonl")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_agent.cli.common import load_site, print_problems
+    from edge_agent.core.errors import ConfigError
+
+    try:
+        cfg = load_site(args.config)
+    except ConfigError as exc:
+        print_problems(exc)
+        return 2
+    return run_replay(cfg, args.file, sys.stdout, sys.stderr, until=args.until)

@@ -1,4 +1,9 @@
-"""Injectable time. Components take a Clock; tests pass a ManualClock and never sleep."""
+"""Injectable time. Components take a Clock; unit tests pass a ManualClock and advance it
+instead of sleeping for time to pass.
+
+Tests that drive real threads or processes (a driver against its emulator on a pty, the
+agent against a broker) still wait, but for a condition with a bound (``wait_for``), not
+for a fixed time that is hoped to be enough."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus textfile (node_exporter textfile collector) from the status snapshot.
+"""Prometheus textfile (node_exporter textfile collector) from the node's health model.
 
 The same counters as the health message, with labels channel / lane / sensor. Written
 atomically (temporary file in the same directory + rename), mode 0644 so node_exporter,
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from edge_agent.daemon.health import NodeHealth
 from edge_agent.daemon.status import write_atomic
 
 _Sample = tuple[dict[str, str], float]
@@ -65,7 +65,7 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-def samples(doc: dict[str, Any], alive: bool = True) -> dict[str, list[_Sample]]:
+def samples(node: NodeHealth, alive: bool = True) -> dict[str, list[_Sample]]:
     out: dict[str, list[_Sample]] = {name: [] for name in _METRICS}
 
     def add(name: str, value: float | None, **labels: str) -> None:
@@ -73,54 +73,55 @@ def samples(doc: dict[str, Any], alive: bool = True) -> dict[str, list[_Sample]]
             out[name].append((labels, float(value)))
 
     add("edge_agent_up", 1.0 if alive else 0.0)
-    add("edge_agent_status_timestamp_seconds", doc.get("written_at"))
-    for ch, c in (doc.get("channels") or {}).items():
-        add("edge_agent_channel_connected", 1.0 if c.get("connected") else 0.0, channel=ch)
-        for lane, n in (c.get("backlog") or {}).items():
+    add("edge_agent_status_timestamp_seconds", node.time)
+    for ch, c in node.channels.items():
+        st, up = c.store, c.uplink
+        add("edge_agent_channel_connected", 1.0 if up.connected else 0.0, channel=ch)
+        for lane, n in st.backlog.items():
             add("edge_agent_backlog_readings", n, channel=ch, lane=lane)
-        add("edge_agent_oldest_undelivered_age_seconds", c.get("oldest_undelivered_age") or 0.0,
-            channel=ch)
-        add("edge_agent_last_publish_timestamp_seconds", c.get("last_publish"), channel=ch)
-        add("edge_agent_store_bytes", c.get("bytes_on_disk"), channel=ch)
-        add("edge_agent_next_seq", c.get("next_seq"), channel=ch)
-        add("edge_agent_inflight_messages", c.get("inflight"), channel=ch)
-        add("edge_agent_cert_expiry_days", c.get("cert_expiry_days"), channel=ch)
-        add("edge_agent_accepted_readings_total", c.get("accepted"), channel=ch)
-        add("edge_agent_not_accepted_readings_total", c.get("not_accepted"), channel=ch)
-        add("edge_agent_published_readings_total", c.get("published_readings"), channel=ch)
-        add("edge_agent_published_messages_total", c.get("published_messages"), channel=ch)
-        add("edge_agent_rejected_messages_total", c.get("rejected_messages"), channel=ch)
-        add("edge_agent_connects_total", c.get("connects"), channel=ch)
-        add("edge_agent_connect_failures_total", c.get("connect_failures"), channel=ch)
-        for reason, n in (c.get("evicted") or {}).items():
+        age = 0.0 if st.oldest_undelivered is None else max(0.0, node.time
+                                                             - st.oldest_undelivered)
+        add("edge_agent_oldest_undelivered_age_seconds", age, channel=ch)
+        add("edge_agent_last_publish_timestamp_seconds", up.last_publish, channel=ch)
+        add("edge_agent_store_bytes", st.bytes, channel=ch)
+        add("edge_agent_next_seq", st.next_seq, channel=ch)
+        add("edge_agent_inflight_messages", up.inflight, channel=ch)
+        add("edge_agent_cert_expiry_days", c.cert_expiry, channel=ch)
+        add("edge_agent_accepted_readings_total", st.accepted, channel=ch)
+        add("edge_agent_not_accepted_readings_total", st.not_accepted, channel=ch)
+        add("edge_agent_published_readings_total", up.published_readings, channel=ch)
+        add("edge_agent_published_messages_total", up.published_messages, channel=ch)
+        add("edge_agent_rejected_messages_total", up.rejected_messages, channel=ch)
+        add("edge_agent_connects_total", up.connects, channel=ch)
+        add("edge_agent_connect_failures_total", up.connect_failures, channel=ch)
+        for reason, n in st.evicted.items():
             add("edge_agent_evicted_readings_total", n, channel=ch, reason=reason)
-        add("edge_agent_quarantined_files_total", c.get("quarantined"), channel=ch)
-        add("edge_agent_dead_letters_total", c.get("dead_letters"), channel=ch)
-        add("edge_agent_aside_dropped_total", c.get("dead_dropped"), channel=ch, area="dead")
-        add("edge_agent_aside_dropped_total", c.get("quarantine_dropped"), channel=ch,
+        add("edge_agent_quarantined_files_total", st.quarantined, channel=ch)
+        add("edge_agent_dead_letters_total", st.dead_letters, channel=ch)
+        add("edge_agent_aside_dropped_total", st.dead_dropped, channel=ch, area="dead")
+        add("edge_agent_aside_dropped_total", st.quarantine_dropped, channel=ch,
             area="quarantine")
-        ingest = c.get("ingest") or {}
-        add("edge_agent_ingest_dropped_total", ingest.get("dropped_alarms"), channel=ch,
+        add("edge_agent_ingest_dropped_total", c.ingest.dropped_alarms, channel=ch,
             kind="alarm")
-        add("edge_agent_ingest_dropped_total", ingest.get("displaced_readings"), channel=ch,
+        add("edge_agent_ingest_dropped_total", c.ingest.displaced_readings, channel=ch,
             kind="displaced")
-        for event, n in (c.get("security") or {}).items():
+        for event, n in c.security.items():
             add("edge_agent_security_events_total", n, channel=ch, event=event)
-    for sid, s in (doc.get("sensors") or {}).items():
-        ch = str(s.get("channel", ""))
-        add("edge_agent_sensor_up", 1.0 if s.get("alive") else 0.0, sensor=sid, channel=ch)
-        add("edge_agent_sensor_readings_total", s.get("readings"), sensor=sid, channel=ch)
-        for kind, n in (s.get("errors") or {}).items():
-            add("edge_agent_sensor_errors_total", n, sensor=sid, channel=ch, kind=str(kind))
-        add("edge_agent_sensor_restarts_total", s.get("restarts"), sensor=sid, channel=ch)
-        for reading, n in (s.get("dropped") or {}).items():
-            add("edge_agent_sensor_dropped_total", n, sensor=sid, channel=ch, reading=reading)
+    for sid, s in node.sensors.items():
+        add("edge_agent_sensor_up", 1.0 if s.alive else 0.0, sensor=sid, channel=s.channel)
+        add("edge_agent_sensor_readings_total", s.readings, sensor=sid, channel=s.channel)
+        for kind, n in s.errors.items():
+            add("edge_agent_sensor_errors_total", n, sensor=sid, channel=s.channel, kind=kind)
+        add("edge_agent_sensor_restarts_total", s.restarts, sensor=sid, channel=s.channel)
+        for reading, n in s.dropped.items():
+            add("edge_agent_sensor_dropped_total", n, sensor=sid, channel=s.channel,
+                reading=reading)
     return out
 
 
-def render(doc: dict[str, Any], alive: bool = True) -> str:
+def render(node: NodeHealth, alive: bool = True) -> str:
     lines: list[str] = []
-    for name, rows in samples(doc, alive).items():
+    for name, rows in samples(node, alive).items():
         if not rows:
             continue
         kind, text = _METRICS[name]
@@ -137,8 +138,8 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {_fmt(value)}"
 
 
-def write_textfile(path: Path, doc: dict[str, Any], alive: bool = True) -> None:
-    write_atomic(path, render(doc, alive), mode=0o644)
+def write_textfile(path: Path, node: NodeHealth, alive: bool = True) -> None:
+    write_atomic(path, render(node, alive), mode=0o644)
 
 
 def names() -> Iterable[str]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from edge_agent.config.schema import SiteConfig
 from edge_agent.core.backoff import Backoff
 from edge_agent.core.clock import Clock, SystemClock
@@ -26,12 +28,12 @@ from edge_agent.core.errors import (
     StoreFullError,
 )
 from edge_agent.core.model import Channel, Reading
+from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
 from edge_agent.devices.base import Sensor, SensorContext, SensorSpec
 from edge_agent.devices.registry import SensorType
 from edge_agent.hal.backend import open_hardware
 from edge_agent.security import events as secevents
-from edge_agent.security import redact
 from edge_agent.security.keys import load_key, load_or_create_key
 from edge_agent.security.periodkeys import PeriodKeyring, open_keyring
 from edge_agent.security.privacy import PrivacyStage, load_pseudonym_key
@@ -344,34 +346,35 @@ class Agent:
 
     # ------------------------------------------------------------------ reporting
 
+    def health_model(self) -> health.NodeHealth:
+        """The node's health, built from the components' stats (status file, metrics and
+        the health message all render this)."""
+        cfg = self.cfg
+        channels = {
+            ch.value: health.ChannelHealth(
+                channel=ch.value,
+                store=health.store_health(self.stores[ch].stats()),
+                ingest=health.IngestHealth(**self.queues[ch].counters()),
+                uplink=health.uplink_health(self.uplinks[ch].stats,
+                                            [str(b) for b in cfg.channels[ch].brokers]),
+                delivery=msgspec.convert(self.uplinks[ch].delivery(), health.DeliveryHealth),
+                cert_expiry=health.days(self.uplinks[ch].stats.cert_expiry),
+                security=secevents.EVENTS.counts(ch.value))
+            for ch in cfg.channels}
+        sensors: dict[str, health.SensorHealth] = {}
+        for r in self.sensors:
+            s, t = r.sensor, r.thread
+            sensors[str(s.id)] = health.sensor_health(
+                str(s.spec.type), s.spec.channel, alive=bool(t is not None and t.is_alive()),
+                restarts=r.restarts, stats=s.stats, dropped=self.privacy.dropped_for(s.id),
+                last=self.last_readings.get(s.id))
+        for sc in cfg.sensors:
+            if sc.enabled and str(sc.id) not in sensors:
+                sensors[str(sc.id)] = health.not_started(str(sc.type), sc.channel)
+        return health.NodeHealth(time=self.clock.time(), site=str(cfg.site), node=str(cfg.node),
+                                 hardware=str(cfg.hardware), state_dir=str(cfg.state_dir),
+                                 channels=channels, sensors=sensors)
+
     def health(self, channel: Channel) -> dict[str, Any]:
-        st = self.stores[channel].stats()
-        up = self.uplinks[channel].stats
-        # counts, fault kinds and scrubbed error texts only: this message is not sealed
-        sensors = {
-            r.sensor.id: {"readings": r.sensor.stats.readings,
-                          "errors": dict(r.sensor.stats.errors),
-                          "last_error": redact.error_text(channel, r.sensor.stats.last_error),
-                          "last_error_kind": r.sensor.stats.last_error_kind,
-                          "dropped": self.privacy.dropped_for(r.sensor.id)}
-            for r in self.sensors if r.sensor.spec.channel == channel
-        }
-        return {
-            "store": {"next_seq": st.next_seq, "backlog": st.backlog,
-                      "bytes": st.bytes_on_disk, "oldest_undelivered": st.oldest_undelivered,
-                      "evicted": st.evicted,
-                      "evicted_ranges": [[a, b, why] for a, b, why in st.evicted_recent],
-                      "quarantined": st.quarantined, "dead_letters": st.dead_letters,
-                      "dead_dropped": st.dead_dropped,
-                      "dead_dropped_ranges": [[a, b] for a, b in st.dead_dropped_ranges],
-                      "quarantine_dropped": st.quarantine_dropped,
-                      "aside_bytes": st.dead_bytes + st.quarantine_bytes,
-                      "accepted": st.accepted, "not_accepted": st.not_accepted},
-            "ingest": self.queues[channel].counters(),
-            "uplink": {"broker": up.broker, "published_readings": up.published_readings,
-                       "rejected_messages": up.rejected_messages, "connects": up.connects},
-            "delivery": self.uplinks[channel].delivery(),  # confirmed how; verified yet
-            "cert_expiry": None if up.cert_expiry is None else round(up.cert_expiry, 1),
-            "security": secevents.EVENTS.counts(channel.value),
-            "sensors": sensors,
-        }
+        """The body of the channel's MQTT health message."""
+        return health.health_message(self.health_model(), channel.value)

@@ -32,7 +32,7 @@ from edge_agent.config.schema import SiteConfig
 from edge_agent.core.errors import ConfigError, EdgeAgentError
 from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
-from edge_agent.daemon.status import snapshot, write_status
+from edge_agent.daemon.status import Liveness, Reload, StatusFile, snapshot, write_status
 from edge_agent.devices.registry import SensorType
 from edge_agent.security import events as secevents
 
@@ -209,13 +209,13 @@ class Service:
         return (f"running: site {c.site} node {c.node}, {len(self.agent.sensors)} sensors, "
                 f"channels {','.join(ch.value for ch in c.channels)}")
 
-    def status_document(self, state: str = "running") -> dict[str, Any]:
-        live = {"problems": list(self._problems), "watchdog_interval": self.watchdog_every,
-                "watchdog_pings": self.watchdog_pings}
+    def status_document(self, state: str = "running") -> StatusFile:
+        live = Liveness(problems=list(self._problems), watchdog_interval=self.watchdog_every,
+                        watchdog_pings=self.watchdog_pings)
+        reload = Reload(**self.last_reload, count=self.reloads) if self.reloads else None
         return snapshot(self.agent, state=state, config=self.config_path,
                         started_at=self.started_at, interval=self.status_interval,
-                        liveness=live, reload={**self.last_reload, "count": self.reloads}
-                        if self.reloads else None)
+                        liveness=live, reload=reload)
 
     def _write_status(self, state: str, alive: bool = True) -> None:
         try:

@@ -6,6 +6,7 @@ linked into place): a full disk or a power cut never leaves an empty or half key
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -25,23 +26,47 @@ def check_private(path: Path, missing_hint: str = STORE_KEY_HINT) -> None:
     """Refuse a secret file that group or others can read or write.
 
     ``missing_hint`` is how to create the file, said when it is missing (default: a store key).
+    The one permission check for every secret file the agent reads (keys, TLS client keys,
+    passwords); :func:`read_private` checks and reads in one go.
     """
     try:
         st = path.stat()
     except FileNotFoundError:
         raise KeyFileError(f"{path}: key file not found ({missing_hint})") from None
-    if not stat.S_ISREG(st.st_mode):
+    _check_mode(path, st.st_mode)
+
+
+def read_private(path: Path, limit: int = 64 * 1024,
+                 missing_hint: str = STORE_KEY_HINT) -> bytes:
+    """A secret file's bytes (at most ``limit``), checked as by :func:`check_private` on
+    the open file itself, so what is read is what was checked.
+
+    NOTE: the DLMS driver's ``load_keys`` repeats this check on its own; it should read
+    its key file through this function."""
+    try:  # non-blocking: a FIFO in a key's place is refused, not waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: key file not found ({missing_hint})") from None
+    with os.fdopen(fd, "rb") as f:
+        _check_mode(path, os.fstat(f.fileno()).st_mode)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise KeyFileError(f"{path}: larger than {limit} bytes: not a key file")
+    return data
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
         raise KeyFileError(f"{path}: not a regular file")
-    if st.st_mode & 0o077:
+    if mode & 0o077:
         raise KeyFileError(
-            f"{path}: key file is accessible by group/others (mode {stat.S_IMODE(st.st_mode):04o});"
+            f"{path}: key file is accessible by group/others (mode {stat.S_IMODE(mode):04o});"
             f" fix with: chmod 600 {path}")
 
 
 def load_key(path: Path) -> bytes:
     """Read a key file: 32 raw bytes or 64 hex digits. Checks permissions first."""
-    check_private(path)
-    data = path.read_bytes()
+    data = read_private(path, limit=4096)
     if len(data) == KEY_BYTES:
         return data
     text = data.strip()

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from edge_agent.core.errors import EdgeAgentError
+from edge_agent.core.fsutil import atomic_write
 
 SIGNING_KEY = "node-sign.key"
 ENROLMENT = "node-sign.pub"
@@ -74,14 +75,9 @@ def create(path: Path) -> ed25519.Ed25519PrivateKey:
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        atomic_write(path, data, 0o600, exclusive=True)  # whole and synced, or absent
     except FileExistsError:
         raise NodeKeyError(f"{path}: already exists; refusing to overwrite a key") from None
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     return key
 
 
@@ -111,15 +107,7 @@ def load_or_create(state_dir: Path) -> tuple[ed25519.Ed25519PrivateKey, Path, bo
 def write_enrolment(path: Path, text: str) -> None:
     """Write (or replace) the public enrolment record, mode 0644."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.fchmod(fd, 0o644)
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("ascii"), 0o644)
 
 
 class NodeKeys:

@@ -492,32 +492,6 @@ def overwrite_and_unlink(path: Path) -> None:
         path.unlink()
 
 
-def key_ids_in_use(store_dir: Path) -> set[int]:
-    """Key ids of every record still in a channel store's segment files (headers only)."""
-    from edge_agent.store import record as rec
-
-    used: set[int] = set()
-    for seg in store_dir.glob("lane-*/*.seg"):
-        try:
-            with open(seg, "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        off = 0
-        while off + rec.HEAD_SIZE <= len(data):
-            try:
-                head = rec.parse_header(data[off:off + rec.HEAD_SIZE])
-            except rec.RecordCorrupt:
-                nxt = data.find(rec.MAGIC, off + 1)
-                if nxt < 0:
-                    break
-                off = nxt
-                continue
-            used.add(head.key_id)
-            off += head.size
-    return used
-
-
 def open_keyring(state_dir: Path, channel: str, channel_key: bytes, key_period: float,
                  retention: float | None = None, clock: Clock | None = None,
                  on_event: Callable[[str, str, str], None] | None = None

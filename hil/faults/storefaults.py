@@ -106,10 +106,12 @@ def truncate_every_offset(work: Path) -> dict[str, dict[str, int]]:
     return figures
 
 
-def corruption(work: Path) -> Result:
-    res = Result("corruption", "tail cut at every offset (in-process); bit flips in a "
-                               "segment, a garbage .seg and a stray file (real agent)")
-    trunc = truncate_every_offset(work / "trunc")
+def corruption(work: Path, truncation: bool = True) -> Result:
+    """``truncation=False`` leaves out the tail cut at every offset (run on its own by
+    :func:`truncate_every_offset`)."""
+    res = Result("corruption", ("tail cut at every offset (in-process); " if truncation else "")
+                 + "bit flips in a segment, a garbage .seg and a stray file (real agent)")
+    trunc = truncate_every_offset(work / "trunc") if truncation else {}
     g = GatedBroker(work / "broker")
     try:
         g.proxy.refuse = True  # build a backlog: nothing is delivered yet
