@@ -54,6 +54,7 @@ def test_session_taken_over_is_logged_once_in_plain_words_and_counted(
         assert wait_for(lambda: up.stats.connected, timeout=10)
         c = twin(b.port, cfg.client_id(Channel.OT))
         assert wait_for(lambda: up.stats.takeovers >= 2, timeout=60), up.stats
+        assert agent.health_model().channels["ot"].uplink.takeovers >= 2
     finally:
         if c is not None:
             c.loop_stop()
