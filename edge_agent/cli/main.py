@@ -45,13 +45,41 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader went away
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # the sub-command is the first word that is not an option (the top level has only flags)
     command = next((a for a in argv if not a.startswith("-")), "")
-    args = build_parser(command).parse_args(argv)
-    rc: int = args.func(args)
+    try:
+        args = build_parser(command).parse_args(argv)  # --help, --version print too
+        rc: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `edge-agent status | head -1`: the reader has what it wanted
+        quiet_closed_stdout()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return rc
+
+
+def quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own flush at exit does not fail again
+    (and print "Exception ignored ... BrokenPipeError")."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # not a real file (tests' StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ class SecurityEvents:
             if key in self._counts or len(self._counts) < MAX_KEYS:
                 self._counts[key] += count
             self._recent.append(event)
-        log.log(_LEVELS.get(outcome, logging.INFO), "%s", json.dumps(event, sort_keys=True))
+        log.log(_LEVELS.get(outcome, logging.INFO), "%s", json.dumps(event, sort_keys=True),
+                extra={"audit": event})
         return event
 
     def counts(self, channel: str | None = None) -> dict[str, int]:
