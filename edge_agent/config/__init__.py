@@ -31,7 +31,8 @@ from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml
 from edge_agent.core.errors import ConfigError, ConfigProblem
 from edge_agent.core.model import Channel, HardwareMode, Priority
 
-__all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "locate",
+           "parse_config"]
 
 
 class SensorTypeInfo(Protocol):
@@ -138,11 +139,46 @@ def parse_config(text: str, name: str, base_dir: Path,
     welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
     if top is not None:
         _check_channels(v, tree, top)
-    if v.problems or top is None:
+    if top is None:
         raise ConfigError(sorted(v.problems, key=lambda p: p.line))
-    return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
-                      sensors=sensors, welfare=welfare, source=base_dir / Path(name).name,
-                      warnings=warnings)
+    cfg = SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
+                     sensors=sensors, welfare=welfare, source=base_dir / Path(name).name,
+                     warnings=warnings)
+    if v.problems:
+        raise ConfigError(sorted(v.problems, key=lambda p: p.line), partial=cfg)
+    return cfg
+
+
+def locate(path: Path, where: str, env: Mapping[str, str] | None = None) -> int:
+    """The line of ``where`` (``channels.ot.tls.key_file``, ``sensors[2].key_file``) in the
+    site file, or of its deepest part found; 1 when the file cannot be read."""
+    try:
+        text = read_text(path, Limits())
+    except ConfigError:
+        return 1
+    tree, _ = parse_yaml(text, str(path), os.environ if env is None else env, Limits())
+    if tree is None:
+        return 1
+    keys: list[str | int] = []
+    for part in where.split("."):
+        name, _, rest = part.partition("[")
+        keys.append(name)
+        if rest:
+            keys.append(int(rest.rstrip("]")))
+    node: Node = tree
+    line = tree.line
+    for k in keys:
+        if isinstance(node, Map) and isinstance(k, str):
+            found = next(((kl, n) for key, kl, n in node.items if key == k), None)
+            if found is None:
+                break
+            line, node = found
+        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
+            node = node.items[k]
+            line = node.line
+        else:
+            break
+    return line
 
 
 def _node_at(tree: Node, *keys: str | int) -> Node:
