@@ -125,6 +125,9 @@ class ChannelUplink:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._flush_deadline = 0.0
+        # a backlog found at connect: (monotonic start, wall time, readings waiting)
+        self._drain: tuple[float, float, int] | None = None
+        self._next_drain_check = 0.0
         # liveness for the service watchdog: refreshed by the pump thread at least every
         # ~1 s, or set ahead to the end of a deliberate wait (reconnect backoff)
         self.heartbeat = self.clock.monotonic()
@@ -211,12 +214,36 @@ class ChannelUplink:
                     continue
                 self._apply(client, self.session.handle(s.Connected(step.broker),
                                                         self.clock.monotonic()))
+                self._note_backlog()
                 self._pump(client)
                 self._teardown(client)
         except Exception as exc:  # a bug: make it visible to the supervisor
             self.error = exc
             self.log.exception("uplink crashed")
             raise
+
+    def _note_backlog(self) -> None:
+        """Connected with readings waiting (after an outage or a restart): time the drain."""
+        if self._drain is None:
+            waiting = sum(self.store.stats().backlog.values())
+            if waiting:
+                self._drain = (self.clock.monotonic(), self.clock.time(), waiting)
+                self.log.info("connected with a backlog of %d readings; sending it", waiting)
+
+    def _check_drained(self, now: float) -> None:
+        """At most once a second: log once the backlog found at connect is delivered."""
+        self._next_drain_check = now + 1.0
+        assert self._drain is not None
+        started, wall, waiting = self._drain
+        st = self.store.stats()
+        # everything taken before the connect has gone (live readings may keep arriving)
+        if sum(st.backlog.values()) and (st.oldest_undelivered is None
+                                         or st.oldest_undelivered < wall):
+            return
+        took = max(0.0, now - started)
+        rate = f", {waiting / took:.0f} readings/s" if took >= 1.0 else ""
+        self.log.info("backlog drained: %d readings in %.1f s%s", waiting, took, rate)
+        self._drain = None
 
     def _alarms_pending(self) -> bool:
         return bool(self.store.stats().backlog.get(Priority.ALARM.label, 0))
@@ -329,6 +356,8 @@ class ChannelUplink:
                 self._wake.clear()
                 continue
             published = self._apply(client, session.poll(now))
+            if self._drain is not None and now >= self._next_drain_check:
+                self._check_drained(now)
             if not session.connected:
                 return
             if not published:
