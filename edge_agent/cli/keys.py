@@ -300,11 +300,29 @@ def cmd_platform(args: argparse.Namespace, out: TextIO) -> int:
 
 
 
+SITE = "/etc/edge-agent/site.yaml"
+KEYS_EXAMPLES = {
+    "init": f"sudo edge-agent keys init -c {SITE} --owner edge-agent",
+    "status": f"edge-agent keys status -c {SITE}",
+    "rotate": (f"sudo systemctl stop edge-agent && sudo edge-agent keys rotate -c {SITE} "
+               "--channel it && sudo systemctl start edge-agent"),
+    "prune": (f"sudo systemctl stop edge-agent && sudo edge-agent keys prune -c {SITE} && "
+              "sudo systemctl start edge-agent"),
+    "shred": (f"sudo systemctl stop edge-agent && sudo edge-agent keys shred -c {SITE} "
+              "--before 2026-01-01 && sudo systemctl start edge-agent"),
+    "export": f"edge-agent keys export -c {SITE} --out pi-0042.enrol",
+    "platform": "edge-agent keys platform --out /secure/platform --name platform-it",
+}
+
+
 def add_arguments(k: argparse.ArgumentParser) -> None:
     ks = k.add_subparsers(dest="keys_command", required=True)
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = ks.add_parser(name, help=help_text)
+        p: argparse.ArgumentParser = ks.add_parser(
+            name, help=help_text, description=help_text,
+            epilog=f"example:\n  {KEYS_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-c", "--config", type=Path, required=True, help="site YAML file")
         return p
 
@@ -323,7 +341,10 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="confirm --all")
     p = with_config("export", "print (or --out) the node's public signing key to enrol")
     p.add_argument("--out", type=Path, help="write the enrolment record to this file")
-    p = ks.add_parser("platform", help="create an HPKE key pair for the platform (unseal)")
+    p = ks.add_parser("platform", help="create an HPKE key pair for the platform (unseal)",
+                      description="create an HPKE key pair for the platform (unseal)",
+                      epilog=f"example:\n  {KEYS_EXAMPLES['platform']}",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=["x25519", "mlkem768-x25519"], default="x25519")
     p.add_argument("--out", type=Path, required=True, help="directory for NAME.key/NAME.pub")
     p.add_argument("--name", default="platform-it")

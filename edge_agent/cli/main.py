@@ -28,6 +28,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# one example per sub-command, shown under its --help (and in the man page)
+EXAMPLES: dict[str, str] = {
+    "run": "edge-agent run -c /etc/edge-agent/site.yaml      (systemd runs exactly this)",
+    "check-config": "edge-agent check-config /etc/edge-agent/site.yaml",
+    "demo": "edge-agent demo --duration 60",
+    "decode": "edge-agent decode --protocol dsmr-p1 p1-capture.bin | head",
+    "status": "edge-agent status            (or: edge-agent status --json | jq .channels)",
+    "doctor": "sudo -u edge-agent edge-agent doctor -c /etc/edge-agent/site.yaml",
+    "keys": ("sudo edge-agent keys init -c /etc/edge-agent/site.yaml --owner edge-agent\n"
+             "  edge-agent keys status -c /etc/edge-agent/site.yaml"),
+    "unseal": ("mosquitto_sub -v -t 'edge/+/+/it/#' | edge-agent unseal --key platform-it.key "
+               "--nodes nodes/"),
+    "replay": "edge-agent replay -c /etc/edge-agent/site.yaml readings.jsonl",
+}
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or (``command``) only that sub-command's arguments: the
     others' modules are not imported, so the daemon starts without loading the demo,
@@ -37,7 +53,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-V", "--version", action="version", version=f"edge-agent {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text)
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            epilog=f"example:\n  {EXAMPLES[name]}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if command is None or command == name:
             module = importlib.import_module(f"edge_agent.cli.{module_name}")
             module.add_arguments(sp)
