@@ -78,9 +78,10 @@ class ChannelConfig:
     batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per published message
     # how often the health message is published
     health_interval: Annotated[Duration, Range(0.1, DAY, "s")] = Duration(60)
-    # first wait before reconnecting after a lost connection (doubles, with jitter)
+    # first wait before reconnecting when every broker failed (doubles each round, full
+    # jitter; a session taken over by another client backs off 1s..60s)
     reconnect_min: Annotated[Duration, Range(0.01, 3600, "s")] = Duration(0.5)
-    # longest wait between reconnect attempts
+    # longest wait between reconnect attempts (2s at most while alarms wait in the store)
     reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
