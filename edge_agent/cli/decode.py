@@ -43,7 +43,7 @@ EXIT_DECODED, EXIT_NOTHING, EXIT_USAGE = 0, 1, 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``decode`` sub-command's arguments (``--protocol``, ``--key``, ``FILE``)."""
     parser.add_argument("--protocol", "-p", required=True, metavar="NAME",
-                        help="one of: " + ", ".join(PROTOCOLS))
+                        choices=list(PROTOCOLS), help="one of: " + ", ".join(PROTOCOLS))
     parser.add_argument("--key", type=Path, default=None, metavar="FILE",
                         help="key file for encrypted DLMS push (same format as the driver's)")
     parser.add_argument("file", type=Path, metavar="FILE",

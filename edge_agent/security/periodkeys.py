@@ -54,21 +54,19 @@ import os
 import re
 import secrets
 import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge_agent.core.clock import Clock, SystemClock
 from edge_agent.core.errors import KeyFileError
 from edge_agent.core.fsutil import atomic_write, fsync_dir
 from edge_agent.core.model import CLOCK_FLOOR
 from edge_agent.security.keys import check_private
+from edge_agent.security.keywrap import aad, check_value, kek, parse_kid, render_kid
 
 log = logging.getLogger("edge_agent.keys")
 
@@ -78,7 +76,6 @@ _MAGIC = b"EAPK1"
 _KEY_FILE_SIZE = len(_MAGIC) + 12 + 48
 _NAME = re.compile(r"^(\d{1,12})-(\d{1,4})-(\d{1,5})\.key$")
 _DAMAGED = re.compile(r"^damaged-\d+-(\d{1,12})-(\d{1,4})-(\d{1,5})\.key$")
-_CHECK_MAGIC = b"EAKC1"
 KID_HWM = "kid.hwm"
 CHANNEL_CHECK = "channel.check"
 LOST_CORRUPT, LOST_SHREDDED = "corrupt", "shredded"
@@ -93,23 +90,6 @@ class PeriodKey:
     path: Path
 
 
-def _kek(channel_key: bytes, channel: str) -> AESGCM:
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"edge-agent period-key wrap v1 " + channel.encode()).derive(channel_key)
-    return AESGCM(raw)
-
-
-def _aad(channel: str, period: int, kid: int) -> bytes:
-    return f"{channel}|{period}|{kid}".encode()
-
-
-def _check_value(channel_key: bytes, channel: str) -> bytes:
-    """A one-way value that tells whether a channel key is the one the keys were made with."""
-    return _CHECK_MAGIC + HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                               info=b"edge-agent channel-key check v1 " + channel.encode()
-                               ).derive(channel_key)
-
-
 class _BadKeyFile(Exception):
     """Internal: a period key file does not open. ``tag``: it failed authentication (damage,
     or a wrong channel key); otherwise its framing is wrong (damage whatever the key)."""
@@ -117,19 +97,6 @@ class _BadKeyFile(Exception):
     def __init__(self, why: str, tag: bool) -> None:
         super().__init__(why)
         self.tag = tag
-
-
-def _render_kid(kid: int) -> bytes:
-    return f"{kid} {zlib.crc32(str(kid).encode()):08x}\n".encode("ascii")
-
-
-def _parse_kid(data: bytes) -> int | None:
-    parts = data.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        return None
-    if f"{zlib.crc32(parts[0]):08x}".encode("ascii") != parts[1]:
-        return None
-    return int(parts[0])
 
 
 class PeriodKeyring:
@@ -144,8 +111,8 @@ class PeriodKeyring:
         self.period = float(period)
         self.retention = retention
         self._clock = clock or SystemClock()
-        self._kek = _kek(channel_key, channel)
-        self._check = _check_value(channel_key, channel)
+        self._kek = kek(channel_key, channel)
+        self._check = check_value(channel_key, channel)
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self._legacy = AESGCM(channel_key) if legacy else None
         self._lock = threading.Lock()
@@ -311,7 +278,7 @@ class PeriodKeyring:
         path = self.dir / f"{period}-{gen}-{kid}.key"
         key = secrets.token_bytes(32)
         nonce = os.urandom(12)
-        blob = _MAGIC + nonce + self._kek.encrypt(nonce, key, _aad(self.channel, period, kid))
+        blob = _MAGIC + nonce + self._kek.encrypt(nonce, key, aad(self.channel, period, kid))
         atomic_write(path, blob, 0o600, exclusive=True)  # whole or absent, never empty
         self._shredded.discard(kid)
         log.info("channel %s: new period key %s", self.channel, path.name)
@@ -323,7 +290,7 @@ class PeriodKeyring:
         if kid > LAST_KID:
             raise KeyFileError(f"{self.dir}: all key ids up to {LAST_KID} have been issued; "
                                "this channel needs a new channel key (keys shred --all)")
-        atomic_write(self.dir / KID_HWM, _render_kid(kid))
+        atomic_write(self.dir / KID_HWM, render_kid(kid))
         return kid
 
     def _top_kid(self) -> int:
@@ -333,7 +300,7 @@ class PeriodKeyring:
         seen += self._damaged_kids()
         seen += self._logged_kids()
         try:
-            mark = _parse_kid((self.dir / KID_HWM).read_bytes())
+            mark = parse_kid((self.dir / KID_HWM).read_bytes())
         except FileNotFoundError:
             mark = None
         except OSError as exc:
@@ -355,7 +322,7 @@ class PeriodKeyring:
                               f"{_KEY_FILE_SIZE} starting {_MAGIC.decode()})", tag=False)
         nonce, ct = blob[len(_MAGIC):len(_MAGIC) + 12], blob[len(_MAGIC) + 12:]
         try:
-            raw = self._kek.decrypt(nonce, ct, _aad(self.channel, k.period, k.kid))
+            raw = self._kek.decrypt(nonce, ct, aad(self.channel, k.period, k.kid))
         except InvalidTag:
             raise _BadKeyFile("does not authenticate (altered, renamed or damaged)",
                               tag=True) from None
