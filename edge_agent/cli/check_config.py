@@ -28,22 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="the site YAML file")
 
 
-def file_problems(cfg: SiteConfig, file: Path) -> tuple[list[str], list[str]]:
-    """(failures, warnings) of the files the site file names, located in it."""
-    from edge_agent.cli.filechecks import FAIL, WARN, static_checks
+def file_problems(cfg: SiteConfig, file: Path) -> list[str]:
+    """The failed checks of the files the site file names, located in it. (Warnings, such
+    as a store key the agent will create on first start, are doctor's to show.)"""
+    from edge_agent.cli.filechecks import FAIL, static_checks
     from edge_agent.config import locate
 
     fails: list[str] = []
-    warns: list[str] = []
     for c in static_checks(cfg):
-        if c.status not in (FAIL, WARN):
+        if c.status != FAIL:
             continue
         where = c.where or c.name
         line = locate(file, c.where) if c.where else 1
         fix = f" (fix: {c.fix})" if c.fix else ""
-        text = f"{file}:{line}: {where}: {c.detail}{fix}"
-        (fails if c.status == FAIL else warns).append(text)
-    return fails, warns
+        fails.append(f"{file}:{line}: {where}: {c.detail}{fix}")
+    return fails
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
             from edge_agent.config.schema import SiteConfig
 
             assert isinstance(partial, SiteConfig)
-            fails, _ = file_problems(partial, args.file)
+            fails = file_problems(partial, args.file)
             for line in fails:
                 print(line, file=sys.stderr)
             n += len(fails)
         print(f"{args.file}: {n} problem(s)", file=sys.stderr)
         return 1
-    fails, warns = file_problems(cfg, args.file)
+    fails = file_problems(cfg, args.file)
     if fails:
         for line in fails:
             print(line, file=sys.stderr)
@@ -75,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}: OK - site {cfg.site}, node {cfg.node}, hardware {cfg.hardware}")
     for w in cfg.warnings:
         print(f"  WARNING {w.format()}")
-    for line in warns:
-        print(f"  WARNING {line}")
     for ch, cc in cfg.channels.items():
         brokers = ", ".join(str(b) for b in cc.brokers)
         print(f"  channel {ch.value}: {brokers} -> {cfg.topic_prefix(ch)}/…")
