@@ -479,3 +479,21 @@ def test_alarms_pending_cap_the_reconnect_backoff() -> None:
     assert max(plain) > s.ALARM_RECONNECT_MAX
     assert max(urgent) <= s.ALARM_RECONNECT_MAX
     assert urgent == [min(w, s.ALARM_RECONNECT_MAX) for w in plain]
+
+
+def test_connections_closed_right_after_a_publish_are_not_called_a_takeover() -> None:
+    """MQTT 3.1.1: a broker that closes the connection on a denied publish looks like a
+    short connection too; that is the DeliveryGate's case (a held topic), not a takeover."""
+    h = Harness(confirm=ECHO, brokers=1)
+    h.session = s.Session(s.SessionConfig(**{**h.cfg.__dict__, "mqtt_version": 3}),
+                          rng=random.Random(3))
+    h.store.add(Priority.NORMAL, 20)
+    notes: list[s.Action] = []
+    for _ in range(s.SHORT_IN_A_ROW):
+        h.connect()
+        h.poll(0.5)  # publishes data; the broker closes before any echo
+        assert h.session._unconfirmed_since
+        notes += h.close()
+    assert not [a for a in notes if isinstance(a, s.SessionTakenOver)]
+    assert h.session.stats.takeovers == 0
+    assert [a for a in notes if isinstance(a, s.TopicHeld)]  # the gate's verdict instead

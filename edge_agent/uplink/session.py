@@ -366,15 +366,21 @@ class Session:
         lived = now - self._connected_at
         if lived >= STABLE_CONNECTION:
             self._takeover.reset()
+        short = (ev.code in (None, UNSPECIFIED) and not self.stopping
+                 and lived < SHORT_CONNECTION)
         if ev.code == SESSION_TAKEN_OVER:
             suspected = False
-        elif ev.code in (None, UNSPECIFIED) and not self.stopping \
-                and lived < SHORT_CONNECTION:
+        elif short and not self._unconfirmed_since and not self._inflight:
+            # closed right after opening with nothing of ours awaiting confirmation
             self._short_losses += 1
             if self._short_losses < SHORT_IN_A_ROW:
                 return []
             suspected = True
             self._short_losses = 0
+        elif short:
+            # right after a publish: a broker refusing a topic looks the same (the
+            # DeliveryGate judges that); neither evidence of a takeover nor against it
+            return []
         else:
             self._short_losses = 0
             return []
