@@ -18,12 +18,8 @@ from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.status import format_status, snapshot
 from edge_agent.devices.registry import SENSOR_TYPES
 from edge_agent.security import events as secevents
-from edge_agent.store.channel_store import (
-    DEAD_SHARE,
-    LOG_INTERVAL,
-    QUARANTINE_MAX_FILES,
-    ChannelStore,
-)
+from edge_agent.store.aside import DEAD_SHARE, QUARANTINE_MAX_FILES
+from edge_agent.store.channel_store import LOG_INTERVAL, ChannelStore
 from edge_agent.tools.mosquitto import Mosquitto
 from tests.conftest import wait_for, write_site
 
@@ -148,7 +144,8 @@ def test_health_and_status_report_what_was_dropped(
     acl.write_text("topic readwrite edge/test/n1/ot/status\n"
                    "topic readwrite edge/test/n1/ot/health\ntopic read #\n")
     ot = broker_factory(extra=f"acl_file {acl}\n")
-    cfg = write_site(tmp_path, ot.url, sensors="  []\n",
+    # one record per message (batch_max 50 on the channel too), so 60 refused messages
+    cfg = write_site(tmp_path, ot.url, sensors="  []\n", extra_ot="    batch_max: 50\n",
                      store="  max_bytes: 256KiB\n  segment_bytes: 64KiB\n  batch_max: 50\n")
     secevents.EVENTS.reset()
     agent = Agent(load_config(cfg, SENSOR_TYPES), SENSOR_TYPES, clock=ManualClock())

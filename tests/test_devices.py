@@ -83,7 +83,7 @@ def test_decode_protocols_come_from_the_devices() -> None:
     assert PROTOCOLS is DECODE_PROTOCOLS
     assert set(DECODE_PROTOCOLS) == {"iec62056-21", "dsmr-p1", "modbus-rtu", "dlms-hdlc",
                                      "ld2410", "mr60"}
-    assert [n for n, p in DECODE_PROTOCOLS.items() if p.keyed] == ["dlms-hdlc"]
+    assert {n for n, p in DECODE_PROTOCOLS.items() if p.keyed} == {"dlms-hdlc", "dsmr-p1"}
     # both radar models share the one mr60 parser
     assert SENSOR_TYPES["mr60fda1"].decode is SENSOR_TYPES["mr60bha1"].decode
 

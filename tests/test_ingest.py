@@ -72,3 +72,21 @@ def test_normal_producers_wait_while_alarms_borrow_their_room() -> None:
     q.take_alarms()
     t.join(5)
     assert done == [True] and q.pending == 1
+
+
+def test_the_normal_lane_is_bounded_in_bytes_too() -> None:
+    """Text values make readings large: the queue stops taking them at ``max_bytes`` even
+    though the reading count is far below ``max_readings``; alarms still go in."""
+    big = "x" * 10_000
+    q = IngestQueue(max_readings=1000, max_alarms=3, max_bytes=40_000, clock=ManualClock())
+    stop = threading.Event()
+    text = [Reading("log", Channel.OT, Priority.NORMAL, "line", big, 1.7e9)]
+    for _ in range(4):
+        assert q.put(text, stop)
+    assert q.half_full()
+    stop.set()
+    assert not q.put(text, stop)  # would wait: full in bytes with 4 readings queued
+    assert q.pending == 4
+    assert q.put([Reading("sos", Channel.OT, Priority.ALARM, "pressed", True, 1.7e9)])
+    assert len(q.take_all()) == 4 and not q.half_full()
+    assert q.put(text * 8, threading.Event())  # one put larger than the bound still fits

@@ -85,7 +85,10 @@ class ChannelConfig:
     reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
-    # on a fallback broker: retry the first after
+    # ordered: brokers in preference order, fail back to the first after failback_after;
+    # any: a cluster, every node as good as another (a start chosen per node, no failback)
+    failover: Literal["ordered", "any"] = "ordered"
+    # on a fallback broker (failover: ordered): retry the first after
     failback_after: Annotated[Duration, Range(0, 7 * DAY, "s")] = Duration(300)
     seal: SealConfig | None = None  # required on the it channel (see SECURITY.md)
 
@@ -117,6 +120,8 @@ class StoreConfig:
     # the writer commits early at half of it: below 2 it would spin
     # readings waiting for the next commit (then sensors block)
     queue_max: Annotated[int, Range(2, 1_000_000)] = 100_000
+    # and at most about this much memory (text values count their length)
+    queue_max_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
     # one at-rest key per period; 0 = one static key
     key_period: Annotated[Duration, Seconds] = Duration(86400)
 

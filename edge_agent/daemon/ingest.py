@@ -1,14 +1,17 @@
 """The bounded hand-off from sensor threads to a channel's writer, with an alarm fast lane.
 
 Sensors ``put`` lists of readings. Normal/bulk readings wait (backpressure) when the queue
-holds ``max_readings``; alarms never wait and wake the writer at once.
+holds ``max_readings`` or ``max_bytes`` (an estimate of the memory the readings hold:
+``reading_bytes``; text values count their length); alarms never wait and wake the
+writer at once. ``half_full`` tells the writer to commit early.
 
 Alarms have a lane of ``max_alarms``. Beyond it they borrow the normal lane's free room,
 and when that is taken too the oldest queued normal readings are dropped to make room
 (``displaced_readings``). Only when no normal reading is left to displace is an alarm
 dropped (``dropped_alarms``). Both are counted for the health message and ``edge-agent
 status`` and logged, at most one line per cause per minute. The queue's memory bound is
-``max_readings + max_alarms`` readings whatever arrives.
+``max_readings + max_alarms`` readings whatever arrives, and the normal lane's about
+``max_bytes`` plus one ``put``.
 """
 
 from __future__ import annotations
@@ -22,18 +25,28 @@ from edge_agent.core.model import Priority, Reading
 from edge_agent.core.ratelog import RateLimitedLog
 
 LOG_INTERVAL = 60.0
+READING_BYTES = 128  # a queued Reading: the struct, its value and time floats, a list slot
+
+
+def reading_bytes(readings: list[Reading]) -> int:
+    """What ``readings`` hold in memory, about: a fixed size each, plus text values."""
+    return READING_BYTES * len(readings) + sum(
+        len(r.value) for r in readings if isinstance(r.value, str))
 
 
 class IngestQueue:
     def __init__(self, max_readings: int, max_alarms: int = 10_000, *, name: str = "",
-                 clock: Clock | None = None, log: logging.Logger | None = None) -> None:
+                 max_bytes: int | None = None, clock: Clock | None = None,
+                 log: logging.Logger | None = None) -> None:
         self.max_readings = max_readings
+        self.max_bytes = max_bytes if max_bytes is not None else max_readings * READING_BYTES
         self.max_alarms = max_alarms
         self.name = name
         self._cond = threading.Condition()
         self._normal: deque[list[Reading]] = deque()
         self._alarms: deque[Reading] = deque()
         self._count = 0
+        self._bytes = 0  # reading_bytes of the normal lane
         self._closed = False
         self.dropped_alarms = 0  # alarms lost: the whole queue held alarms only
         self.displaced_readings = 0  # normal/bulk readings dropped to make room for alarms
@@ -59,12 +72,23 @@ class IngestQueue:
                     return False
                 self._normal.append(rest)
                 self._count += len(rest)
+                self._bytes += reading_bytes(rest)
                 self._cond.notify_all()
         return True
 
     def _normal_full(self) -> bool:
         borrowed = max(0, len(self._alarms) - self.max_alarms)
-        return self._count + borrowed >= self.max_readings
+        return (self._count + borrowed >= self.max_readings
+                or (self._count > 0 and self._bytes >= self.max_bytes))
+
+    def half_full(self) -> bool:
+        """At least half of either bound is queued: time to commit early."""
+        with self._cond:
+            return self._half()
+
+    def _half(self) -> bool:
+        return (self._count >= self.max_readings // 2
+                or (self._count > 0 and self._bytes >= self.max_bytes // 2))
 
     def _put_alarms(self, alarms: list[Reading]) -> None:
         """Queue alarms: their own lane, then the normal lane's free room, then the room of
@@ -80,6 +104,7 @@ class IngestQueue:
             else:
                 self._normal[0] = chunk[n:]
             self._count -= n
+            self._bytes = max(0, self._bytes - reading_bytes(chunk[:n]))
             need -= n
             displaced += n
         room = max(0, cap - len(self._alarms) - self._count)
@@ -114,6 +139,7 @@ class IngestQueue:
             out = [r for chunk in self._normal for r in chunk]
             self._normal.clear()
             self._count = 0
+            self._bytes = 0
             self._cond.notify_all()
             return out
 
@@ -129,10 +155,12 @@ class IngestQueue:
         with self._cond:
             return self._count
 
-    def wait(self, timeout: float, min_readings: int) -> None:
-        """Wait until alarms arrive, ``min_readings`` are queued, closing, or timeout."""
+    def wait(self, timeout: float, min_readings: int | None = None) -> None:
+        """Wait until alarms arrive, ``min_readings`` are queued (default: ``half_full``),
+        closing, or timeout."""
         with self._cond:
-            if self._alarms or self._closed or self._count >= min_readings:
+            enough = self._half() if min_readings is None else self._count >= min_readings
+            if self._alarms or self._closed or enough:
                 return
             self._cond.wait(timeout)
 

@@ -2,7 +2,8 @@
 
 The same counters as the health message, with labels channel / lane / sensor. Written
 atomically (temporary file in the same directory + rename), mode 0644 so node_exporter,
-running as another user, can read it. Only ``.prom`` files are collected.
+running as another user, can read it. Only ``.prom`` files are collected. ``Textfile``
+rewrites it only when a figure changes (and at least every 15 minutes).
 """
 
 from __future__ import annotations
@@ -143,6 +144,35 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
 
 def write_textfile(path: Path, node: NodeHealth, alive: bool = True) -> None:
     write_atomic(path, render(node, alive), mode=0o644)
+
+
+STAMP = "edge_agent_status_timestamp_seconds"
+HEARTBEAT = 900.0  # seconds: rewritten at least this often, changed or not
+
+
+class Textfile:
+    """The textfile, rewritten only when a value in it changes (its own timestamp aside),
+    and at least every ``heartbeat`` seconds: a quiet site does not rewrite the same
+    figures on its SD card every interval. ``edge_agent_status_timestamp_seconds`` (and the
+    file's mtime, which node_exporter exports) says when it was last written."""
+
+    def __init__(self, path: Path, heartbeat: float = HEARTBEAT) -> None:
+        self.path, self.heartbeat = path, heartbeat
+        self._last: str | None = None
+        self._written = 0.0
+        self.writes = 0
+
+    def write(self, node: NodeHealth, alive: bool, now: float) -> bool:
+        """``now``: a monotonic time. True when the file was written."""
+        text = render(node, alive)
+        key = "".join(line for line in text.splitlines(keepends=True)
+                      if not line.startswith(STAMP))
+        if key == self._last and now - self._written < self.heartbeat:
+            return False
+        write_atomic(self.path, text, mode=0o644)
+        self._last, self._written = key, now
+        self.writes += 1
+        return True
 
 
 def names() -> Iterable[str]:

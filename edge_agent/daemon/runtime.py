@@ -86,9 +86,8 @@ class ChannelWriter:
                     if stopping:
                         self._commit(self.queue.take_alarms())
                         return
-                self.queue.wait(max(0.0, min(next_commit - now, 0.5)),
-                                min_readings=self.queue.max_readings // 2)
-                if self.queue.pending >= self.queue.max_readings // 2:
+                self.queue.wait(max(0.0, min(next_commit - now, 0.5)))
+                if self.queue.half_full():
                     next_commit = self.clock.monotonic()  # commit early under load
         except Exception as exc:
             self.error = exc
@@ -210,7 +209,8 @@ class Agent:
                 retention=cfg.store.retention.get(ch), clock=self.clock, fsync=self._fsync,
                 on_event=secevents.sink(ch.value))
             self.stores[ch] = store
-            self.queues[ch] = IngestQueue(cfg.store.queue_max, name=ch.value, clock=self.clock)
+            self.queues[ch] = IngestQueue(cfg.store.queue_max, name=ch.value, clock=self.clock,
+                                          max_bytes=int(cfg.store.queue_max_bytes))
             settings = UplinkSettings(node=cfg.node, site=cfg.site, channel=ch,
                                       topic_prefix=cfg.topic_prefix(ch),
                                       client_id=cfg.client_id(ch), config=cc,

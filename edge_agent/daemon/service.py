@@ -15,8 +15,10 @@ status.
   one replaces it: the old pipeline stops gracefully (queued readings committed, in-flight
   batches returned to the store), the new one opens the same store files, so buffered data
   and sequence numbers carry over.
-- ``<state_dir>/status.json`` every ``status_interval`` seconds (``edge-agent status``), and
-  the Prometheus textfile when ``metrics.textfile`` is configured.
+- ``<state_dir>/status.json`` every ``status_interval`` seconds (``edge-agent status``; under
+  systemd written to ``$RUNTIME_DIRECTORY``, a tmpfs, with a link in the state dir), and
+  the Prometheus textfile when ``metrics.textfile`` is configured (rewritten when a figure
+  changes).
 """
 
 from __future__ import annotations
@@ -31,9 +33,17 @@ from typing import Any
 from edge_agent.config.diff import changes
 from edge_agent.config.schema import SiteConfig
 from edge_agent.core.errors import ConfigError, EdgeAgentError
+from edge_agent.daemon.metrics import Textfile
 from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
-from edge_agent.daemon.status import Liveness, Reload, StatusFile, snapshot, write_status
+from edge_agent.daemon.status import (
+    Liveness,
+    Reload,
+    StatusFile,
+    runtime_dir,
+    snapshot,
+    write_status,
+)
 from edge_agent.devices.registry import SensorType
 from edge_agent.security import events as secevents
 
@@ -51,7 +61,8 @@ class Service:
                  loader: Callable[[Path], SiteConfig] | None = None,
                  status_interval: float = 2.0, poll: float = 1.0,
                  writer_budget: float = WRITER_BUDGET, uplink_budget: float = UPLINK_BUDGET,
-                 watchdog: float | None = None, fixed_log_level: bool = False) -> None:
+                 watchdog: float | None = None, fixed_log_level: bool = False,
+                 run_dir: Path | None = None) -> None:
         self.config_path = config_path
         self.cfg = cfg
         self.stop = stop
@@ -73,6 +84,9 @@ class Service:
         self._problems: list[str] = []
         self._status_failed = False
         self._next_metrics = 0.0
+        self._textfile: Textfile | None = None
+        # status.json on the service's tmpfs (/run/edge-agent) when systemd gives one
+        self.run_dir = run_dir if run_dir is not None else runtime_dir()
         self.agent = self._factory(cfg)  # EdgeAgentError / OSError: the caller exits 2
 
     def _load(self, path: Path) -> SiteConfig:
@@ -223,14 +237,14 @@ class Service:
     def _write_status(self, state: str, alive: bool = True) -> None:
         try:
             doc = self.status_document(state)
-            write_status(self.cfg.state_dir, doc)
+            write_status(self.cfg.state_dir, doc, self.run_dir)
             mc = self.cfg.metrics
             now = time.monotonic()
             if mc.textfile is not None and (now >= self._next_metrics or state == "stopped"):
-                from edge_agent.daemon.metrics import write_textfile
-
                 self._next_metrics = now + float(mc.interval)
-                write_textfile(mc.textfile, doc, alive=alive and not self._problems)
+                if self._textfile is None or self._textfile.path != mc.textfile:
+                    self._textfile = Textfile(mc.textfile)
+                self._textfile.write(doc, alive and not self._problems, now)
         except Exception as exc:  # reporting must never stop the pipeline
             if not self._status_failed:
                 log.warning("cannot write status/metrics: %s", exc)

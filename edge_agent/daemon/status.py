@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,9 +103,32 @@ def render(status: StatusFile) -> str:
     return msgspec.json.format(msgspec.json.encode(status), indent=1).decode() + "\n"
 
 
-def write_status(state_dir: Path, status: StatusFile) -> Path:
-    path = state_dir / STATUS_FILE
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """The service's ``RuntimeDirectory=`` (``$RUNTIME_DIRECTORY``, first entry), if any."""
+    first = (os.environ if env is None else env).get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return Path(first) if first else None
+
+
+def write_status(state_dir: Path, status: StatusFile, run_dir: Path | None = None) -> Path:
+    """Write the status file. With ``run_dir`` (the service's ``/run/edge-agent``, a
+    tmpfs) the file is written there and ``<state_dir>/status.json`` is a symbolic link to
+    it: it is rewritten every few seconds (its time is how ``edge-agent status`` tells a
+    hung daemon), so on the SD card it would be most of what an idle node writes, and it
+    is worthless after a power cut anyway. Readers keep using the state dir's name."""
+    if run_dir is None:
+        path = state_dir / STATUS_FILE
+        if path.is_symlink():
+            path.unlink()  # left by a run under systemd: a plain file from now on
+        write_atomic(path, render(status))
+        return path
+    path = run_dir / STATUS_FILE
     write_atomic(path, render(status))
+    link = state_dir / STATUS_FILE
+    if not (link.is_symlink() and os.readlink(link) == str(path)):
+        tmp = state_dir / f".{STATUS_FILE}.link"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(path)
+        os.replace(tmp, link)  # atomic: a reader sees the old file or the link
     return path
 
 

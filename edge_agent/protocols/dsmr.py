@@ -24,7 +24,8 @@ JUNK_REPORT = 256  # garbage outside telegrams is reported per run, at most this
 _LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}(?:\*\d{1,3})?)((?:\([^()]*\))+)$")
 _GROUPS = re.compile(r"\(([^()]*)\)")
 _CONTINUATION = re.compile(r"^(?:\([^()]*\))+$")
-_TIME = re.compile(r"^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})([SW]?)$")
+_TIME = re.compile(r"^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})([SWsw]?)$")
+_ACE_TIME = re.compile(r"^(\d{2})-(\d{2})-(\d{2}) (\d{2}):(\d{2})(?::(\d{2}))?$")
 _HEX_CRC = re.compile(rb"^[0-9A-Fa-f]{1,4}$")
 _WS = frozenset(b" \t\r\n\x00")
 _WS_BYTES = bytes(sorted(_WS))
@@ -47,12 +48,18 @@ def crc16_arc(data: bytes) -> int:
 
 
 def parse_timestamp(text: str) -> float | None:
-    """``YYMMDDhhmmssX`` (X = S/W; absent = EU DST rules) to epoch seconds; None if invalid."""
+    """``YYMMDDhhmmssX`` (X = S/W, either case; absent = EU DST rules) to epoch seconds, also
+    ``YY-MM-DD hh:mm[:ss]`` (Itron ACE4000 gas lines); None if invalid."""
     m = _TIME.match(text)
-    if m is None:
-        return None
-    yy, mo, dd, hh, mi, ss = (int(g) for g in m.groups()[:6])
-    flag = m.group(7)
+    if m is not None:
+        yy, mo, dd, hh, mi, ss = (int(g) for g in m.groups()[:6])
+        flag = m.group(7).upper()
+    else:
+        m = _ACE_TIME.match(text.strip())
+        if m is None:
+            return None
+        yy, mo, dd, hh, mi = (int(g) for g in m.groups()[:5])
+        ss, flag = int(m.group(6) or 0), ""
     year = 2000 + yy
     if not (1 <= mo <= 12 and 1 <= dd <= calendar.monthrange(year, mo)[1]
             and hh < 24 and mi < 60 and ss < 60):
@@ -165,18 +172,26 @@ class Parser:
             pass
         return out
 
-    def flush(self) -> list[ProtocolError]:
-        """End of input: report a pending partial telegram and trailing garbage."""
+    def flush(self) -> list[Telegram | ProtocolError]:
+        """End of input: a complete telegram without its final line end (``!XXXX``, or a bare
+        ``!`` for DSMR 2.2/3) is decoded; a partial telegram and trailing garbage are
+        reported."""
         out: list[Telegram | ProtocolError] = []
         if self._buf:
-            if self._buf[0:1] == b"/":
+            bang = self._buf.find(b"!")
+            tail = bytes(self._buf[bang + 1:]).strip(_WS_BYTES) if bang >= 0 else b""
+            if self._buf[0:1] == b"/" and bang >= 0 and (not tail or _HEX_CRC.match(tail)):
+                self._end_junk(out)
+                out.append(self._decode(self._base, bytes(self._buf[:bang + 1]),
+                                        int(tail, 16) if tail else None))
+            elif self._buf[0:1] == b"/":
                 out.append(FrameError(f"truncated telegram ({len(self._buf)} bytes)",
                                       self._base))
             else:
                 self._junk(out, self._base, bytes(self._buf))
             self._drop(len(self._buf))
         self._end_junk(out)
-        return [e for e in out if isinstance(e, ProtocolError)]
+        return out
 
     # -- framing ---------------------------------------------------------------------------
 
@@ -275,7 +290,7 @@ class Parser:
         text = body[:-1].decode("latin-1")
         lines = text.split("\n")
         header = lines[0][1:].rstrip("\r")
-        if len(header) < 5 or not header[:3].isalpha():
+        if len(header) < 4 or not header[:3].isalpha():
             return FrameError(f"bad identification line {header[:20]!r}", offset)
         objects: list[DataObject] = []
         for number, raw in enumerate(lines[1:], start=2):
@@ -319,6 +334,27 @@ def _text(raw: str) -> str:
     return raw
 
 
+# The unit DSMR fixes for an electricity (A=1) code's SenML unit, for meters that leave the
+# unit out (DSMR 5.0.2 P1 companion standard, section 6.12: energies in kWh, powers in kW).
+_DSMR_UNIT = {"Wh": "kWh", "W": "kW", "varh": "kvarh", "var": "kvar", "V": "V", "A": "A",
+              "Hz": "Hz"}
+
+
+def _gas_hour(obj: DataObject) -> Measurement | None:
+    """Itron ACE4000 ``7-0:23.1.0(value[*m3])(YY-MM-DD hh:mm:ss)``, either order."""
+    if len(obj.values) != 2:
+        return None
+    for raw_value, raw_time in (obj.values, reversed(obj.values)):
+        when = parse_timestamp(raw_time)
+        parsed = _value(raw_value)
+        if when is not None and parsed is not None:
+            number, unit = parsed
+            if unit not in (None, "m3"):
+                return None
+            return Measurement(obj.obis, "gas_volume", float(number), "m3", when)
+    return None
+
+
 def _measurements(objects: list[DataObject], timestamp: float | None) -> list[Measurement]:
     out: list[Measurement] = []
     mbus_type: dict[int, int] = {}
@@ -334,6 +370,11 @@ def _measurements(objects: list[DataObject], timestamp: float | None) -> list[Me
             m = _mbus(obj, code, mbus_type.get(code.b))
             if m is not None:
                 out.append(m)
+            continue
+        if code.a == 7 and code.c == 23 and code.d in (1, 2) and code.e == 0:
+            gas = _gas_hour(obj)
+            if gas is not None:
+                out.append(gas)
             continue
         q = lookup(code)
         if q is None or not obj.values:
@@ -352,6 +393,8 @@ def _measurements(objects: list[DataObject], timestamp: float | None) -> list[Me
         if parsed is None:
             continue
         number, unit = parsed
+        if unit is None and code.a == 1 and q.unit in _DSMR_UNIT:
+            unit = _DSMR_UNIT[q.unit]  # the unit the OBIS code has in DSMR
         if q.kind == "count":
             if number != number.to_integral_value():
                 continue

@@ -103,6 +103,7 @@ def _energy_table() -> dict[tuple[int, int, int], Quantity]:
         t[(4 + q, 8, 0)] = Quantity(f"reactive_energy_q{q}", "varh")
         t[(4 + q, 7, 0)] = Quantity(f"reactive_power_q{q}", "var")
     t[(15, 8, 0)] = Quantity("energy_absolute", "Wh")
+    t[(15, 7, 0)] = Quantity("power_absolute", "W")  # |import| + |export| (Iskra, EasyMeter)
     t[(1, 7, 0)] = Quantity("power_import", "W")
     t[(2, 7, 0)] = Quantity("power_export", "W")
     t[(3, 7, 0)] = Quantity("reactive_power_import", "var")
@@ -229,9 +230,12 @@ class Measurement:
     name: str
     value: float | int | str
     unit: str | None
+    time: float | None = None  # the meter's own time for it (epoch), when it gives one
 
     def to_json(self) -> dict[str, Any]:
-        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit}
+        """The same shape for every meter protocol (``decode`` prints it)."""
+        return {"obis": self.obis, "name": self.name, "value": self.value, "unit": self.unit,
+                "time": self.time}
 
 
 def plausible(value: float | int | str, unit: str | None) -> bool:

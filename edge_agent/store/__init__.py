@@ -1,1 +1,18 @@
-"""Durable, encrypted, per-channel stores with priority lanes."""
+"""The durable encrypted store, one per channel: append-only segment files per priority lane.
+
+    <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py)
+    acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
+    seq.hwm, seq.last            numbering (numbering.py)
+    reserve.bin                  disk kept for alarms (reserve.py)
+    quarantine/, dead/           unreadable files, refused records; bounded (aside.py)
+    lock                         flock()ed while open (lock.py)
+
+``channel_store.ChannelStore`` is the facade. A batch is *accepted* when its records are
+written and fsynced; only then are its sequence numbers final and returned. A segment file
+is deleted once every record in it is acknowledged or evicted, after the journal saying so
+is synced (design note 0001). Every write is complete or fails (core/fsutil.py). A full
+disk is a state the store lives in: it evicts by policy (oldest, lowest priority first;
+never alarms) until the batch fits, spends the alarm reserve on alarms, and counts what it
+still cannot take as not accepted; a journal entry it has no room for is reported now and,
+after a restart, as a range lost (``corrupt``): never silent, never fatal (design note 0008).
+"""

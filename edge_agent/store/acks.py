@@ -43,6 +43,32 @@ class AckLedger:
             return False
         return True
 
+    def record_run(self, run: tuple[RecordRef, ...]) -> list[RecordRef]:
+        """Journal the delivery of records in sequence order (one entry per stretch
+        without a gap). Returns the records the disk had no room for (kept in
+        ``unsaved``); the others are journaled."""
+        stretches: list[list[RecordRef]] = []
+        for ref in run:
+            if stretches and stretches[-1][-1].last + 1 == ref.first:
+                stretches[-1].append(ref)
+            else:
+                stretches.append([ref])
+        for i, part in enumerate(stretches):
+            first, last = part[0].first, part[-1].last
+            self.ranges.add(first, last)
+            try:
+                self._journal.append(first, last)
+            except OSError as exc:
+                self.failures += 1
+                log.warning("store %s: cannot journal the ack of seq %d..%d (%s); kept until "
+                            "there is room", self._channel, first, last, exc)
+                rest = [ref for p in stretches[i:] for ref in p]
+                for p in stretches[i + 1:]:
+                    self.ranges.add(p[0].first, p[-1].last)
+                self.unsaved.extend(rest)
+                return rest
+        return []
+
     def save_unsaved(self) -> list[RecordRef]:
         """Journal what the disk had no room for earlier; returns the refs now saved."""
         saved: list[RecordRef] = []

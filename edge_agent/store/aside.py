@@ -28,6 +28,13 @@ from edge_agent.core.fsutil import Write, atomic_write
 from edge_agent.core.ratelog import RateLimitedLog
 from edge_agent.store import record as rec
 
+# dead/ and quarantine/ count against the store's max_bytes, each within its share of it
+# (docs/design/0009-bounded-dead-letters.md)
+DEAD_SHARE = 16  # dead letters: at most 1/16 of max_bytes ...
+DEAD_MAX_ENTRIES = 10_000  # ... and at most this many
+QUARANTINE_SHARE = 16
+QUARANTINE_MAX_FILES = 100
+
 log = logging.getLogger("edge_agent.store")
 
 RECENT = 50  # dropped seq ranges remembered for the health message

@@ -1,31 +1,16 @@
-"""One channel's durable store: append-only encrypted segment files per priority lane.
+"""One channel's durable store: the facade over the parts of ``edge_agent.store`` (the
+on-disk layout, and what accepted means on a full disk, are in the package's docstring).
 
-    <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py)
-    acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
-    seq.hwm, seq.last            numbering (numbering.py)
-    reserve.bin                  disk kept for alarms (reserve.py)
-    quarantine/, dead/           unreadable files, refused records; bounded (aside.py)
-    lock                         flock()ed while open (lock.py)
-
-``ChannelStore`` is the facade: its lock makes these parts one transaction, and it decides
-what happens when (recovery.py at open, commit, delivery, eviction, close).
-
-A batch is *accepted* when its records are written and fsynced; only then are its
-sequence numbers final and returned. A segment file is deleted once every record in it
-is acknowledged or evicted, after the journal saying so is synced (design note 0001).
-Every write is complete or fails (core/fsutil.py). A full disk is a state the store lives
-in: it evicts by policy (oldest, lowest priority first; never alarms) until the batch
-fits, spends the alarm reserve on alarms, and counts what it still cannot take as not
-accepted; a journal entry it has no room for is reported now and, after a restart, as a
-range lost (``corrupt``): never silent, never fatal.
-
-``lease`` costs what it returns, whatever the backlog (delivery.py), and reads and
-decrypts outside the store lock: an alarm commit never waits behind a drain.
+Its lock makes the parts one transaction, and it decides what happens when (recovery.py at
+open, commit, delivery, eviction, close). ``lease`` costs what it returns, whatever the
+backlog (delivery.py), and reads and decrypts outside the store lock (runs.py): an alarm
+commit never waits behind a drain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -47,7 +32,16 @@ from edge_agent.security.keyring import Keyring, StaticKeyring
 from edge_agent.store import identity, segments
 from edge_agent.store import record as rec
 from edge_agent.store.acks import AckLedger
-from edge_agent.store.aside import AsideArea, DeadLetters, Quarantine, dead_letter_range
+from edge_agent.store.aside import (
+    DEAD_MAX_ENTRIES,
+    DEAD_SHARE,
+    QUARANTINE_MAX_FILES,
+    QUARANTINE_SHARE,
+    AsideArea,
+    DeadLetters,
+    Quarantine,
+    dead_letter_range,
+)
 from edge_agent.store.delivery import DeliveryIndex
 from edge_agent.store.eviction import EvictionLedger, EvictReason, retention_expired, size_victim
 from edge_agent.store.journal import Journal
@@ -56,21 +50,15 @@ from edge_agent.store.numbering import HWM_STEP, HighWater, Numbering, current_b
 from edge_agent.store.ranges import RangeSet
 from edge_agent.store.recovery import Recovery
 from edge_agent.store.reserve import RESERVE_BYTES, AlarmReserve
+from edge_agent.store.runs import RUN_BYTES, open_runs
 from edge_agent.store.segments import LANES, RecordRef, SealedRecord, Segment, SegmentSet
 from edge_agent.store.stats import Batch, StoreStats
 
-__all__ = ["DEAD_MAX_ENTRIES", "DEAD_SHARE", "HWM_STEP", "LOG_INTERVAL", "QUARANTINE_MAX_FILES",
-           "QUARANTINE_SHARE", "RESERVE_BYTES", "Batch", "ChannelStore", "EvictReason",
+__all__ = ["HWM_STEP", "LOG_INTERVAL", "RESERVE_BYTES", "Batch", "ChannelStore", "EvictReason",
            "HighWater", "StoreStats", "current_boot_id"]
 
 log = logging.getLogger("edge_agent.store")
 
-# dead/ and quarantine/ count against max_bytes, each within its share of it
-# (docs/design/0009-bounded-dead-letters.md)
-DEAD_SHARE = 16  # dead letters: at most 1/16 of max_bytes ...
-DEAD_MAX_ENTRIES = 10_000  # ... and at most this many
-QUARANTINE_SHARE = 16
-QUARANTINE_MAX_FILES = 100
 LOG_INTERVAL = 60.0  # at most one log line per cause per minute for per-batch events
 
 class ChannelStore:
@@ -101,6 +89,9 @@ class ChannelStore:
         self._cond = threading.Condition(self._lock)
         self._closed = False
         self._index = DeliveryIndex()
+        # leased runs of more than one record, by their first seq: acked, released or
+        # rejected as one (one message)
+        self._runs: dict[int, tuple[RecordRef, ...]] = {}
         self.unreadable_records = 0
         self.damaged_segments = 0
         self.accepted = 0
@@ -301,35 +292,38 @@ class ChannelStore:
 
     # ------------------------------------------------------------------ delivery
 
-    def lease(self, max_records: int, lanes: Iterable[int] = LANES) -> list[Batch]:
+    def lease(self, max_records: int, lanes: Iterable[int] = LANES, *,
+              max_readings: int = 1, max_bytes: int = RUN_BYTES) -> list[Batch]:
         """Up to ``max_records`` undelivered batches not already in flight, alarms first.
 
+        With ``max_readings`` above 1, a batch is a run of records of one lane whose
+        sequence numbers follow on (up to ``max_readings`` readings and ``max_bytes``
+        stored bytes): one message, acknowledged, released or rejected as one. A record
+        larger than the limits is a batch of its own.
+
         Costs what it returns (never the backlog). The records are read and decrypted
-        outside the store lock; one that cannot be opened is reported and dropped, so a
-        lease may return fewer batches than are waiting."""
+        outside the store lock; one that cannot be opened is reported and dropped (a run
+        is split around it), so a lease may return fewer batches than are waiting."""
         with self._cond:
             if self._closed:
                 raise StoreClosedError("store is closed")
-            refs = self._index.lease(max_records, lanes)
-        out: list[Batch] = []
-        failed: list[tuple[RecordRef, bytes, Exception]] = []
-        for ref in refs:
-            data = b""
-            try:
-                data = SegmentSet.read(ref)
-                head, pt = rec.open_record(self._keys, self.channel.value, data)
-                if head.first != ref.first or head.lane != ref.lane:
-                    raise rec.RecordCorrupt("record moved")
-            except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
-                failed.append((ref, data, exc))
-                continue
-            out.append(Batch(ref.lane, ref.first, ref.last, pt))
-        if failed:
-            with self._cond:
-                for ref, data, why in failed:
-                    if self._index.get(ref.first) is ref:  # not evicted meanwhile
-                        self._unreadable(ref, data, why)
+            runs = self._index.lease_runs(max_records, lanes, max_readings, max_bytes)
+        out, groups, failed = open_runs(runs, self._keys, self.channel.value)
+        with self._cond:
+            for group in groups:
+                self._runs[group[0].first] = group
+            for ref, data, why in failed:
+                if self._index.get(ref.first) is ref:  # not evicted meanwhile
+                    self._unreadable(ref, data, why)
         return out
+
+    def _run(self, first: int) -> tuple[RecordRef, ...]:
+        """The records still pending of the batch that starts at ``first`` (under the lock)."""
+        run = self._runs.pop(first, None)
+        if run is None:
+            ref = self._index.get(first)
+            return () if ref is None else (ref,)
+        return tuple(r for r in run if self._index.get(r.first) is r)
 
     def _unreadable(self, ref: RecordRef, data: bytes, exc: Exception) -> None:
         if isinstance(exc, rec.RecordUnreadable) and self._shredded(data):
@@ -363,17 +357,18 @@ class ChannelStore:
     def ack(self, first: int) -> bool:
         """The batch starting at ``first`` was delivered. Returns False if unknown."""
         with self._cond:
-            ref = self._index.get(first)
-            if ref is None:
+            run = self._run(first)
+            if not run:
                 return False
             self._save_acks()
-            if not self._acks.record(ref):
+            for ref in self._acks.record_run(run):
                 # Delivered, but the journal has no room to say so (a full disk): not sent
                 # again in this run; its segment stays until the entry is written.
-                self._index.remove(first)
+                self._index.remove(ref.first)
                 ref.seg.held += 1
-                return True
-            self._forget(ref)
+            for ref in run:
+                if ref.first in self._index:
+                    self._forget(ref)
             self._acks.maybe_compact(self._ack_floor())
             return True
 
@@ -396,15 +391,15 @@ class ChannelStore:
     def reject(self, first: int, why: str) -> bool:
         """The broker refused the batch: keep a copy in dead/, report it, stop retrying."""
         with self._cond:
-            ref = self._index.get(first)
-            if ref is None:
-                return False
-            self._dead.keep(ref.first, ref.last, ref.size, lambda: SegmentSet.read(ref), why)
-            self._ratelog.log(logging.ERROR, "rejected", "store %s: broker refused seq %d..%d "
-                              "(%s); moved to dead letters", self.channel.value, ref.first,
-                              ref.last, why)
-            self._drop(ref, EvictReason.REJECTED)
-            return True
+            run = self._run(first)
+            for ref in run:
+                self._dead.keep(ref.first, ref.last, ref.size,
+                                functools.partial(SegmentSet.read, ref), why)
+                self._ratelog.log(logging.ERROR, "rejected", "store %s: broker refused seq "
+                                  "%d..%d (%s); moved to dead letters", self.channel.value,
+                                  ref.first, ref.last, why)
+                self._drop(ref, EvictReason.REJECTED)
+            return bool(run)
 
     def flush_log(self) -> None:
         """Write the counts of log lines held back by the rate limit (call periodically)."""
@@ -413,7 +408,11 @@ class ChannelStore:
     def release(self, firsts: Iterable[int] | None = None) -> None:
         """Return in-flight batches to the queue (connection lost before PUBACK)."""
         with self._cond:
-            self._index.release(firsts)
+            if firsts is None:
+                self._runs.clear()
+                self._index.release(None)
+            else:
+                self._index.release([r.first for f in firsts for r in self._run(f)])
             self._cond.notify_all()
 
     def wait(self, timeout: float) -> None:

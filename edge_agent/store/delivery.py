@@ -112,6 +112,39 @@ class DeliveryIndex:
                 out.append(ref)
         return out
 
+    def lease_runs(self, max_runs: int, lanes: Iterable[int], max_readings: int,
+                   max_bytes: int) -> list[list[RecordRef]]:
+        """Like ``lease``, but each item is a *run*: records of one lane whose sequence
+        numbers follow on without a gap, up to ``max_readings`` readings and ``max_bytes``
+        bytes on disk (a run always holds at least one record). One run is one message,
+        so a backlog of small records drains as fast as one of large records. O(records
+        returned)."""
+        out: list[list[RecordRef]] = []
+        refs, inflight = self._refs, self._inflight
+        for lane in sorted({int(x) for x in lanes}):
+            queue = self._queue[lane]
+            run: list[RecordRef] = []
+            readings = size = 0
+            while queue and len(out) < max_runs:
+                ref = refs.get(queue[0])
+                if ref is None:
+                    queue.popleft()
+                    self._stale[lane] -= 1
+                    continue
+                if run and (ref.first != run[-1].last + 1 or readings + ref.count > max_readings
+                            or size + ref.size > max_bytes):
+                    out.append(run)
+                    run, readings, size = [], 0, 0
+                    continue
+                queue.popleft()
+                inflight.add(ref.first)
+                run.append(ref)
+                readings += ref.count
+                size += ref.size
+            if run:
+                out.append(run)
+        return out
+
     def release(self, firsts: Iterable[int] | None = None) -> None:
         """Return in-flight records to the front of their lane's queue, in order (all of
         them with ``None``). Firsts not in flight are ignored."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +223,34 @@ class SegmentSet:
             return os.pread(fd, ref.size, ref.offset)
         finally:
             os.close(fd)
+
+    @staticmethod
+    def read_many(refs: Sequence[RecordRef]) -> list[bytes | OSError]:
+        """The bytes of several records, in order: records that lie back to back in one
+        file are read with one ``pread``. A read that fails gives its error in place of
+        the bytes of every record it covered."""
+        out: list[bytes | OSError] = []
+        i, n = 0, len(refs)
+        while i < n:
+            seg, start = refs[i].seg, refs[i].offset
+            end, j = start + refs[i].size, i + 1
+            while j < n and refs[j].seg is seg and refs[j].offset == end:
+                end += refs[j].size
+                j += 1
+            try:
+                fd = os.open(seg.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    blob = os.pread(fd, end - start, start)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                out.extend([exc] * (j - i))
+            else:
+                for ref in refs[i:j]:
+                    at = ref.offset - start
+                    out.append(blob[at:at + ref.size])
+            i = j
+        return out
 
     def write(self, records: list[SealedRecord],
               retire: Callable[[Segment], None]) -> list[RecordRef]:

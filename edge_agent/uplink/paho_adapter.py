@@ -115,7 +115,8 @@ class ChannelUplink:
             echo_timeout=float(cfg.echo_timeout), failback_after=float(cfg.failback_after),
             health_interval=float(cfg.health_interval),
             reconnect_min=float(cfg.reconnect_min), reconnect_max=float(cfg.reconnect_max),
-            mqtt_version=cfg.mqtt_version), rng)
+            mqtt_version=cfg.mqtt_version, failover=cfg.failover,
+            seed=f"{settings.site}/{settings.node}/{settings.channel.value}"), rng)
         self.stats = self.session.stats
         self._next_cert_check = 0.0
         self._check_certs()
@@ -373,7 +374,8 @@ class ChannelUplink:
             a = todo.popleft()
             now = self.clock.monotonic()
             if isinstance(a, s.Lease):
-                batches = self.store.lease(a.max_records, lanes=a.lanes)
+                batches = self.store.lease(a.max_records, lanes=a.lanes,
+                                           max_readings=self.cfg.batch_max)
                 todo.extend(self.session.handle(s.Leased(tuple(batches)), now))
             elif isinstance(a, s.Publish):
                 b = a.batch

@@ -27,6 +27,7 @@ per-topic trust (held topics, probes) is ``confirm.DeliveryGate``.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,12 +69,13 @@ from edge_agent.uplink.events import (
 )
 
 # the events and actions are re-exported: the session's vocabulary
-__all__ = ["ALARM_SLACK", "ALL_LANES", "DATA_LANES", "Ack", "Action", "Backoff", "Closed",
-           "Connect", "ConnectFailed", "Connected", "ConnectionLost", "DenialsReport",
+__all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "ORDERED", "Ack", "Action",
+           "Backoff", "Closed", "Connect", "ConnectFailed", "Connected", "ConnectionLost",
+           "DenialsReport",
            "Disconnect", "Echo", "Event", "Lease", "Leased", "PubAck", "Publish",
            "PublishHealth", "PublishStatus", "Reject", "Release", "SendFailed", "Sent",
            "Session", "SessionConfig", "SessionTakenOver", "Stopping", "Subscribe", "Subscribed",
-           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats"]
+           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "start_node"]
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 SUBACK_TIMEOUT = 10.0  # echo mode: no SUBACK within this after CONNACK -> reconnect
@@ -95,6 +97,16 @@ STABLE_CONNECTION = 60.0  # a connection that lived this long resets the takeove
 ALARM_RECONNECT_MAX = 2.0
 DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
+ORDERED = "ordered"  # brokers in order of preference; fail back to the first
+ANY = "any"  # a cluster: every node as good as another; spread, move on, no failback
+
+
+def start_node(seed: str, brokers: int) -> int:
+    """Where a node starts in an ``any`` broker list: a jittered choice, stable per seed
+    (the node's identity), so a fleet spreads over the cluster instead of piling onto
+    the first node, and one node keeps its choice across restarts."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return random.Random(digest).randrange(brokers)
 
 
 @dataclass
@@ -130,6 +142,14 @@ class SessionConfig:
     reconnect_max: float = 60.0
     alarm_slack: int = ALARM_SLACK
     mqtt_version: int = 5
+    failover: str = ORDERED  # ORDERED or ANY
+    seed: str = ""  # ANY: the node's identity, chooses the starting broker
+
+    def __post_init__(self) -> None:
+        if self.brokers < 1:
+            raise ValueError("a session needs at least one broker")
+        if self.failover not in (ORDERED, ANY):
+            raise ValueError(f"failover must be {ORDERED!r} or {ANY!r}, not {self.failover!r}")
 
 
 @dataclass
@@ -148,11 +168,13 @@ class Session:
         self.stats = UplinkStats()
         self.gate = DeliveryGate([cfg.topic_data, cfg.topic_alarm], cfg.echo_timeout)
         self._backoff = RetryBackoff(cfg.reconnect_min, cfg.reconnect_max, rng=rng)
-        self._round = 0  # next broker to try in this round
+        self._round = 0  # attempts made in this round
+        # ANY: the round starts here (the jittered start; after a failure, the next node)
+        self._start = (start_node(cfg.seed, cfg.brokers) if cfg.failover == ANY else 0)
         self._takeover = RetryBackoff(TAKEOVER_MIN, max(TAKEOVER_MAX, cfg.reconnect_max),
                                       rng=rng)
         self._taken_over = False  # the last connection was taken over: back off first
-        self._short_losses = 0  # MQTT 3.1.1: connections in a row closed right after CONNACK
+        self._short_losses = 0  # connections in a row closed right after CONNACK
         self.broker: int | None = None  # connected to brokers[broker]
         self.connected = False
         self.stopping = False
@@ -167,6 +189,10 @@ class Session:
         self._conn_confirmed: set[str] = set()  # topics confirmed on this connection
         self._denied: tuple[int, int, int, str] | None = None  # count, low, high, why
         self._denied_at = float("-inf")
+        # echo mode, SUBACK refused: subscribe again then (a cluster node whose stream
+        # leader is being re-elected refuses for a few seconds, an ACL until it is fixed)
+        self._resubscribe_at: float | None = None
+        self._resubscribe_delay = 0.0
 
     # ------------------------------------------------------------------ introspection
 
@@ -192,14 +218,15 @@ class Session:
     # ------------------------------------------------------------------ connecting
 
     def next_connection(self, now: float, alarms_pending: bool = False) -> Connect | Backoff:
-        """Try each broker in order once; when all failed, back off (full jitter). After a
-        takeover, back off before the first try too. With alarms waiting in the store no
-        wait is longer than ALARM_RECONNECT_MAX."""
+        """Try each broker once per round; when all failed, back off (full jitter).
+        ``ordered``: from the first. ``any``: from the round's start node, around the list.
+        After a takeover, back off before the first try too. With alarms waiting in the
+        store no wait is longer than ALARM_RECONNECT_MAX."""
         if self._taken_over:
             self._taken_over = False
             return Backoff(self._cap(self._takeover.next_delay(), alarms_pending))
         if self._round < self.cfg.brokers:
-            return Connect(self._round)
+            return Connect((self._start + self._round) % self.cfg.brokers)
         self._round = 0
         return Backoff(self._cap(self._backoff.next_delay(), alarms_pending))
 
@@ -213,12 +240,12 @@ class Session:
         if isinstance(ev, Connected):
             return self._connected(ev, now)
         if isinstance(ev, ConnectFailed):
-            self._round = ev.broker + 1
+            self._round = (ev.broker - self._start) % self.cfg.brokers + 1
             self.stats.connect_failures += 1
             self.stats.last_error = ev.reason
             return []
         if isinstance(ev, Subscribed):
-            return self._subscribed(ev)
+            return self._subscribed(ev, now)
         if isinstance(ev, Leased):
             return self._leased(ev)
         if isinstance(ev, Sent):
@@ -238,10 +265,13 @@ class Session:
 
     def _connected(self, ev: Connected, now: float) -> list[Action]:
         self.broker, self.connected, self._round = ev.broker, True, 0
+        if self.cfg.failover == ANY:
+            self._start = ev.broker  # a reconnect after a clean close tries it first
         self._backoff.reset()
         self._connected_at = now
         self._unconfirmed_since.clear()
         self._conn_confirmed.clear()
+        self._resubscribe_at, self._resubscribe_delay = None, 0.0
         self.stats.connected = True
         self.stats.connects += 1
         out: list[Action] = [PublishStatus(online=True)]
@@ -252,15 +282,19 @@ class Session:
             self._ready = True
         return out
 
-    def _subscribed(self, ev: Subscribed) -> list[Action]:
+    def _subscribed(self, ev: Subscribed, now: float) -> list[Action]:
         if not self.connected:
             return []
         self._ready = True
         if ev.granted:
+            self._resubscribe_at, self._resubscribe_delay = None, 0.0
             return []
+        self._resubscribe_delay = min(max(self.cfg.reconnect_min, 2 * self._resubscribe_delay),
+                                      self.cfg.reconnect_max)
+        self._resubscribe_at = now + self._resubscribe_delay
         why = (f"cannot subscribe to {self.cfg.topic_data} and {self.cfg.topic_alarm}: no "
                "delivery can be confirmed (grant the node read on its own topics); holding "
-               "data back")
+               f"data back, subscribing again in {self._resubscribe_delay:g}s")
         self.stats.last_error = why
         return [SubscriptionRefused(why)]
 
@@ -397,6 +431,11 @@ class Session:
     def _closed(self, now: float) -> list[Action]:
         """Whatever is still held goes back to the store; pending denials are reported."""
         out: list[Action] = self._report_denials(now, force=True)
+        if (self.cfg.failover == ANY and not self.stopping and self.broker is not None
+                and self._start == self.broker):
+            # a connection ended: the next round starts at the node after this one (no
+            # failback; a node that just failed is tried last)
+            self._start = (self.broker + 1) % self.cfg.brokers
         back = sorted(self.held_firsts())
         if back:
             out.append(Release(tuple(back)))
@@ -416,10 +455,14 @@ class Session:
         what to lease next. Call when woken and at least every second."""
         if not self.connected:
             return []
-        if self.broker and now - self._connected_at > self.cfg.failback_after:
+        if (self.cfg.failover == ORDERED and self.broker
+                and now - self._connected_at > self.cfg.failback_after):
             self.connected = False
             return [Disconnect("trying the first broker again")]
         out: list[Action] = self._expire(now)
+        if self._resubscribe_at is not None and now >= self._resubscribe_at:
+            self._resubscribe_at = None  # until its SUBACK says again
+            out.append(Subscribe((self.cfg.topic_data, self.cfg.topic_alarm)))
         if not self._ready:
             if now - self._connected_at > SUBACK_TIMEOUT:
                 self.connected = False

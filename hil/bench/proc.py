@@ -12,15 +12,18 @@ so the startup time is process start to the agent's own READY=1, nothing inferre
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 from hil.common import PY, REPO
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+RUN_TMPFS = "/dev/shm"  # stands in for /run
 
 
 class AgentFailed(RuntimeError):
@@ -50,6 +53,7 @@ class AgentUnderTest:
         self.started = 0.0  # time.monotonic() just before the process was created
         self.ready_after: float | None = None  # seconds from start to READY=1
         self._sock: socket.socket | None = None
+        self.run_dir: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -61,7 +65,11 @@ class AgentUnderTest:
         name = f"hil-bench-notify-{os.getpid()}-{time.monotonic_ns()}"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._sock.bind("\0" + name)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET="@" + name)
+        # RuntimeDirectory=edge-agent: a directory on a tmpfs, as systemd gives the service
+        # (status.json and the boot-id marker live there)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="hil-bench-run-", dir=RUN_TMPFS))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET="@" + name,
+                   RUNTIME_DIRECTORY=str(self.run_dir))
         env.pop("WATCHDOG_USEC", None)
         cmd = [PY, "-m", "edge_agent", "run", "-c", str(self.site)]
         if self.pin_core is not None:
@@ -115,6 +123,9 @@ class AgentUnderTest:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
         return self.proc.returncode
 
     def log_tail(self, n: int = 15) -> str:

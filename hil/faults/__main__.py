@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hil.common import env_info, markdown_table
-from hil.faults import devices, keyfaults, powerloss, scenarios, storefaults
+from hil.faults import cluster, devices, keyfaults, powerloss, scenarios, storefaults
 from hil.faults.rig import HEADERS, Result
 
 
@@ -34,6 +34,7 @@ def plan(nightly: bool) -> dict[str, Callable[[Path], Result]]:
         "devices": devices.devices,
         "mqtt3-denial": scenarios.mqtt3_denial,
         "damaged-key": keyfaults.damaged_key,
+        "cluster-failover": cluster.cluster_failover,
     }
 
 

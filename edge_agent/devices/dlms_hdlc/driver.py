@@ -39,6 +39,7 @@ from edge_agent.core.fsutil import atomic_write
 from edge_agent.devices.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dlms_hdlc.keys import load_keys
 from edge_agent.devices.dlms_hdlc.options import DlmsOptions
+from edge_agent.devices.meter_checks import guard_for, meter_sample
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import dlms
@@ -57,6 +58,7 @@ class DlmsSensor(StreamSensor):
         self._replay_loaded = False
         self._replay_warned = False
         self._last_publish: float | None = None
+        self._guard = guard_for(options)
 
     @property
     def replay_state_path(self) -> Path | None:
@@ -102,9 +104,11 @@ class DlmsSensor(StreamSensor):
             self._replay_state_error(f"cannot save {path}: {exc}")
 
     def _new_parser(self) -> dlms.Parser:
+        wrapping = self.options.wrapping
         if self._keys is None:
-            return dlms.Parser()
-        return dlms.Parser(self._keys[0], self._keys[1])
+            return dlms.Parser(framing=wrapping, model=self.options.model)
+        return dlms.Parser(self._keys[0], self._keys[1], framing=wrapping,
+                           model=self.options.model)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         self.load_replay_state()
@@ -148,8 +152,8 @@ class DlmsSensor(StreamSensor):
         for m in note.select(self._selection):
             if isinstance(m.value, str):
                 continue  # identification: not a measurement
-            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit,
-                                      note.timestamp)
+            s = meter_sample(self, self._guard, f"{m.obis} {m.name}", m.name, m.value,
+                             m.unit, note.timestamp)
             if s is not None:
                 out.append(s)
         return out

@@ -19,6 +19,21 @@ from edge_agent.core.errors import KeyFileError
 
 def load_keys(path: Path) -> tuple[bytes, bytes | None]:
     """(EK, AK or None) from a key file; KeyFileError if missing, malformed or too open."""
+    keys = _parse(path, _read_private(path))
+    if "EK" not in keys:
+        raise KeyFileError(f"{path}: no EK= line")
+    return keys["EK"], keys.get("AK")
+
+
+def load_auth_key(path: Path) -> bytes:
+    """The AK of an authentication key file (one ``AK=<hex>`` line; same rules)."""
+    keys = _parse(path, _read_private(path))
+    if set(keys) != {"AK"}:
+        raise KeyFileError(f"{path}: expected one AK= line (the authentication key)")
+    return keys["AK"]
+
+
+def _read_private(path: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
@@ -34,6 +49,10 @@ def load_keys(path: Path) -> tuple[bytes, bytes | None]:
     finally:
         if fd >= 0:
             os.close(fd)
+    return text
+
+
+def _parse(path: Path, text: str) -> dict[str, bytes]:
     keys: dict[str, bytes] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -50,6 +69,4 @@ def load_keys(path: Path) -> tuple[bytes, bytes | None]:
         if len(key) != 16:
             raise KeyFileError(f"{path}:{number}: {name} must be 32 hex digits (AES-128)")
         keys[name] = key
-    if "EK" not in keys:
-        raise KeyFileError(f"{path}: no EK= line")
-    return keys["EK"], keys.get("AK")
+    return keys

@@ -2,7 +2,9 @@
 
 The meter integrates its import power into its energy registers and has an M-Bus gas meter.
 Any data line can be overridden with raw text (``values: {"1-0:32.7.0": "260.0*V"}``).
-Faults: ``bad_crc``, ``garbage``, ``truncated``, ``silence``; and ``unplug()``/``replug()``.
+Faults: ``bad_crc``, ``garbage``, ``truncated``, ``silence``, ``replay`` (encrypted P1: the
+last frame again); and ``unplug()``/``replug()``. With a ``key_file`` the meter encrypts each
+telegram as Luxembourg Smarty meters do (general-glo-ciphering, AES-128-GCM).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from pathlib import Path
 from edge_agent.core.clock import Clock
 from edge_agent.devices.dsmr.options import DsmrEmulation, DsmrOptions, Fault
 from edge_agent.hal.emulated.pty import PtyDevice
+from edge_agent.protocols.dlms import encrypt_glo
 from edge_agent.protocols.dsmr import crc16_arc
+
+SYSTEM_TITLE = b"SAG\x10\x00\x00\x00\x01"  # Smarty meters: "SAG" + serial
 
 GARBAGE = b"\xff\xfe\x00P1?\x80\x81garbage\xff" * 4
 
@@ -141,8 +146,12 @@ class DsmrEmulator(PtyDevice):
     """The meter behind a pty. Thread-safe setters for scenario control."""
 
     def __init__(self, emulation: DsmrEmulation | None = None, *, version: str = "5",
-                 clock: Clock | None = None, link_dir: Path | None = None) -> None:
+                 clock: Clock | None = None, link_dir: Path | None = None,
+                 keys: tuple[bytes, bytes | None] | None = None) -> None:
         super().__init__("dsmr-p1", link_dir=link_dir, clock=clock)
+        self.keys = keys
+        self.frame_counter = 0
+        self._last_frame = b""
         self.emulation = emulation or DsmrEmulation()
         self.meter = DsmrMeter(self.emulation, version)
         self.interval = self.emulation.interval
@@ -180,10 +189,27 @@ class DsmrEmulator(PtyDevice):
             self.sent += 1
             faulty = self.fault != "none" and self.sent % self.fault_every == 0
             data = corrupt(telegram, self.fault) if faulty else telegram
+            if self.keys is not None and data:
+                data = self._seal(data, replay=faulty and self.fault == "replay")
         if data:
             self.write(data)
 
 
+    def _seal(self, telegram: bytes, *, replay: bool) -> bytes:
+        if replay and self._last_frame:
+            return self._last_frame
+        assert self.keys is not None
+        ek, ak = self.keys
+        self.frame_counter += 1
+        sc = 0x30 if ak is not None else 0x20
+        self._last_frame = encrypt_glo(telegram, ek, ak or b"", SYSTEM_TITLE,
+                                       self.frame_counter, sc)
+        return self._last_frame
+
+
 def emulate(options: DsmrOptions, clock: Clock) -> DsmrEmulator:
-    """The emulated meter of a ``dsmr-p1`` sensor, of its DSMR version, on a pty."""
-    return DsmrEmulator(options.emulate, version=str(options.version))
+    """The emulated meter of a ``dsmr-p1`` sensor, of its DSMR version, on a pty; with a
+    ``key_file`` it encrypts its telegrams with those keys (as the real meter shares them)."""
+    from edge_agent.devices.dsmr.driver import load_p1_keys
+    return DsmrEmulator(options.emulate, version=str(options.version),
+                        keys=load_p1_keys(options))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from edge_agent.hal.serial import check_framing
 from edge_agent.protocols.obis import selection as obis_selection
+from edge_agent.protocols.plausibility import MeterLimits
 
-Fault = Literal["none", "bad_crc", "garbage", "truncated", "silence"]
+Fault = Literal["none", "bad_crc", "garbage", "truncated", "silence", "replay"]
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,19 @@ class DsmrVersion(str):
 
 
 @dataclass(frozen=True)
-class DsmrOptions:
+class DsmrOptions(MeterLimits):
     port: str = "/dev/ttyUSB0"
     version: DsmrVersion = DsmrVersion("5")
     baudrate: int | None = None  # default: 115200 (DSMR 4/5), 9600 (2.2/3)
     framing: str | None = None  # default: 8N1 (DSMR 4/5), 7E1 (2.2/3)
     obis: list[str] = field(default_factory=list)  # empty = every known quantity
     silence_timeout: float = 30.0  # reopen the port after this long without data
+    key_file: Path | None = None  # encrypted P1 (Smarty): EK (and AK) lines, mode 0600
+    auth_key_file: Path | None = None  # the AK in a file of its own (AK=<hex>), mode 0600
     emulate: DsmrEmulation = field(default_factory=DsmrEmulation)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         DsmrVersion.__config_parse__(self.version)
         obis_selection(self.obis)
         if self.baudrate is not None and self.baudrate <= 0:
@@ -70,6 +75,8 @@ class DsmrOptions:
             check_framing(self.framing)
         if self.silence_timeout <= 0:
             raise ValueError("silence_timeout must be > 0")
+        if self.auth_key_file is not None and self.key_file is None:
+            raise ValueError("auth_key_file needs a key_file (the encryption key)")
 
     @property
     def line(self) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from typing import TypeVar
 from edge_agent.core.errors import DeviceTimeoutError, FrameError, ProtocolError
 from edge_agent.devices.base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
 from edge_agent.devices.iec62056_21.options import IecOptions
+from edge_agent.devices.meter_checks import guard_for, meter_sample
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import iec62056_21 as iec
 from edge_agent.protocols.obis import selection as obis_selection
@@ -31,6 +32,7 @@ class IecSensor(PollingSensor):
         self._selection = obis_selection(options.obis)
         self._stream: ByteStream | None = None
         self.identification: iec.Identification | None = None
+        self._guard = guard_for(options)
 
 
     def open(self) -> None:
@@ -100,7 +102,7 @@ class IecSensor(PollingSensor):
             if isinstance(m.value, str):
                 out.append(Sample(m.name, m.value, m.unit))
                 continue
-            s = self.plausible_sample(f"{m.obis} {m.name}", m.name, m.value, m.unit)
+            s = meter_sample(self, self._guard, f"{m.obis} {m.name}", m.name, m.value, m.unit)
             if s is not None:
                 out.append(s)
         return out

@@ -10,6 +10,7 @@ from edge_agent.protocols.iec62056_21 import (
     BAUD_CHAR,
 )
 from edge_agent.protocols.obis import selection as obis_selection
+from edge_agent.protocols.plausibility import MeterLimits
 
 Fault = Literal["none", "silence", "bad_bcc", "garbage"]
 
@@ -43,7 +44,7 @@ class IecEmulation:
 
 
 @dataclass(frozen=True)
-class IecOptions:
+class IecOptions(MeterLimits):
     port: str = "/dev/ttyUSB0"
     address: str = ""  # device address for the sign-on (empty = any meter on the probe)
     max_baudrate: int = 9600  # cap on the readout baud rate (300..19200)
@@ -53,6 +54,7 @@ class IecOptions:
     emulate: IecEmulation = field(default_factory=IecEmulation)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         obis_selection(self.obis)
         iec.sign_on(self.address)  # validates the address
         if self.max_baudrate not in iec.BAUD_CHAR:

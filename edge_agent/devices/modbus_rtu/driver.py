@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from edge_agent.core.errors import DeviceTimeoutError, HardwareError, ProtocolError
 from edge_agent.devices.base import PollingSensor, Sample, Sensor, SensorContext, SensorSpec
+from edge_agent.devices.meter_checks import guard_for, meter_sample
 from edge_agent.devices.modbus_rtu.options import ModbusOptions
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import modbus_rtu as mb
@@ -33,6 +34,7 @@ class ModbusSensor(PollingSensor):
         self.options = options
         self._plans = mb.plan_reads(list(options.register_map))
         self._stream: ByteStream | None = None
+        self._guard = guard_for(options)
 
 
     def open(self) -> None:
@@ -48,7 +50,7 @@ class ModbusSensor(PollingSensor):
         out: list[Sample] = []
         for plan in self._plans:
             for reg, value in plan.decode(self._transact(plan)):
-                s = self.plausible_sample(reg.name, reg.name, value, reg.unit)
+                s = meter_sample(self, self._guard, reg.name, reg.name, value, reg.unit)
                 if s is not None:
                     out.append(s)
         return out

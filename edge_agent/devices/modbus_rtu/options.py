@@ -7,6 +7,7 @@ from typing import Literal
 
 from edge_agent.hal.serial import check_framing
 from edge_agent.protocols import modbus_rtu as mb
+from edge_agent.protocols.plausibility import MeterLimits
 
 Fault = Literal["none", "silence", "bad_crc", "garbage", "exception"]
 
@@ -21,7 +22,7 @@ class ModbusEmulation:
 
 
 @dataclass(frozen=True)
-class ModbusOptions:
+class ModbusOptions(MeterLimits):
     port: str = "/dev/ttyUSB0"
     baudrate: int = 9600
     framing: str = "8N1"
@@ -33,6 +34,7 @@ class ModbusOptions:
     emulate: ModbusEmulation = field(default_factory=ModbusEmulation)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 1 <= self.unit <= 247:
             raise ValueError("unit must be between 1 and 247")
         if self.model == "custom" and not self.registers:

@@ -29,7 +29,16 @@ DataNotification and its OBIS values), ``security`` (general-glo-ciphering, repl
 
 from edge_agent.protocols.dlms.apdu import APDU_STARTS, apdu_length, decode_apdu
 from edge_agent.protocols.dlms.axdr import MAX_APDU, Data, Reader, decode_data, jsonable
-from edge_agent.protocols.dlms.cosem import DATA_NOTIFICATION, UNITS, Notification, cosem_datetime
+from edge_agent.protocols.dlms.cosem import (
+    DATA_NOTIFICATION,
+    METER_MODELS,
+    MODELS,
+    UNITS,
+    LayoutError,
+    Model,
+    Notification,
+    cosem_datetime,
+)
 from edge_agent.protocols.dlms.hdlc import (
     FLAG,
     LLC,
@@ -51,9 +60,38 @@ from edge_agent.protocols.dlms.security import (
 )
 
 __all__ = [
-    "APDU_STARTS", "DATA_NOTIFICATION", "FLAG", "GLO_CIPHERING", "JUNK_REPORT", "LLC",
-    "LLC_RESPONSE", "MAX_APDU", "TAG_LEN", "UNITS", "CipheredApdu", "Data", "Frame", "Framing",
-    "HdlcFrame", "Notification", "Parser", "Reader", "ReplayError", "ReplayGuard",
-    "apdu_length", "ciphered_header", "cosem_datetime", "crc16_x25", "decode_apdu",
-    "decode_data", "decrypt_glo", "encode_frame", "encrypt_glo", "jsonable",
+    "APDU_STARTS",
+    "DATA_NOTIFICATION",
+    "FLAG",
+    "GLO_CIPHERING",
+    "JUNK_REPORT",
+    "LLC",
+    "LLC_RESPONSE",
+    "MAX_APDU",
+    "METER_MODELS",
+    "MODELS",
+    "TAG_LEN",
+    "UNITS",
+    "CipheredApdu",
+    "Data",
+    "Frame",
+    "Framing",
+    "HdlcFrame",
+    "LayoutError",
+    "Model",
+    "Notification",
+    "Parser",
+    "Reader",
+    "ReplayError",
+    "ReplayGuard",
+    "apdu_length",
+    "ciphered_header",
+    "cosem_datetime",
+    "crc16_x25",
+    "decode_apdu",
+    "decode_data",
+    "decrypt_glo",
+    "encode_frame",
+    "encrypt_glo",
+    "jsonable",
 ]

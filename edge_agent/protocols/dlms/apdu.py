@@ -49,7 +49,8 @@ def apdu_length(data: bytes, offset: int = 0) -> int:
 
 
 def decode_apdu(apdu: bytes, offset: int = 0, key: bytes | None = None,
-                auth_key: bytes | None = None) -> Notification | CipheredApdu | ProtocolError:
+                auth_key: bytes | None = None,
+                model: str | None = None) -> Notification | CipheredApdu | ProtocolError:
     """A DataNotification APDU, plain or general-glo-ciphered. Never raises ProtocolError.
 
     A ciphered APDU with no ``key`` is a CipheredApdu (not decrypted, not an error).
@@ -59,10 +60,10 @@ def decode_apdu(apdu: bytes, offset: int = 0, key: bytes | None = None,
             if key is None:
                 return ciphered_header(apdu, offset)
             plain, title = decrypt_glo(apdu, offset, key, auth_key)
-            note = parse_notification(plain, offset)
+            note = parse_notification(plain, offset, model)
             counter = ciphered_header(apdu, offset).invocation_counter
             return dataclasses.replace(note, encrypted=True, system_title=title,
                                        invocation_counter=counter)
-        return parse_notification(apdu, offset)
+        return parse_notification(apdu, offset, model)
     except ProtocolError as exc:
         return exc

@@ -92,11 +92,17 @@ class ReplayGuard:
         title, counter = note.system_title, note.invocation_counter
         if not note.encrypted or title is None or counter is None:
             return None
+        return self.check_counter(title, counter, note.offset)
+
+    def check_counter(self, title: bytes, counter: int,
+                      offset: int | None = None) -> ReplayError | None:
+        """None if ``counter`` is above the last accepted from ``title`` (remembered), else
+        the ReplayError to count. For any authentic general-glo-ciphering frame."""
         last = self._last.get(title)
         if last is not None and counter <= last:
             return ReplayError(
                 f"replayed push from system title {title.hex()}: invocation counter "
-                f"{counter} not above {last}", note.offset)
+                f"{counter} not above {last}", offset)
         self._last[title] = counter
         return None
 

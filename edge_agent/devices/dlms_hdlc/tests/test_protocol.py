@@ -110,7 +110,8 @@ def test_cosem_datetime_without_deviation_has_no_epoch() -> None:
 
 
 def test_payload_containing_flag_bytes_is_framed_by_length() -> None:
-    apdu = notification(structure(obis(1, 0, 1, 7, 0), u32(0x7E7E7E7E)))
+    apdu = notification(array(structure(obis(1, 0, 1, 7, 0), u32(0x7E7E7E7E),
+                                        scaler_unit(0, 27))))
     out = parse_all(encode_frame(LLC + apdu) + FRAME)
     assert [type(o) for o in out] == [Notification, Notification]
     assert out[1].offset == len(encode_frame(LLC + apdu)) - 1 + 1  # closing flag shared
@@ -428,7 +429,7 @@ def test_bare_apdu_too_long() -> None:
 
 def test_unknown_framing_is_refused() -> None:
     with pytest.raises(ValueError):
-        Parser(framing="mbus")  # type: ignore[arg-type]
+        Parser(framing="wmbus")  # type: ignore[arg-type]
 
 
 # -- properties -----------------------------------------------------------------------------

@@ -6,11 +6,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from edge_agent.core.clock import SystemClock
-from edge_agent.core.errors import DeviceNotFoundError
+from edge_agent.core.errors import DeviceNotFoundError, KeyFileError
 from edge_agent.core.model import Channel, Reading
 from edge_agent.devices.dsmr.driver import DsmrSensor
 from edge_agent.devices.dsmr.options import DsmrEmulation, DsmrOptions, DsmrVersion
@@ -195,3 +196,76 @@ def test_version_parses_numbers(raw: object, ok: str) -> None:
 def test_version_rejects_others(raw: object) -> None:
     with pytest.raises(ValueError):
         DsmrVersion.__config_parse__(raw)
+
+
+# -- installation limits ----------------------------------------------------------------------
+
+
+def test_values_outside_the_installation_limits_are_counted_not_published() -> None:
+    opts = DsmrOptions(emulate=DsmrEmulation(interval=0.05, values={"1-0:31.7.0": "040*A"}),
+                       silence_timeout=0.5, max_current=32.0)
+    with running(opts) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 2)
+        assert run.named("current_l1") == [] and run.sensor.stats.errors["range"] >= 2
+
+
+def test_energy_register_going_backwards_is_held_back() -> None:
+    with running(fast()) as run:
+        run.wait(lambda: len(run.named("energy_import_t1")) >= 1)
+        first = float(run.named("energy_import_t1")[-1].value)
+        meter = emulator(run.sensor)
+        meter.set_value("1-0:1.8.1", f"{(first - 1000) / 1000:010.3f}*kWh")
+        run.wait(lambda: run.sensor.stats.errors["energy-decrease"] >= 2)
+        assert all(float(r.value) >= first for r in run.named("energy_import_t1"))
+
+
+# -- encrypted P1 (Luxembourg Smarty) -------------------------------------------------------
+
+EK = bytes(range(16))
+AK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+
+
+def p1_keys(tmp_path: Path, *, separate_ak: bool = False) -> DsmrOptions:
+    key = tmp_path / "p1.key"
+    key.write_text(f"EK={EK.hex()}\n" + ("" if separate_ak else f"AK={AK.hex()}\n"))
+    key.chmod(0o600)
+    auth = None
+    if separate_ak:
+        auth = tmp_path / "p1.auth"
+        auth.write_text(f"AK={AK.hex()}\n")
+        auth.chmod(0o600)
+    return DsmrOptions(emulate=DsmrEmulation(interval=0.05), silence_timeout=0.5,
+                       key_file=key, auth_key_file=auth)
+
+
+@pytest.mark.parametrize("separate_ak", [False, True])
+def test_encrypted_p1_telegrams_become_readings(tmp_path: Path, separate_ak: bool) -> None:
+    with running(p1_keys(tmp_path, separate_ak=separate_ak)) as run:
+        run.wait(lambda: len(run.named("power_import")) >= 2)
+        assert run.named("power_import")[0].value == 450.0
+        assert run.sensor.stats.errors == {}
+
+
+def test_encrypted_p1_replayed_frame_is_counted_and_publishes_nothing(tmp_path: Path) -> None:
+    opts = p1_keys(tmp_path)
+    opts = DsmrOptions(emulate=DsmrEmulation(interval=0.05, fault="replay", fault_every=2),
+                       silence_timeout=0.5, key_file=opts.key_file)
+    with running(opts) as run:
+        run.wait(lambda: run.sensor.stats.errors["replay"] >= 2)
+        meter = emulator(run.sensor)
+        published = len(run.named("power_import"))
+        counters = meter.frame_counter
+        assert published <= counters  # each frame at most once, replays never
+
+
+def test_encrypted_p1_key_file_open_to_others_stops_the_sensor(tmp_path: Path) -> None:
+    opts = p1_keys(tmp_path)
+    assert opts.key_file is not None
+    opts.key_file.chmod(0o644)
+    with pytest.raises(KeyFileError), emulated(SystemClock()) as ctx:
+        build(ctx, "dsmr-p1", opts, 0.0, sensor_id="meter")
+
+
+def test_auth_key_file_needs_a_key_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs a key_file"):
+        DsmrOptions(auth_key_file=tmp_path / "ak")

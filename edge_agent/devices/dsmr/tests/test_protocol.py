@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_agent.cli.decode import run_decode
 from edge_agent.core.errors import ChecksumError, FrameError, ProtocolError
 from edge_agent.devices.dsmr.emulator import (
     DsmrEmulation,
@@ -163,14 +166,67 @@ def test_fluvius_peak_demand_has_its_own_time_and_esmr_star_suffix() -> None:
 
 def test_values_with_a_wrong_or_missing_unit_are_not_measurements() -> None:
     [t] = parse_all(encode_telegram("XXX5test", [
-        "1-0:1.7.0(00.111)",  # power without unit: kW or W?
+        "1-0:1.7.0(00.111)",  # no unit: DSMR fixes kW for 1.7.0
         "1-0:32.7.0(229.9*A)",  # voltage in amperes
         "1-0:31.7.0(abc*A)",
         "0-1:24.2.1(700101010000W)(00000000)",  # unconnected M-Bus channel
         "1-0:13.7.0(0.98)",  # power factor has no unit
+        "0-0:17.0.0(016)",  # limit without unit: kW (DSMR 4) or A (DSMR 3)?
     ]))
     assert isinstance(t, Telegram)
-    assert values(t) == {"power_factor": (0.98, "/")}
+    assert values(t) == {"power_factor": (0.98, "/"), "power_import": (111.0, "W")}
+
+
+def test_unitless_values_take_the_unit_dsmr_fixes_for_the_code() -> None:
+    [t] = parse_all(encode_telegram("ISk5\\2MIE5T-200", [
+        "1-0:1.8.1(002130.115)", "1-0:32.7.0(229.9)", "1-0:31.7.0(001)",
+        "1-0:3.8.0(000010.000)", "1-0:14.7.0(50.0)",
+    ]))
+    assert isinstance(t, Telegram)
+    assert values(t) == {"energy_import_t1": (2130115.0, "Wh"), "voltage_l1": (229.9, "V"),
+                         "current_l1": (1.0, "A"), "reactive_energy_import": (10000.0, "varh"),
+                         "frequency": (50.0, "Hz")}
+
+
+def test_short_identification_line_and_lower_case_season_flags() -> None:
+    [t] = parse_all(encode_telegram("KAM5", ["0-0:1.0.0(200426223325s)",
+                                             "1-0:1.8.0(000001.000*kWh)"]))
+    assert isinstance(t, Telegram) and t.manufacturer == "KAM"
+    assert t.timestamp == datetime(2020, 4, 26, 20, 33, 25, tzinfo=UTC).timestamp()
+    assert parse_timestamp("201226120000w") == \
+        datetime(2020, 12, 26, 11, 0, 0, tzinfo=UTC).timestamp()
+    [bad] = parse_all(encode_telegram("KA5", []))
+    assert isinstance(bad, FrameError)
+
+
+def test_absolute_active_power() -> None:
+    [t] = parse_all(encode_telegram("ESY5Q3D", ["1-0:15.7.0(001.234*kW)"]))
+    assert isinstance(t, Telegram) and values(t) == {"power_absolute": (1234.0, "W")}
+
+
+@pytest.mark.parametrize("line", ["7-0:23.1.0(00123.456*m3)(12-11-07 10:00:00)",
+                                  "7-0:23.1.0(12-11-07 10:00:00)(00123.456)"])
+def test_ace4000_hourly_gas_line(line: str) -> None:
+    [t] = parse_all(encode_telegram("ACE4ACE4000", [line]))
+    assert isinstance(t, Telegram)
+    [m] = t.measurements
+    assert (m.name, m.value, m.unit) == ("gas_volume", 123.456, "m3")
+    assert m.time == datetime(2012, 11, 7, 9, 0, 0, tzinfo=UTC).timestamp()  # CET
+
+
+@pytest.mark.parametrize("end", [b"", b"\r", b" "])
+def test_complete_telegram_at_end_of_input_without_line_end(end: bytes) -> None:
+    data = GOOD.rstrip(b"\r\n") + end
+    p = Parser()
+    assert p.feed(data) == []
+    [t] = p.flush()
+    assert isinstance(t, Telegram) and t.crc is not None
+    assert values(t) == values(parse_all(GOOD)[0])  # type: ignore[arg-type]
+    v22 = b"/ISk5\\2MT382-1004\r\n\r\n1-0:1.8.1(00001.001*kWh)\r\n!"
+    [t22] = parse_all(v22)
+    assert isinstance(t22, Telegram) and t22.crc is None
+    [cut] = parse_all(GOOD.rstrip(b"\r\n")[:-1])  # CRC cut short: rejected, not guessed
+    assert isinstance(cut, ChecksumError)
 
 
 def test_selection() -> None:
@@ -285,8 +341,13 @@ def test_oversized_telegram_is_rejected_and_parser_resyncs() -> None:
 
 # -- properties -----------------------------------------------------------------------------
 
+MEANT = encode_telegram("KAM5", [
+    "0-0:1.0.0(200426223325s)", "1-0:15.7.0(001.234*kW)", "1-0:32.7.0(229.9)",
+    "7-0:23.1.0(00123.456*m3)(12-11-07 10:00:00)"])
 chunks = st.lists(st.one_of(st.binary(max_size=40), st.just(GOOD), st.just(GOOD[:70]),
-                            st.just(b"!"), st.just(b"/"), st.just(b"\r\n")), max_size=8)
+                            st.just(MEANT), st.just(MEANT.rstrip(b"\r\n")),
+                            st.just(GOOD.rstrip(b"\r\n")), st.just(b"!"), st.just(b"/"),
+                            st.just(b"\r\n")), max_size=8)
 
 
 @settings(max_examples=300)
@@ -326,3 +387,94 @@ def test_bang_before_the_next_slash_is_judged_the_same_whole_and_byte_by_byte() 
     split += p.flush()
     assert summary(whole) == summary(split)
     assert "malformed CRC line after '!'" in str(whole[0])
+
+
+# -- encrypted P1 (Luxembourg Smarty) -------------------------------------------------------
+
+SMARTY_EK = bytes(range(16))
+SMARTY_AK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+SMARTY_TITLE = b"SAG\x10\x00\x00\x00\x01"
+
+
+def sealed(telegram: bytes, counter: int, key: bytes = SMARTY_EK) -> bytes:
+    from edge_agent.protocols.dlms import encrypt_glo
+    return encrypt_glo(telegram, key, SMARTY_AK, SMARTY_TITLE, counter)
+
+
+def test_encrypted_p1_decrypts_to_the_telegram_whole_and_byte_by_byte() -> None:
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    data = sealed(GOOD, 1) + sealed(GOOD, 2)
+    whole = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    out = whole.feed(data) + whole.flush()
+    assert [type(o) for o in out] == [Telegram, Telegram]
+    assert isinstance(out[0], Telegram) and values(out[0]) == values(parse_all(GOOD)[0])  # type: ignore[arg-type]
+    assert whole.sealed[out[1].offset].invocation_counter == 2
+    single = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    items: list[Telegram | ProtocolError] = []
+    for i in range(len(data)):
+        items += single.feed(data[i:i + 1])
+    assert [type(o) for o in items + single.flush()] == [Telegram, Telegram]
+
+
+def test_encrypted_p1_wrong_key_bad_crc_and_garbage_are_rejected() -> None:
+    from edge_agent.core.errors import DecryptionError
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    bad_crc = GOOD.replace(b"229.9", b"229.8")  # the CRC no longer matches the content
+    p = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    out = p.feed(sealed(GOOD, 1, key=bytes(16)) + sealed(bad_crc, 2) + b"junk") + p.flush()
+    assert [type(o) for o in out] == [DecryptionError, ChecksumError, FrameError]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_encrypted_p1_any_bytes_are_decoded_or_rejected(data: bytes) -> None:
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    p = EncryptedParser(SMARTY_EK, SMARTY_AK)
+    for item in p.feed(b"\xdb" + data) + p.flush():
+        assert isinstance(item, Telegram | ProtocolError)
+
+
+def test_decode_cli_decrypts_p1_with_key_and_auth_key_files(tmp_path: Path) -> None:
+    capture = tmp_path / "smarty.hex"
+    capture.write_text("# two encrypted telegrams\n" + (sealed(GOOD, 7) + sealed(GOOD, 8)).hex())
+    ek, ak = tmp_path / "ek", tmp_path / "ak"
+    ek.write_text(f"EK={SMARTY_EK.hex()}\n")
+    ak.write_text(f"AK={SMARTY_AK.hex()}\n")
+    ek.chmod(0o600)
+    ak.chmod(0o600)
+    out = io.StringIO()
+    assert run_decode("dsmr-p1", capture, out, key_file=ek, auth_key_file=ak) == 0
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["frame"]["type"] for x in lines] == ["dsmr-telegram"] * 2
+    m = {r["name"]: (r["value"], r["unit"]) for r in lines[0]["frame"]["measurements"]}
+    assert m["power_import"] == (111.0, "W")
+    out = io.StringIO()  # without the AK the tag cannot be checked: rejected, exit 1
+    assert run_decode("dsmr-p1", capture, out, key_file=ek) == 1
+    assert {json.loads(x)["error"] for x in out.getvalue().splitlines()} == {"decryption"}
+    assert run_decode("dsmr-p1", capture, io.StringIO(), auth_key_file=ak) == 2
+
+
+def test_real_smarty_frame_decrypts_to_its_telegram() -> None:
+    from edge_agent.cli.capture import load_capture
+    from edge_agent.protocols.dsmr_encrypted import EncryptedParser
+    path = Path(__file__).parent / "captures" / "nexxtlab_smarty.hex"
+    data = load_capture(path.read_bytes())
+    ek = bytes.fromhex("D491470F47126332B07D1923B3504188")  # published with the frame
+    p = EncryptedParser(ek, SMARTY_AK)
+    whole = p.feed(data) + p.flush()
+    [t] = whole
+    assert isinstance(t, Telegram) and t.header == "Lux5\\253663629_D" and t.crc == 0xCFDE
+    assert t.timestamp == datetime(2018, 1, 30, 9, 21, 22, tzinfo=UTC).timestamp()
+    v = values(t)
+    assert v["energy_import"] == (6695.0, "Wh") and v["energy_export"] == (25.0, "Wh")
+    assert v["reactive_power_export"] == (7.0, "var")  # unit-less: kvar, as DSMR fixes it
+    assert "power_limit" not in v  # 0-0:17.0.0 without unit: kW or A? not published
+    assert p.sealed[0].invocation_counter == 0x0005A8E3
+    single = EncryptedParser(ek, SMARTY_AK)
+    items: list[Telegram | ProtocolError] = []
+    for i in range(len(data)):
+        items += single.feed(data[i:i + 1])
+    assert [type(o) for o in items + single.flush()] == [Telegram]
+    wrong = EncryptedParser(bytes(16), SMARTY_AK)
+    [err] = wrong.feed(data) + wrong.flush()
+    assert err.reason == "decryption"  # type: ignore[union-attr]
