@@ -173,7 +173,7 @@ def test_shipped_configs_pass(name: str, tmp_path: Path, monkeypatch: pytest.Mon
         (tmp_path / "tls" / ch).mkdir(parents=True)
         for f in ("ca.pem", "client.pem", "client.key"):
             (tmp_path / "tls" / ch / f).write_text("placeholder\n")
-    cfg = load_config(path, SENSOR_TYPES, env={"EDGE_STATE_DIR": str(tmp_path),
+    cfg = load_config(path, SENSOR_TYPES, env={"EDGE_STATE_DIR": str(tmp_path), "EDGE_NODE": "pi-t",
                                                "EDGE_TLS_DIR": str(tmp_path / "tls"),
                                                "EDGE_IT_SEAL_KEY": str(tmp_path / "platform.pub")})
     assert cfg.sensors

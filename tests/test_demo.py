@@ -26,3 +26,4 @@ def test_demo_runs_and_both_channels_receive() -> None:
         assert re.search(r"gaps none", summary), summary
         assert int(summary.split(": ")[2].split()[0]) > 0
     assert "demo: agent exited with 0" in lines
+    assert '"category"' not in out.stderr  # audit events go to the journal, not the terminal

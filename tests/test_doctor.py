@@ -139,11 +139,12 @@ def test_a_silent_dlms_push_port_is_flagged(tmp_path: Path) -> None:
     """dlms-hdlc meters push unasked, so a port that opens but stays silent is a warning
     (doctor's own list of talking devices used to forget them: \"opens, not probed\")."""
     master, slave = os.openpty()
+    master2, slave2 = os.openpty()  # one port per sensor (check-config refuses sharing)
     try:
         port = os.ttyname(slave)
         cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors=(
             f"  - {{id: han, type: dlms-hdlc, port: {port}}}\n"
-            f"  - {{id: probe, type: iec62056-21, port: {port}}}\n"))
+            f"  - {{id: probe, type: iec62056-21, port: {os.ttyname(slave2)}}}\n"))
         cfg.write_text(cfg.read_text().replace("hardware: emulated", "hardware: raspberry-pi"))
         site = load_config(cfg, SENSOR_TYPES)
         checks = by_name(list(doctor.check_hardware(site, timeout=0.3, dev=tmp_path)))
@@ -152,8 +153,8 @@ def test_a_silent_dlms_push_port_is_flagged(tmp_path: Path) -> None:
         assert checks["serial probe"].status == PASS  # polled: silent until asked
         assert "not probed" in checks["serial probe"].detail
     finally:
-        os.close(master)
-        os.close(slave)
+        for fd in (master, slave, master2, slave2):
+            os.close(fd)
 
 
 @pytest.mark.parametrize(("out", "status"), [("yes", PASS), ("no", WARN)])
@@ -189,7 +190,7 @@ def test_sensor_key_files(tmp_path: Path) -> None:
     keys = tmp_path / "meter.keys"
     cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors=(
         f"  - {{id: meter, type: dlms-hdlc, key_file: {keys}}}\n"
-        "  - {id: plain, type: dlms-hdlc}\n"))
+        "  - {id: plain, type: dlms-hdlc, port: /dev/ttyUSB1}\n"))
     site = load_config(cfg, SENSOR_TYPES)
 
     def check() -> Check:

@@ -238,7 +238,8 @@ def publishes_to(topic: str) -> Callable[[bytes], bool]:
 ])
 def test_check_config_warns_about_3_1_1_channels(tmp_path: Path, extra: str,
                                                  expect: str | None) -> None:
-    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1883", extra_ot=extra)
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1883", extra_ot=extra,
+                     sensors="  - {id: g, type: load}\n")  # no sensors: a warning of its own
     out = subprocess.run([EDGE_AGENT, "check-config", str(cfg)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -205,7 +205,7 @@ def test_unseal_cli_opens_lines_and_reports_bad_ones(tmp_path: Path) -> None:
     opened = [json.loads(line) for line in out.stdout.splitlines()]
     assert [o["senml"][0]["v"] for o in opened] == [1, 2]
     assert {o["signer"] for o in opened} == {fingerprint(NODE_KEY.public_key())}
-    assert "line 2: not a sealed message" in out.stderr
+    assert "skipped 1 line(s) that are not sealed data messages" in out.stderr  # line 2
     assert "line 3: cannot open seq [7, 8]: FORGED" in out.stderr
     out = subprocess.run([EDGE_AGENT, "unseal", "--key", key, "--nodes", str(nodes)],
                          input=lines[0] + "\n", capture_output=True, text=True, timeout=30)
@@ -216,6 +216,32 @@ def test_unseal_cli_opens_lines_and_reports_bad_ones(tmp_path: Path) -> None:
     out = subprocess.run([EDGE_AGENT, "unseal", "--key", key, "--nodes", str(src)],
                          input=lines[0] + "\n", capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "enrolled node keys" in out.stderr
+
+
+def test_unseal_reads_what_mosquitto_sub_v_prints(tmp_path: Path) -> None:
+    """``mosquitto_sub -v -t 'edge/#' | edge-agent unseal ...``: topic, space, payload;
+    status and health lines (and clear data) are skipped with a count."""
+    out = subprocess.run([EDGE_AGENT, "keys", "platform", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    s = seal.Sealer.from_file(tmp_path / "platform-it.pub", NODE_KEY, "s1")
+    sealed = s.seal({"node": "pi-1", "channel": "it", "lane": "alarm", "seq": [3, 3]},
+                    b'[{"n":"s/x","v":3}]').decode()
+    nodes = tmp_path / "nodes.pub"
+    nodes.write_text(enrolment("s1", "pi-1", NODE_KEY.public_key()))
+    text = "\n".join([
+        'edge/s1/pi-1/it/status {"state":"online","node":"pi-1"}',
+        f"edge/s1/pi-1/it/alarm {sealed}",
+        'edge/s1/pi-1/it/health {"node":"pi-1","store":{}}',
+        "edge/s1/pi-1/it/status offline",
+    ]) + "\n"
+    out = subprocess.run([EDGE_AGENT, "unseal", "--key", str(tmp_path / "platform-it.key"),
+                          "--nodes", str(nodes)], input=text, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    (opened,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert opened["topic"] == "edge/s1/pi-1/it/alarm" and opened["senml"][0]["v"] == 3
+    assert "skipped 3 line(s)" in out.stderr
 
 
 def test_it_channel_must_decide_on_sealing(tmp_path: Path) -> None:

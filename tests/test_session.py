@@ -390,3 +390,110 @@ def test_any_event_sequence_keeps_the_contract(confirm: str,
         firsts = [b.first for b in h.published if b.lane == lane]
         firsts_once = list(dict.fromkeys(firsts))
         assert firsts_once == sorted(firsts_once), f"lane {lane}: first sends out of order"
+
+
+# ---------------------------------------------------------------------- takeovers, alarms
+
+
+def test_session_taken_over_is_reported_counted_and_backs_off() -> None:
+    """MQTT 5 DISCONNECT 0x8E: another client uses our client id. Reported once per
+    takeover (the adapter logs the first), counted, and the next connect waits first."""
+    h = Harness(brokers=1)
+    sess = h.session
+    assert sess.next_connection(0.0) == s.Connect(0)
+    h.connect()
+    h.poll(3.0)
+    acts = h.feed(s.ConnectionLost("0x8E Session taken over", s.SESSION_TAKEN_OVER))
+    (note,) = [a for a in acts if isinstance(a, s.SessionTakenOver)]
+    assert not note.suspected and note.count == 1 and "0x8E" in note.reason
+    assert sess.stats.takeovers == 1 and "taken over" in (sess.stats.last_error or "")
+    h.feed(s.Closed())
+    step = sess.next_connection(h.now)
+    assert isinstance(step, s.Backoff)  # not straight back in (that would ping-pong)
+    assert sess.next_connection(h.now) == s.Connect(0)
+    # an ordinary drop after that is no takeover
+    h.connect()
+    h.poll(1.0)
+    acts = h.feed(s.ConnectionLost("0x80 dropped", 0x80))
+    assert not [a for a in acts if isinstance(a, s.SessionTakenOver)]
+    h.feed(s.Closed())
+    assert sess.next_connection(h.now) == s.Connect(0)
+    assert sess.stats.takeovers == 1
+
+
+def test_takeover_backoff_grows_and_resets_after_a_stable_connection() -> None:
+    h = Harness(brokers=1)
+    sess = h.session
+    caps = []
+    for _ in range(5):
+        h.connect()
+        h.poll(1.0)
+        h.feed(s.ConnectionLost("taken", s.SESSION_TAKEN_OVER))
+        h.feed(s.Closed())
+        caps.append(sess._takeover.cap())
+        assert isinstance(sess.next_connection(h.now), s.Backoff)
+    assert caps == sorted(caps) and caps[-1] > caps[0]
+    h.connect()
+    h.poll(s.STABLE_CONNECTION + 1)
+    h.feed(s.ConnectionLost("taken", s.SESSION_TAKEN_OVER))
+    assert sess._takeover.attempt == 0  # reset: a stable connection had lived meanwhile
+    assert sess.stats.takeovers == 6
+
+
+@pytest.mark.parametrize("version", [3, 5])
+def test_takeover_suspected_after_short_connections_in_a_row(version: int) -> None:
+    """MQTT 3.1.1 says nothing, and some MQTT 5 brokers just close the socket: three
+    connections in a row closed without a reason within seconds of their CONNACK are
+    reported as a suspected takeover; a long one clears the count."""
+    h = Harness(brokers=1)
+    h.session = s.Session(s.SessionConfig(**{**h.cfg.__dict__, "mqtt_version": version}),
+                          rng=random.Random(1))
+    sess = h.session
+    notes: list[s.Action] = []
+    for _ in range(s.SHORT_IN_A_ROW):
+        h.connect()
+        h.poll(1.0)
+        notes += [a for a in h.close() if isinstance(a, s.SessionTakenOver)]
+    assert len(notes) == 1 and notes[0].suspected  # type: ignore[union-attr]
+    assert sess.stats.takeovers == 1
+    h.connect()
+    h.poll(s.SHORT_CONNECTION + 5)
+    assert not [a for a in h.close() if isinstance(a, s.SessionTakenOver)]
+
+
+def test_alarms_pending_cap_the_reconnect_backoff() -> None:
+    """Same random draws: without alarms the waits grow to reconnect_max (8 s here); with
+    alarms waiting in the store none is longer than ALARM_RECONNECT_MAX."""
+    def waits(alarms: bool) -> list[float]:
+        sess = Harness(brokers=1).session
+        out = []
+        for _ in range(12):
+            assert sess.next_connection(0.0, alarms) == s.Connect(0)
+            sess.handle(s.ConnectFailed(0, "refused"), 0.0)
+            step = sess.next_connection(0.0, alarms)
+            assert isinstance(step, s.Backoff)
+            out.append(step.seconds)
+        return out
+
+    plain, urgent = waits(False), waits(True)
+    assert max(plain) > s.ALARM_RECONNECT_MAX
+    assert max(urgent) <= s.ALARM_RECONNECT_MAX
+    assert urgent == [min(w, s.ALARM_RECONNECT_MAX) for w in plain]
+
+
+def test_connections_closed_right_after_a_publish_are_not_called_a_takeover() -> None:
+    """MQTT 3.1.1: a broker that closes the connection on a denied publish looks like a
+    short connection too; that is the DeliveryGate's case (a held topic), not a takeover."""
+    h = Harness(confirm=ECHO, brokers=1)
+    h.session = s.Session(s.SessionConfig(**{**h.cfg.__dict__, "mqtt_version": 3}),
+                          rng=random.Random(3))
+    h.store.add(Priority.NORMAL, 20)
+    notes: list[s.Action] = []
+    for _ in range(s.SHORT_IN_A_ROW):
+        h.connect()
+        h.poll(0.5)  # publishes data; the broker closes before any echo
+        assert h.session._unconfirmed_since
+        notes += h.close()
+    assert not [a for a in notes if isinstance(a, s.SessionTakenOver)]
+    assert h.session.stats.takeovers == 0
+    assert [a for a in notes if isinstance(a, s.TopicHeld)]  # the gate's verdict instead

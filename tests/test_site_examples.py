@@ -48,7 +48,7 @@ def site_for_test(name: str, tmp_path: Path, broker: Mosquitto) -> SiteConfig:
         f"EK={secrets.token_hex(16)}\nAK={secrets.token_hex(16)}\n")
     (keys / "meter-grid.key").chmod(0o600)
     cfg = load_config(REPO / "configs" / name, SENSOR_TYPES,
-                      env={"EDGE_STATE_DIR": str(tmp_path / "state"),
+                      env={"EDGE_STATE_DIR": str(tmp_path / "state"), "EDGE_NODE": "pi-t",
                            "EDGE_TLS_DIR": str(tmp_path / "tls"),
                            "EDGE_METRICS_DIR": str(tmp_path),
                            "EDGE_KEY_DIR": str(keys),

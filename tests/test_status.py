@@ -114,13 +114,23 @@ def test_killed_daemon_and_stale_file(tmp_path: Path, broker: Mosquitto) -> None
     p = start_agent(cfg, tmp_path / "agent.log")
     state = tmp_path / "state"
     try:
-        assert wait_for(lambda: read_status(state)[0] == "running")
+        def connected() -> bool:
+            v, d = read_status(state)
+            return v == "running" and d is not None and d.channels["ot"].uplink.connected
+
+        assert wait_for(connected)
         p.send_signal(signal.SIGKILL)
         p.wait(10)
         verdict, _ = read_status(state)
         assert verdict == "not-running"
         r = cli("status", "--state-dir", str(state))
         assert r.returncode == 3 and "the daemon that wrote this status is gone" in r.stdout
+        # the file still says connected; a dead daemon is connected to nothing
+        assert "channel ot: connected" not in r.stdout
+        assert "channel ot: NOT CONNECTED (daemon not running; connected to" in r.stdout
+        j = json.loads(cli("status", "--state-dir", str(state), "--json").stdout)
+        assert j["channels"]["ot"]["uplink"]["connected"] is False
+        assert j["channels"]["ot"]["uplink"]["connected_when_written"] is True
     finally:
         if p.poll() is None:
             p.kill()

@@ -147,3 +147,21 @@ def test_prefix_install_upgrade_uninstall(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.index("crypto-shredding") < r.stdout.index("uninstalled")
     assert not state.exists() and not etc.exists()
+
+
+def test_first_install_names_the_node_from_the_machine_id(tmp_path: Path) -> None:
+    """No shipped config has a default node name; the installer writes one per machine
+    (EDGE_NODE in edge-agent.env), --node overrides it, a bad name is refused."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/machine-id").write_text("0123abcd" + "e" * 24 + "\n")
+    r = sh("--dry-run", "--prefix", str(root))
+    assert r.returncode == 0, r.stderr
+    assert "EDGE_NODE=pi-0123abcd" in r.stdout and "named pi-0123abcd" in r.stdout
+    # a dry run ends by saying it changed nothing, not that the program failed to run
+    assert r.stdout.rstrip().splitlines()[-1].endswith("dry run: nothing was changed")
+    assert "not runnable" not in r.stdout
+    r = sh("--dry-run", "--prefix", str(root), "--node", "pi-0042")
+    assert "EDGE_NODE=pi-0042" in r.stdout and "pi-0123abcd" not in r.stdout
+    r = sh("--dry-run", "--prefix", str(root), "--node", "pi 42;rm")
+    assert r.returncode == 2 and "not valid" in r.stderr

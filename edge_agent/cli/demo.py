@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edge_agent.daemon import logsetup
+
+    logsetup.setup_interactive()  # warnings in plain words; audit events to the journal
     return run_demo(duration=args.duration, config=args.config)
 
 

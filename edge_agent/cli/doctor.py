@@ -17,36 +17,28 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from edge_agent.cli.filechecks import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Check,
+    _opt,
+    _sensor_type,
+    static_checks,
+)
+from edge_agent.cli.filechecks import check_keys as check_keys  # re-exported
+from edge_agent.cli.filechecks import check_sensor_keys as check_sensor_keys
 from edge_agent.config.schema import ChannelConfig, SiteConfig
 from edge_agent.config.types import BrokerURL
 from edge_agent.core.errors import ConfigError, KeyFileError
 from edge_agent.core.model import Channel
 
-if TYPE_CHECKING:
-    from edge_agent.devices.sensor_type import SensorType
-
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 CERT_WARN_DAYS = 30.0
-
-
-def _sensor_type(name: str) -> SensorType | None:
-    """What the device declares about itself: its bus, default I2C address, whether it talks
-    unasked on its serial port (a short read then shows it is wired), its key loader."""
-    from edge_agent.devices.registry import SENSOR_TYPES
-
-    return SENSOR_TYPES.get(name)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # pass, warn, fail, skip
-    detail: str
-    fix: str = ""
 
 
 # ---------------------------------------------------------------------- configuration
@@ -60,81 +52,14 @@ def check_config(path: Path) -> tuple[SiteConfig | None, list[Check]]:
     except ConfigError as exc:
         lines = "; ".join(p.format() for p in exc.problems[:5])
         more = f" (+{len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
-        return None, [Check("config", FAIL, f"{len(exc.problems)} problem(s): {lines}{more}",
-                            f"edit {path} at the lines shown; 'edge-agent check-config {path}' "
-                            "lists every problem")]
+        # the rest of the checklist runs on what could be read (every check, every time)
+        partial = exc.partial if isinstance(exc.partial, SiteConfig) else None
+        return partial, [Check("config", FAIL, f"{len(exc.problems)} problem(s): {lines}{more}",
+                               f"edit {path} at the lines shown; 'edge-agent check-config "
+                               f"{path}' lists every problem")]
     n = sum(1 for s in cfg.sensors if s.enabled)
     return cfg, [Check("config", PASS, f"{path}: site {cfg.site}, node {cfg.node}, "
                        f"hardware {cfg.hardware}, {len(cfg.channels)} channel(s), {n} sensor(s)")]
-
-
-# ---------------------------------------------------------------------- secrets
-
-def _private(name: str, path: Path, missing_fix: str, missing_status: str = FAIL) -> Check:
-    from edge_agent.security.keys import check_private
-
-    if not path.exists():
-        return Check(name, missing_status, f"{path}: not found", missing_fix)
-    try:
-        check_private(path)
-    except KeyFileError as exc:
-        return Check(name, FAIL, str(exc), f"chmod 600 {path}; chown edge-agent: {path}")
-    if not os.access(path, os.R_OK):
-        return Check(name, FAIL, f"{path}: not readable by this user",
-                     f"run doctor as root or the edge-agent user; chown edge-agent: {path}")
-    return Check(name, PASS, f"{path}: mode {stat.S_IMODE(path.stat().st_mode):04o}")
-
-
-def check_keys(cfg: SiteConfig) -> Iterator[Check]:
-    from edge_agent.daemon.runtime import credential_key
-
-    for ch, cc in cfg.channels.items():
-        cred = credential_key(ch)
-        if cred is not None:
-            yield _private(f"key {ch.value}", cred, "")
-        elif cc.key_file is not None:
-            yield _private(f"key {ch.value}", cfg.key_file(ch),
-                           f"create it: edge-agent keys init -c {cfg.source or 'FILE'} "
-                           f"(or restore it from the site's backup)")
-        else:
-            yield _private(f"key {ch.value}", cfg.key_file(ch),
-                           "the agent creates it on first start; back it up afterwards "
-                           "(without it buffered data is unreadable)", missing_status=WARN)
-        for what, p in (("tls key", cc.tls.key_file), ("password", cc.password_file)):
-            if p is not None:
-                yield _private(f"{what} {ch.value}", p, f"install the file at {p}")
-
-
-def check_sensor_keys(cfg: SiteConfig) -> Iterator[Check]:
-    """Each enabled sensor's ``key_file`` (DLMS push keys): present, owner-only, parses."""
-    for sc in cfg.sensors:
-        path = _opt(sc, "key_file")
-        if not sc.enabled or path is None:
-            continue
-        path = Path(path)
-        name = f"sensor key {sc.id}"
-        if not path.exists():
-            yield Check(name, FAIL, f"{path}: not found",
-                        f"install the meter's keys at {path} (lines EK=<32 hex>, AK=<32 hex>, "
-                        "mode 600) or remove key_file from the sensor")
-            continue
-        check = _private(name, path, "")
-        if check.status != PASS:
-            yield check
-            continue
-        stype = _sensor_type(sc.type)
-        load_keys = stype.decode.load_keys if stype and stype.decode else None
-        if load_keys is None:
-            yield check
-            continue
-        try:
-            _, ak = load_keys(path)
-        except (KeyFileError, OSError) as exc:
-            yield Check(name, FAIL, str(exc),
-                        f"fix {path}: one EK=<32 hex digits> line and optionally one "
-                        "AK=<32 hex digits> line (from the grid operator)")
-            continue
-        yield Check(name, PASS, f"{check.detail}, EK{' + AK' if ak is not None else ''}")
 
 
 def check_certs(cfg: SiteConfig, now: float | None = None) -> Iterator[Check]:
@@ -169,10 +94,6 @@ def check_certs(cfg: SiteConfig, now: float | None = None) -> Iterator[Check]:
 
 
 # ---------------------------------------------------------------------- hardware
-
-def _opt(sc: Any, name: str) -> Any:
-    return getattr(sc.options, name, None)
-
 
 def check_hardware(cfg: SiteConfig, timeout: float = 2.0,
                    dev: Path = Path("/dev")) -> Iterator[Check]:
@@ -421,8 +342,7 @@ def check_unit(run: Runner = _run, unit: str = "edge-agent",
 def run_checks(path: Path, timeout: float = 5.0, run: Runner = _run) -> list[Check]:
     cfg, out = check_config(path)
     if cfg is not None:
-        out.extend(check_keys(cfg))
-        out.extend(check_sensor_keys(cfg))
+        out.extend(static_checks(cfg))  # what check-config checks: the files
         out.extend(check_certs(cfg))
         out.append(check_state_dir(cfg))
         out.append(check_disk(cfg))
@@ -434,10 +354,16 @@ def run_checks(path: Path, timeout: float = 5.0, run: Runner = _run) -> list[Che
 
 
 def format_checks(checks: Iterable[Check], out: IO[str]) -> None:
+    """One line per check; each fix printed once (the first check that needs it)."""
+    said: set[str] = set()
     for c in checks:
         print(f"{c.status.upper():4}  {c.name:<28} {c.detail}", file=out)
         if c.fix and c.status in (WARN, FAIL):
-            print(f"      fix: {c.fix}", file=out)
+            if c.fix in said:
+                print("      fix: as above", file=out)
+            else:
+                print(f"      fix: {c.fix}", file=out)
+                said.add(c.fix)
 
 
 def run_doctor(path: Path, out: IO[str], as_json: bool = False, timeout: float = 5.0) -> int:

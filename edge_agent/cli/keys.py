@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_agent.core.errors import ConfigError, EdgeAgentError
+from edge_agent.core.errors import ConfigError, EdgeAgentError, StoreLockedError
 from edge_agent.core.model import Channel
 from edge_agent.security import events as secevents
 from edge_agent.security.keys import create_key, load_key
@@ -66,15 +66,33 @@ def _channels(cfg: Any, name: str | None) -> list[Channel]:
     return [ch]
 
 
-def _chown(path: Path, owner: str | None) -> None:
-    if owner:
-        import grp
-        import pwd
+def owner_ids(owner: str | None) -> tuple[int, int] | None:
+    """``USER[:GROUP]`` as (uid, gid) (-1: unchanged); EdgeAgentError naming what is
+    missing, before anything is created."""
+    if not owner:
+        return None
+    import grp
+    import pwd
 
-        user, _, group = owner.partition(":")
+    user, _, group = owner.partition(":")
+    try:
         uid = pwd.getpwnam(user).pw_uid if user else -1
+    except KeyError:
+        raise EdgeAgentError(
+            f"--owner {owner}: there is no user {user!r} on this system (systemd/install.sh "
+            "creates the service user edge-agent; or give an existing USER[:GROUP])") from None
+    try:
         gid = grp.getgrnam(group).gr_gid if group else -1
-        os.chown(path, uid, gid)
+    except KeyError:
+        raise EdgeAgentError(f"--owner {owner}: there is no group {group!r} on this "
+                             "system") from None
+    return uid, gid
+
+
+def _chown(path: Path, owner: str | None) -> None:
+    ids = owner_ids(owner)
+    if ids is not None:
+        os.chown(path, *ids)
 
 
 def cmd_init(cfg: Any, args: argparse.Namespace, out: TextIO) -> int:
@@ -282,11 +300,29 @@ def cmd_platform(args: argparse.Namespace, out: TextIO) -> int:
 
 
 
+SITE = "/etc/edge-agent/site.yaml"
+KEYS_EXAMPLES = {
+    "init": f"sudo edge-agent keys init -c {SITE} --owner edge-agent",
+    "status": f"edge-agent keys status -c {SITE}",
+    "rotate": (f"sudo systemctl stop edge-agent && sudo edge-agent keys rotate -c {SITE} "
+               "--channel it && sudo systemctl start edge-agent"),
+    "prune": (f"sudo systemctl stop edge-agent && sudo edge-agent keys prune -c {SITE} && "
+              "sudo systemctl start edge-agent"),
+    "shred": (f"sudo systemctl stop edge-agent && sudo edge-agent keys shred -c {SITE} "
+              "--before 2026-01-01 && sudo systemctl start edge-agent"),
+    "export": f"edge-agent keys export -c {SITE} --out pi-0042.enrol",
+    "platform": "edge-agent keys platform --out /secure/platform --name platform-it",
+}
+
+
 def add_arguments(k: argparse.ArgumentParser) -> None:
     ks = k.add_subparsers(dest="keys_command", required=True)
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = ks.add_parser(name, help=help_text)
+        p: argparse.ArgumentParser = ks.add_parser(
+            name, help=help_text, description=help_text,
+            epilog=f"example:\n  {KEYS_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-c", "--config", type=Path, required=True, help="site YAML file")
         return p
 
@@ -305,10 +341,32 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="confirm --all")
     p = with_config("export", "print (or --out) the node's public signing key to enrol")
     p.add_argument("--out", type=Path, help="write the enrolment record to this file")
-    p = ks.add_parser("platform", help="create an HPKE key pair for the platform (unseal)")
+    p = ks.add_parser("platform", help="create an HPKE key pair for the platform (unseal)",
+                      description="create an HPKE key pair for the platform (unseal)",
+                      epilog=f"example:\n  {KEYS_EXAMPLES['platform']}",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", choices=["x25519", "mlkem768-x25519"], default="x25519")
     p.add_argument("--out", type=Path, required=True, help="directory for NAME.key/NAME.pub")
     p.add_argument("--name", default="platform-it")
+
+
+def stop_first(args: argparse.Namespace, holder: int | None) -> str:
+    """The refusal of a key change while the agent runs, with the exact commands to run."""
+    import shlex
+
+    cmd = ["edge-agent", "keys", args.keys_command, "-c", str(args.config)]
+    if getattr(args, "channel", None):
+        cmd += ["--channel", args.channel]
+    if getattr(args, "before", None):
+        cmd += ["--before", args.before]
+    cmd += [flag for flag in ("--all", "--yes") if getattr(args, flag[2:], False)]
+    pid = f" (pid {holder})" if holder is not None else ""
+    return (f"keys {args.keys_command}: the agent is running{pid} and holds the channel "
+            "stores; a running agent would not see the key change. Run:\n"
+            f"  sudo systemctl stop edge-agent && sudo {shlex.join(cmd)} && "
+            "sudo systemctl start edge-agent\n"
+            "(buffered readings stay in the store meanwhile; the agent sends them after the "
+            "start)")
 
 
 # Key changes a running agent would not see (its keyrings are cached): a pruned key could be
@@ -335,7 +393,9 @@ def agent_stopped(cfg: Any, channels: list[Channel]) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     from edge_agent.daemon import logsetup
 
-    logsetup.setup("info")  # security events (created, rotated, shredded) go to the journal
+    # a person reads this terminal: audit events (created, rotated, shredded) go to the
+    # journal with their fields, warnings to stderr in plain words
+    logsetup.setup_interactive()
     out = sys.stdout
     if args.keys_command == "platform":
         return cmd_platform(args, out)
@@ -351,10 +411,14 @@ def run(args: argparse.Namespace) -> int:
     handlers = {"init": cmd_init, "status": cmd_status, "rotate": cmd_rotate,
                 "prune": cmd_prune, "shred": cmd_shred, "export": cmd_export}
     try:
+        owner_ids(getattr(args, "owner", None))  # a wrong --owner: refused before any change
         if args.keys_command not in CHANGES_KEYS:
             return handlers[args.keys_command](cfg, args, out)
         with agent_stopped(cfg, _channels(cfg, args.channel)):
             return handlers[args.keys_command](cfg, args, out)
+    except StoreLockedError as exc:
+        print(stop_first(args, exc.holder), file=sys.stderr)
+        return 1
     except (EdgeAgentError, OSError, ValueError) as exc:
         if isinstance(exc, PermissionError):
             secevents.emit("key", "failure", detail=str(exc))

@@ -1,9 +1,12 @@
 """``edge-agent unseal``: the platform's side, as a reference decryptor.
 
-Payload JSON lines in (a file or stdin), opened JSON lines out. Each signed payload is
-checked against the enrolled node keys (``--nodes``: a file of enrolment records or a
-directory of ``*.pub``). Exit 0 when every line opened, 1 when some did not, 2 for an
-unreadable key, node list or input.
+Payload JSON lines in (a file or stdin), opened JSON lines out. A line may also be what
+``mosquitto_sub -v`` prints (topic, a space, the payload): the topic is kept in the output.
+Lines that are not sealed data messages (status, health, clear data, other text) are
+skipped and counted. Each signed payload is checked against the enrolled node keys
+(``--nodes``: a file of enrolment records or a directory of ``*.pub``). Exit 0 when every
+sealed line opened, 1 when some did not (or nothing was sealed), 2 for an unreadable key,
+node list or input.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-unsigned", action="store_true",
                         help="also open archived unsigned payloads (suite without +ed25519)")
     parser.add_argument("file", nargs="?", default="-",
-                        help="payload JSON lines (default: stdin)")
+                        help="payload JSON lines, or 'TOPIC PAYLOAD' lines as mosquitto_sub "
+                             "-v prints them (default: stdin)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +54,7 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any,
         except (OSError, UnicodeDecodeError, NodeKeyError) as exc:
             print(f"unseal: enrolled node keys: {exc}", file=err)
             return 2
-    bad = 0
+    bad = opened_n = skipped = 0
     stream = None
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
@@ -58,12 +62,19 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any,
             line = line.strip()
             if not line:
                 continue
+            topic, msg = sealed_message(line)
+            if msg is None:
+                skipped += 1
+                continue
             try:
-                opened = open_sealed(line, key, node_keys, allow_unsigned=allow_unsigned)
+                opened = open_sealed(msg, key, node_keys, allow_unsigned=allow_unsigned)
             except SealError as exc:
                 bad += 1
                 print(f"unseal: line {n}: {exc}", file=err)
                 continue
+            opened_n += 1
+            if topic is not None:
+                opened = {"topic": topic, **opened}
             print(json.dumps(opened, separators=(",", ":")), file=out)
     except OSError as exc:
         print(f"unseal: cannot read {source}: {exc.strerror or exc}", file=err)
@@ -74,4 +85,27 @@ def run_unseal(key_file: Path, source: str, out: Any, err: Any,
     finally:
         if stream is not None and stream is not sys.stdin:
             stream.close()
+    if skipped:
+        print(f"unseal: skipped {skipped} line(s) that are not sealed data messages "
+              "(status, health, clear data or other text)", file=err)
+    if not opened_n and not bad:
+        print("unseal: no sealed data message in the input", file=err)
+        return 1
     return 1 if bad else 0
+
+
+def sealed_message(line: str) -> tuple[str | None, dict[str, Any] | None]:
+    """(topic or None, the sealed message) of a payload line or a ``TOPIC PAYLOAD`` line;
+    (topic, None) when it is not a sealed data message."""
+    topic: str | None = None
+    payload = line
+    if not line.startswith("{"):
+        topic, _, payload = line.partition(" ")
+        payload = payload.strip()
+    try:
+        msg = json.loads(payload)
+    except ValueError:
+        return topic, None
+    if not isinstance(msg, dict) or "sealed" not in msg:
+        return topic, None
+    return topic, msg

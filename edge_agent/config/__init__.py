@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent.config.escalate import build_escalate
+from edge_agent.config.placement import clashes
 from edge_agent.config.schema import (
     ChannelConfig,
     LoggingConfig,
@@ -31,7 +32,8 @@ from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml
 from edge_agent.core.errors import ConfigError, ConfigProblem
 from edge_agent.core.model import Channel, HardwareMode, Priority
 
-__all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config", "locate",
+           "parse_config"]
 
 
 class SensorTypeInfo(Protocol):
@@ -45,17 +47,31 @@ class SensorTypeInfo(Protocol):
     def default_priority(self) -> Priority: ...
     @property
     def default_interval(self) -> float: ...
+    @property
+    def bus(self) -> str: ...
+    @property
+    def health_data(self) -> bool: ...
+    @property
+    def i2c_address(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
 class _Top:
+    # the municipality's site id (e.g. namwon-01): part of the topics and client ids
     site: Token
+    # this node's name, unique per Pi (e.g. pi-0042): no default in the shipped examples
     node: Token
+    # raspberry-pi: the Pi's real buses; emulated: every device emulated in-process
     hardware: HardwareMode
+    # keys, stores, sequence numbers and the status file (mode 0700)
     state_dir: Path
+    # the MQTT channels: ot (meters, operations) and it (health, welfare)
     channels: dict[Channel, ChannelConfig]
+    # the durable encrypted store, one per channel
     store: StoreConfig = field(default_factory=StoreConfig)
+    # log verbosity (to the journal via stderr)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # optional Prometheus textfile with the health counters
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
@@ -111,17 +127,63 @@ def parse_config(text: str, name: str, base_dir: Path,
     top = v.dataclass_from(_Top, tree, "", skip_keys=frozenset({"sensors", "welfare",
                                                                      "escalate"}))
     sensors_node = tree.get("sensors") if isinstance(tree, Map) else None
-    sensors = _sensors(v, sensors_node, sensor_types, top)
+    placed = _sensors(v, sensors_node, sensor_types, top)
+    sensors = [p.config for p in placed]
+    allow = {p.config.id: p.allow_health_on_ot for p in placed}
+    for c in clashes(sensors, sensor_types, allow):
+        p = placed[c.index]
+        v.problem(_node_at(p.node, c.key), f"sensors[{p.index}].{c.key}", c.message)
+    warnings: list[ConfigProblem] = []
+    if top is not None and not sensors:
+        warnings.append(ConfigProblem(name, _node_at(tree, "sensors").line, "sensors",
+                                      "no sensors: the agent will run and publish only its "
+                                      "health and status"))
     welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
     escalate = build_escalate(v, tree.get("escalate") if isinstance(tree, Map) else None,
                               sensors)
     if top is not None:
         _check_channels(v, tree, top)
-    if v.problems or top is None:
+    if top is None:
         raise ConfigError(sorted(v.problems, key=lambda p: p.line))
-    return SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
-                      sensors=sensors, welfare=welfare, escalate=escalate,
-                      source=base_dir / Path(name).name)
+    cfg = SiteConfig(**{f.name: getattr(top, f.name) for f in dataclasses.fields(top)},
+                     sensors=sensors, welfare=welfare, escalate=escalate,
+                     source=base_dir / Path(name).name,
+                     warnings=warnings)
+    if v.problems:
+        raise ConfigError(sorted(v.problems, key=lambda p: p.line), partial=cfg)
+    return cfg
+
+
+def locate(path: Path, where: str, env: Mapping[str, str] | None = None) -> int:
+    """The line of ``where`` (``channels.ot.tls.key_file``, ``sensors[2].key_file``) in the
+    site file, or of its deepest part found; 1 when the file cannot be read."""
+    try:
+        text = read_text(path, Limits())
+    except ConfigError:
+        return 1
+    tree, _ = parse_yaml(text, str(path), os.environ if env is None else env, Limits())
+    if tree is None:
+        return 1
+    keys: list[str | int] = []
+    for part in where.split("."):
+        name, _, rest = part.partition("[")
+        keys.append(name)
+        if rest:
+            keys.append(int(rest.rstrip("]")))
+    node: Node = tree
+    line = tree.line
+    for k in keys:
+        if isinstance(node, Map) and isinstance(k, str):
+            found = next(((kl, n) for key, kl, n in node.items if key == k), None)
+            if found is None:
+                break
+            line, node = found
+        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
+            node = node.items[k]
+            line = node.line
+        else:
+            break
+    return line
 
 
 def _node_at(tree: Node, *keys: str | int) -> Node:
@@ -174,15 +236,23 @@ def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
                       "{public_key_file: PLATFORM_PUBLIC_KEY} (or seal: {enabled: false})")
 
 
+@dataclass(frozen=True)
+class _Placed:
+    config: SensorConfig
+    index: int  # in the YAML list
+    node: Map
+    allow_health_on_ot: bool
+
+
 def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo],
-             top: _Top | None) -> list[SensorConfig]:
+             top: _Top | None) -> list[_Placed]:
     if node is None or (isinstance(node, Scalar) and node.value is None):
         return []
     if not isinstance(node, Seq):
         if not (isinstance(node, Scalar) and node.bad):
             v.problem(node, "sensors", "expected a list of sensors")
         return []
-    out: list[SensorConfig] = []
+    out: list[_Placed] = []
     seen: dict[str, int] = {}
     common_keys = frozenset(f.name for f in dataclasses.fields(SensorCommon))
     for i, item in enumerate(node.items):
@@ -217,9 +287,9 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
         interval = float(common.interval if common.interval is not None else info.default_interval)
         if interval <= 0:
             v.problem(_node_at(item, "interval"), f"{path}.interval", "must be above 0")
-        out.append(SensorConfig(
+        out.append(_Placed(SensorConfig(
             id=common.id, type=common.type, channel=channel,
             priority=common.priority if common.priority is not None else info.default_priority,
             interval=interval, enabled=common.enabled, options=options, line=item.line,
-            subject=common.subject, publish=common.publish))
+            subject=common.subject, publish=common.publish), i, item, common.allow_health_on_ot))
     return out

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from edge_agent.config.escalate import EscalateConfig
 from edge_agent.config.types import BrokerURL, ByteSize, Duration, Range, Token, TopicPrefix
 from edge_agent.config.welfare import WelfareSubject
+from edge_agent.core.errors import ConfigProblem
 from edge_agent.core.model import Channel, HardwareMode, Priority
 
 # Every number has a finite range (the validator enforces it; tests check none is missing).
@@ -21,7 +22,9 @@ Retention = Range(60, 3660 * DAY, "s")  # up to ten years
 class TLSConfig:
     ca_file: Path | None = None  # None = the system trust store
     cert_file: Path | None = None  # client certificate (mutual TLS)
+    # client private key (mode 0600), with cert_file
     key_file: Path | None = None
+    # lowest TLS version accepted
     min_version: Literal["1.2", "1.3"] = "1.2"
     # false only with the channel's allow_insecure: true (see docs/SECURITY.md)
     check_hostname: bool = True
@@ -37,8 +40,10 @@ class TLSConfig:
 class SealConfig:
     """End-to-end sealing (HPKE, RFC 9180) of data payloads to the platform's public key."""
 
+    # false only for a channel that carries no health data
     enabled: bool = True
     public_key_file: Path | None = None  # the platform's HPKE public key (PEM)
+    # x25519, or mlkem768-x25519 (post-quantum hybrid)
     suite: Literal["x25519", "mlkem768-x25519"] = "x25519"
 
     def __post_init__(self) -> None:
@@ -49,13 +54,19 @@ class SealConfig:
 
 @dataclass(frozen=True)
 class ChannelConfig:
+    # broker URLs, tried in order (mqtts://host:8883; mqtt:// needs allow_insecure)
     brokers: list[BrokerURL]
     topic_prefix: TopicPrefix | None = None  # default: edge/<site>/<node>/<channel>
     client_id: str | None = None  # default: <site>-<node>-<channel>
+    # certificates for mqtts:// brokers
     tls: TLSConfig = field(default_factory=TLSConfig)
+    # MQTT user name (with password_file)
     username: str | None = None
+    # file holding the MQTT password (mode 0600; needs username)
     password_file: Path | None = None
+    # allow mqtt:// (plaintext) and tls.check_hostname: false; labs and loopback only
     allow_insecure: bool = False
+    # 5, or 3 (MQTT 3.1.1) for brokers without MQTT 5: deliveries confirmed by echo
     mqtt_version: Literal[5, 3] = 5
     # how a delivery is confirmed: auto = echo on MQTT 3.1.1, PUBACK reason codes on 5 (0004)
     confirm: Literal["auto", "echo", "puback"] = "auto"
@@ -66,8 +77,12 @@ class ChannelConfig:
     # messages awaiting PUBACK, fed from the store
     inflight_window: Annotated[int, Range(1, 1000)] = 8
     batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per published message
+    # how often the health message is published
     health_interval: Annotated[Duration, Range(0.1, DAY, "s")] = Duration(60)
+    # first wait before reconnecting when every broker failed (doubles each round, full
+    # jitter; a session taken over by another client backs off 1s..60s)
     reconnect_min: Annotated[Duration, Range(0.01, 3600, "s")] = Duration(0.5)
+    # longest wait between reconnect attempts (2s at most while alarms wait in the store)
     reconnect_max: Annotated[Duration, Range(0.01, DAY, "s")] = Duration(30)
     key_file: Path | None = None  # store key; default <state_dir>/keys/<channel>.key
     bind_address: str | None = None  # local address to connect from (OT/IT interfaces)
@@ -98,6 +113,7 @@ class StoreConfig:
     commit_interval: Annotated[Duration, Range(0.01, 60, "s")] = Duration(1.0)
     # size budget per channel
     max_bytes: Annotated[ByteSize, Range(256 * 1024, 1024**5, "B")] = ByteSize(256 * 1024**2)
+    # size of one store file; max_bytes must hold at least 4
     segment_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
     # age limit per channel
     retention: dict[Channel, Annotated[Duration, Retention]] = field(default_factory=dict)
@@ -125,6 +141,7 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class LoggingConfig:
+    # debug, info, warning or error
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -133,6 +150,7 @@ class MetricsConfig:
     """Prometheus node_exporter textfile (written atomically, same counters as health)."""
 
     textfile: Path | None = None  # e.g. /var/lib/node_exporter/textfile/edge_agent.prom
+    # how often the textfile is rewritten
     interval: Annotated[Duration, Range(1, DAY, "s")] = Duration(15)
 
     def __post_init__(self) -> None:
@@ -160,14 +178,20 @@ class SensorConfig:
 class SensorCommon:
     """The keys every sensor entry may have; the rest belong to the sensor type."""
 
+    # the sensor's name, unique in the file; part of every reading's SenML name
     id: Token
+    # the sensor type (docs/devices.md lists them and their keys)
     type: str
     channel: Channel | None = None  # default: the type's channel
     priority: Priority | None = None  # default: the type's priority
     interval: Annotated[Duration, Range(0.001, DAY, "s")] | None = None  # default: the type's
+    # false: keep the entry, do not open the device
     enabled: bool = True
     subject: str | None = None  # resident identifier: published only as a keyed pseudonym
     publish: list[str] | None = None  # reading names allowed to leave (default: the type's)
+    # a health sensor (pulse oximeter, thermometer, fall radar...) on the ot channel: refused
+    # unless this says the site's OT broker is cleared for health data in clear
+    allow_health_on_ot: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,6 +208,8 @@ class SiteConfig:
     source: Path | None = None
     welfare: list[WelfareSubject] = field(default_factory=list)  # rules per resident
     escalate: EscalateConfig | None = None  # local escalation of alarms the platform missed
+    # located findings that do not stop the agent (check-config prints them as WARNING)
+    warnings: list[ConfigProblem] = field(default_factory=list)
 
     def topic_prefix(self, channel: Channel) -> str:
         pre = self.channels[channel].topic_prefix

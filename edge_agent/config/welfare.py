@@ -48,7 +48,9 @@ CLIMATE_TYPES = frozenset({"sht31", "bme280"})  # report ``temperature`` (Cel)
 class MeterRule:
     """An appliance switched on (a step in household power) counts as activity."""
 
+    # id of the power meter sensor
     sensor: Token
+    # a rise in power at least this big counts as activity (at least 20)
     step_watts: float = 150.0
     reading: str | None = None  # default: power_import (DSMR, DLMS, IEC) or power (Modbus)
 
@@ -59,8 +61,11 @@ class MeterRule:
 
 @dataclass(frozen=True)
 class InactivityRule:
+    # no activity this long: caution event
     caution: Duration = Duration(8 * 3600)
+    # no activity this long: alarm (longer than caution)
     alarm: Duration = Duration(12 * 3600)
+    # no activity this long: danger (longer than alarm)
     danger: Duration = Duration(24 * 3600)
 
     def __post_init__(self) -> None:
@@ -76,6 +81,7 @@ class InactivityRule:
 
 @dataclass(frozen=True)
 class FallRule:
+    # a fall with no activity after it for this long is confirmed (10s .. 1h)
     confirm: Duration = Duration(60)
 
     def __post_init__(self) -> None:
@@ -85,7 +91,9 @@ class FallRule:
 
 @dataclass(frozen=True)
 class AwayRule:
+    # id of the front door contact sensor
     door: Token
+    # away this long: away-overdue event
     overdue: Duration = Duration(12 * 3600)
     settle: Duration = Duration(15 * 60)  # no sign of anyone home this long after the door: away
 
@@ -98,9 +106,13 @@ class AwayRule:
 class ClimateRule:
     """Room temperature outside [cold, heat] for ``for`` (YAML key ``for``) -> alarm."""
 
+    # id of the room climate sensor (sht31, bme280)
     sensor: Token
+    # alarm above this temperature (Cel; null: no heat alarm)
     heat: float | None = 33.0
+    # alarm below this temperature (Cel; null: no cold alarm)
     cold: float | None = 10.0
+    # how long the temperature stays out of range before the alarm (YAML key for)
     for_: Duration = Duration(30 * 60)
 
     def __post_init__(self) -> None:
@@ -115,11 +127,17 @@ class ClimateRule:
 @dataclass(frozen=True)
 class WelfareSubject:
     subject: str  # resident identifier: published only as its keyed pseudonym
+    # ids of the sensors whose readings count as activity (PIR, door, ...)
     activity: list[Token]
+    # household power as activity
     meter: MeterRule | None = None
+    # inactivity thresholds
     inactivity: InactivityRule = field(default_factory=InactivityRule)
+    # fall confirmation
     fall: FallRule = field(default_factory=FallRule)
+    # away from home too long
     away: AwayRule | None = None
+    # heat-wave and cold risk
     climate: ClimateRule | None = None
 
     def sensors(self) -> set[str]:

@@ -17,10 +17,13 @@ class EdgeAgentError(Exception):
 
 
 class ConfigError(EdgeAgentError, ValueError):
-    """A site configuration is invalid. ``problems`` holds every problem found."""
+    """A site configuration is invalid. ``problems`` holds every problem found;
+    ``partial`` the configuration as far as it could be built (the sensors that passed),
+    for tools that check on despite the problems (``doctor``), or None."""
 
-    def __init__(self, problems: list[ConfigProblem]) -> None:
+    def __init__(self, problems: list[ConfigProblem], partial: object = None) -> None:
         self.problems = problems
+        self.partial = partial
         super().__init__("\n".join(p.format() for p in problems))
 
 

@@ -66,6 +66,9 @@ class UplinkHealth(msgspec.Struct, frozen=True, kw_only=True):
     connects: int
     connect_failures: int
     inflight: int
+    # sessions closed because another client used this channel's client id (two nodes
+    # with one node name); the first is logged, the rest only counted here
+    takeovers: int = 0
 
 
 class DeliveryHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -186,7 +189,8 @@ def uplink_health(up: Any, brokers: list[str]) -> UplinkHealth:
         last_error=up.last_error, last_publish=up.last_publish,
         published_readings=up.published_readings, published_messages=up.published_messages,
         rejected_messages=up.rejected_messages, connects=up.connects,
-        connect_failures=up.connect_failures, inflight=up.inflight)
+        connect_failures=up.connect_failures, inflight=up.inflight,
+        takeovers=getattr(up, "takeovers", 0))
 
 
 def sensor_health(stype: str, channel: Channel, *, alive: bool, restarts: int, stats: Any,

@@ -1,4 +1,9 @@
-"""One line per event on stderr: level, component, message. journald-aware."""
+"""One line per event on stderr: level, component, message. journald-aware.
+
+``setup`` is for the daemon (systemd puts stderr in the journal). ``setup_interactive`` is
+for commands a person runs in a terminal: warnings in plain words on stderr, audit
+(security) events to the journal or syslog with their fields (daemon/journal.py).
+"""
 
 from __future__ import annotations
 
@@ -34,3 +39,27 @@ def setup(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("paho").setLevel(logging.WARNING)
+
+
+SECURITY_LOGGER = "edge_agent.security"
+
+
+class _NotAudit(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(SECURITY_LOGGER)
+
+
+def setup_interactive(level: str = "warning") -> None:
+    from edge_agent.daemon.journal import JournalHandler
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter("%(levelname)s: %(message)s"))
+    handler.addFilter(_NotAudit())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("paho").setLevel(logging.WARNING)
+    audit = logging.getLogger(SECURITY_LOGGER)
+    audit.handlers[:] = [JournalHandler()]
+    audit.setLevel(logging.INFO)
+    audit.propagate = False

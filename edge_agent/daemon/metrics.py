@@ -39,6 +39,8 @@ _METRICS: dict[str, tuple[str, str]] = {
         "counter", "messages the broker refused (PUBACK >= 0x80), dead-lettered"),
     "edge_agent_connects_total": ("counter", "successful broker connections"),
     "edge_agent_connect_failures_total": ("counter", "failed broker connection attempts"),
+    "edge_agent_session_takeovers_total": (
+        "counter", "sessions taken over by another client with this client id"),
     "edge_agent_evicted_readings_total": ("counter", "readings evicted by policy, per reason"),
     "edge_agent_quarantined_files_total": ("counter", "corrupt store files moved aside"),
     "edge_agent_dead_letters_total": ("counter", "batches dead-lettered"),
@@ -95,6 +97,7 @@ def samples(node: NodeHealth, alive: bool = True) -> dict[str, list[_Sample]]:
         add("edge_agent_rejected_messages_total", up.rejected_messages, channel=ch)
         add("edge_agent_connects_total", up.connects, channel=ch)
         add("edge_agent_connect_failures_total", up.connect_failures, channel=ch)
+        add("edge_agent_session_takeovers_total", up.takeovers, channel=ch)
         for reason, n in st.evicted.items():
             add("edge_agent_evicted_readings_total", n, channel=ch, reason=reason)
         add("edge_agent_quarantined_files_total", st.quarantined, channel=ch)

@@ -301,6 +301,10 @@ class Agent:
 
     def start(self) -> None:
         for ch in self.cfg.channels:
+            line = recovered_line(ch.value, self.stores[ch].stats(), self.clock.time())
+            if line:
+                log.info("%s", line)
+        for ch in self.cfg.channels:
             self.writers[ch].thread.start()
             self.uplinks[ch].start()
         if self.welfare is not None:
@@ -427,3 +431,26 @@ class Agent:
     def health(self, channel: Channel) -> dict[str, Any]:
         """The body of the channel's MQTT health message."""
         return health.health_message(self.health_model(), channel.value)
+
+
+def age_text(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``, ``2.1 days``: an age a technician reads at a glance."""
+    s = max(0.0, seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+def recovered_line(channel: str, st: Any, now: float) -> str | None:
+    """After a restart: what the store still holds for delivery, or None when nothing."""
+    waiting = sum(st.backlog.values())
+    if not waiting:
+        return None
+    oldest = "" if st.oldest_undelivered is None \
+        else f", oldest {age_text(now - st.oldest_undelivered)} old"
+    lanes = ", ".join(f"{n} {lane}" for lane, n in st.backlog.items() if n)
+    return f"channel {channel}: recovered {waiting} undelivered readings ({lanes}{oldest})"

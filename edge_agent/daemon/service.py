@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.config.diff import changes
 from edge_agent.config.schema import SiteConfig
 from edge_agent.core.errors import ConfigError, EdgeAgentError
 from edge_agent.daemon.metrics import Textfile
@@ -206,7 +207,9 @@ class Service:
             logging.getLogger().setLevel(new.logging.level.upper())
         self.agent.start()
         self._next_metrics = 0.0
-        log.info("configuration reloaded: %s", self._summary())
+        what = changes(old, new)
+        log.info("configuration reloaded: %s; %s", self._summary(),
+                 "changed: " + "; ".join(what) if what else "nothing changed")
         self._reloaded(True, None)
 
     def _reloaded(self, ok: bool, error: str | None) -> None:

@@ -211,9 +211,13 @@ def format_status(verdict: str, doc: StatusFile, out: IO[str],
         print(f"  NOT ALIVE: {p} (watchdog pings withheld)", file=out)
     for name, c in doc.channels.items():
         up, st = c.uplink, c.store
-        conn = f"connected to {up.broker}" if up.connected else "DISCONNECTED"
+        if verdict != "running":  # what the file says is history: never "connected"
+            was = f"connected to {up.broker}" if up.connected else "disconnected"
+            conn = f"NOT CONNECTED (daemon not running; {was} as of {_ago(doc.time, now)})"
+        else:
+            conn = f"connected to {up.broker}" if up.connected else "DISCONNECTED"
         print(f"channel {name}: {conn}", file=out)
-        if not up.connected and up.last_error:
+        if (verdict != "running" or not up.connected) and up.last_error:
             print(f"  last error: {up.last_error}", file=out)
         lanes = ", ".join(f"{k} {v}" for k, v in st.backlog.items())
         oldest = ("none" if st.oldest_undelivered is None
@@ -308,8 +312,12 @@ def run_status(state_dir: Path, as_json: bool, out: IO[str], err: IO[str]) -> in
         return 3 if verdict == "missing" else 4
     if as_json:
         age = time.time() - doc.time
-        print(json.dumps({"verdict": verdict, "age": round(age, 1),
-                          **msgspec.to_builtins(doc)}), file=out)
+        body = msgspec.to_builtins(doc)
+        if verdict != "running":  # a dead daemon is connected to nothing
+            for c in body.get("channels", {}).values():
+                c["uplink"]["connected_when_written"] = c["uplink"]["connected"]
+                c["uplink"]["connected"] = False
+        print(json.dumps({"verdict": verdict, "age": round(age, 1), **body}), file=out)
     else:
         format_status(verdict, doc, out)
     return 0 if verdict == "running" else 3

@@ -16,6 +16,7 @@ Categories (fixed vocabulary, so a log collector can alert on them):
     escalation an alarm escalated on the node (no IT broker took it in time): escalated,
               sms_sent, sms_retry, sms_failed; the platform's acknowledgement: acknowledged,
               ack_unknown, ack_rejected (phone numbers masked to their last three digits)
+    identity  another client uses this node's MQTT client id (two nodes with one name)
 
 ``detail`` must never carry a secret, a resident identifier or a reading value; callers
 pass what they would put in an ordinary log line. Counting is bounded (a fixed set of
@@ -35,9 +36,10 @@ from typing import Any
 log = logging.getLogger("edge_agent.security")
 
 CATEGORIES = frozenset({"auth", "acl", "config", "key", "cert", "store", "privacy", "keys",
-                        "escalation"})
+                        "escalation", "identity"})
 _LEVELS = {"failure": logging.ERROR, "denied": logging.ERROR, "rejected": logging.ERROR,
            "expired": logging.ERROR, "lost": logging.ERROR, "quarantined": logging.ERROR,
+           "conflict": logging.ERROR,
            "warning": logging.WARNING, "evicted": logging.WARNING, "dropped": logging.WARNING,
            "escalated": logging.WARNING, "sms_retry": logging.WARNING,
            "sms_failed": logging.ERROR, "ack_unknown": logging.WARNING,
@@ -73,7 +75,8 @@ class SecurityEvents:
             if key in self._counts or len(self._counts) < MAX_KEYS:
                 self._counts[key] += count
             self._recent.append(event)
-        log.log(_LEVELS.get(outcome, logging.INFO), "%s", json.dumps(event, sort_keys=True))
+        log.log(_LEVELS.get(outcome, logging.INFO), "%s", json.dumps(event, sort_keys=True),
+                extra={"audit": event})
         return event
 
     def counts(self, channel: str | None = None) -> dict[str, int]:

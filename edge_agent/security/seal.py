@@ -143,6 +143,8 @@ class Sealer:
         msg: dict[str, Any] = {"site": self.site}
         msg.update((k, head[k]) for k in HEAD_FIELDS if k in head)
         ctx = context(msg, self.envelope_suite)
+        if "store" in head:  # in clear, not bound: platforms of the v2 suite ignore it
+            msg["store"] = head["store"]
         signature = self.signing_key.sign(signed_data(ctx, senml))
         ct = self._suite.encrypt(signature + senml, self.public_key,
                                  info=INFO_PREFIX_V2 + ctx)

@@ -29,8 +29,8 @@ from edge_agent.core.fsutil import Write, no_space
 from edge_agent.core.model import CLOCK_FLOOR, Channel, Priority, Reading
 from edge_agent.core.ratelog import RateLimitedLog
 from edge_agent.security.keyring import Keyring, StaticKeyring
+from edge_agent.store import identity, segments
 from edge_agent.store import record as rec
-from edge_agent.store import segments
 from edge_agent.store.acks import AckLedger
 from edge_agent.store.aside import (
     DEAD_MAX_ENTRIES,
@@ -127,7 +127,11 @@ class ChannelStore:
         self._acks = AckLedger(Journal(self.dir / "acked.log", self._fsync, self._write), ch)
         self._evictions = EvictionLedger(Journal(self.dir / "evicted.log", self._fsync,
                                                  self._write), ch)
+        numbering_exists = (self.dir / "seq.hwm").exists()
         self._numbers = Numbering(self.dir, self._boot, self._fsync, self._write)
+        # made with the numbering, durable before any number is handed out (identity.py)
+        self.store_id = identity.load_or_create(self.dir, numbering_exists, fsync=self._fsync,
+                                                write=self._write)
         found = Recovery(self.channel, self._keys, self._segments, self._quarantine,
                          self._evictions, self._acks.ranges, self._index, self._event).run(
                              self._numbers, self._boot)

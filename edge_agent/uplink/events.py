@@ -77,6 +77,7 @@ class Echo:
 @dataclass(frozen=True)
 class ConnectionLost:
     reason: str
+    code: int | None = None  # the MQTT reason code (MQTT 5 DISCONNECT), when known
 
 
 @dataclass(frozen=True)
@@ -190,10 +191,22 @@ class DenialsReport:
 
 
 @dataclass(frozen=True)
+class SessionTakenOver:
+    """Another client connected with this channel's client id and the broker closed
+    this session (MQTT 5 DISCONNECT 0x8E), or connections keep being closed without a
+    reason right after they open (``suspected``: MQTT 3.1.1, or a broker that sends no
+    DISCONNECT). Reconnects back off meanwhile."""
+
+    suspected: bool
+    count: int  # takeovers so far (this run)
+    reason: str
+
+
+@dataclass(frozen=True)
 class SubscriptionRefused:
     why: str
 
 
 Action = (Connect | Backoff | Subscribe | PublishStatus | PublishHealth | Lease | Publish
           | Ack | Reject | Release | Disconnect | TopicHeld | TopicRestored | DenialsReport
-          | SubscriptionRefused)
+          | SubscriptionRefused | SessionTakenOver)

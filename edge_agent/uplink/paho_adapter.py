@@ -37,6 +37,7 @@ from edge_agent.store.channel_store import ChannelStore
 from edge_agent.uplink import session as s
 from edge_agent.uplink.confirm import confirm_mode, echo_seq
 from edge_agent.uplink.envelope import EnvelopeBuilder
+from edge_agent.uplink.reasons import describe, is_auth
 from edge_agent.uplink.tls import (
     TrackingContext,
     cert_days_left,
@@ -47,6 +48,27 @@ from edge_agent.uplink.tls import (
 
 CONNACK_TIMEOUT = 10.0
 EVENT_QUEUE_MAX = 100_000  # paho events waiting for the pump (bounded by the window)
+
+
+class BrokerRefusedError(UplinkError):
+    """The broker answered CONNECT with a failure code (``auth``: it refused who we are)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"broker refused the connection: {text}")
+        self.code = code
+
+    @property
+    def auth(self) -> bool:
+        return is_auth(self.code)
+
+
+class ConnectTimeoutError(UplinkError):
+    """No CONNACK in time: a network or broker problem, not a refusal."""
+
+
+class ClosedDuringConnectError(UplinkError):
+    """The connection closed before CONNACK. Over TLS 1.3 this is how a broker refuses the
+    client certificate (after the client's side of the handshake is done)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +105,8 @@ class ChannelUplink:
         self.log = log or logging.getLogger(f"edge_agent.uplink.{settings.channel.value}")
         self._health = health
         check_secrets(cfg)  # refuse to start on a loose key or password file
-        self._env = EnvelopeBuilder(settings.node, settings.channel, sealer(cfg, settings))
+        self._env = EnvelopeBuilder(settings.node, settings.channel, sealer(cfg, settings),
+                                    store=getattr(store, "store_id", None))
         self.topic_data = f"{settings.topic_prefix}/data"
         self.topic_alarm = f"{settings.topic_prefix}/alarm"
         self.topic_status = f"{settings.topic_prefix}/status"
@@ -110,6 +133,9 @@ class ChannelUplink:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._flush_deadline = 0.0
+        # a backlog found at connect: (monotonic start, wall time, readings waiting)
+        self._drain: tuple[float, float, int] | None = None
+        self._next_drain_check = 0.0
         # liveness for the service watchdog: refreshed by the pump thread at least every
         # ~1 s, or set ahead to the end of a deliberate wait (reconnect backoff)
         self.heartbeat = self.clock.monotonic()
@@ -150,11 +176,12 @@ class ChannelUplink:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                        rc: ReasonCode, props: Properties | None) -> None:
-        self._put(s.ConnectionLost(str(rc)))
+        self._put(s.ConnectionLost(describe(rc.value, str(rc), disconnect=True), rc.value))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int,
                     rc: ReasonCode, props: Properties | None) -> None:
-        self._put(s.PubAck(mid, rc.value if rc.is_failure else 0, str(rc)))
+        self._put(s.PubAck(mid, rc.value if rc.is_failure else 0,
+                           describe(rc.value, str(rc)) if rc.is_failure else str(rc)))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       codes: list[ReasonCode], props: Properties | None) -> None:
@@ -201,11 +228,10 @@ class ChannelUplink:
         try:
             while not self._stop.is_set():
                 now = self.heartbeat = self.clock.monotonic()
-                step = self.session.next_connection(now)
+                step = self.session.next_connection(now, self._alarms_pending())
                 if isinstance(step, s.Backoff):
-                    self.log.info("all brokers unreachable; retrying in %.1fs", step.seconds)
-                    self.heartbeat = now + step.seconds
-                    self._stop.wait(step.seconds)
+                    self.log.info("no broker connection; retrying in %.1fs", step.seconds)
+                    self._backoff_wait(now, step.seconds)
                     continue
                 client = self._connect(step.broker)
                 if client is None:
@@ -216,12 +242,54 @@ class ChannelUplink:
                 if self._on_alarm_ack is not None:
                     self._subacks.append("ack")
                     client.subscribe(self.topic_ack, qos=1)
+                self._note_backlog()
                 self._pump(client)
                 self._teardown(client)
         except Exception as exc:  # a bug: make it visible to the supervisor
             self.error = exc
             self.log.exception("uplink crashed")
             raise
+
+    def _note_backlog(self) -> None:
+        """Connected with readings waiting (after an outage or a restart): time the drain."""
+        if self._drain is None:
+            waiting = sum(self.store.stats().backlog.values())
+            if waiting:
+                self._drain = (self.clock.monotonic(), self.clock.time(), waiting)
+                self.log.info("connected with a backlog of %d readings; sending it", waiting)
+
+    def _check_drained(self, now: float) -> None:
+        """At most once a second: log once the backlog found at connect is delivered."""
+        self._next_drain_check = now + 1.0
+        assert self._drain is not None
+        started, wall, waiting = self._drain
+        st = self.store.stats()
+        # everything taken before the connect has gone (live readings may keep arriving)
+        if sum(st.backlog.values()) and (st.oldest_undelivered is None
+                                         or st.oldest_undelivered < wall):
+            return
+        took = max(0.0, now - started)
+        rate = f", {waiting / took:.0f} readings/s" if took >= 1.0 else ""
+        self.log.info("backlog drained: %d readings in %.1f s%s", waiting, took, rate)
+        self._drain = None
+
+    def _alarms_pending(self) -> bool:
+        return bool(self.store.stats().backlog.get(Priority.ALARM.label, 0))
+
+    def _backoff_wait(self, now: float, seconds: float) -> None:
+        """Wait before reconnecting; cut short to ALARM_RECONNECT_MAX when an alarm comes
+        in meanwhile (notify() wakes this), and at once on stop."""
+        deadline = now + seconds
+        self.heartbeat = deadline
+        while not self._stop.is_set():
+            t = self.clock.monotonic()
+            if self._alarms_pending():
+                deadline = min(deadline, now + s.ALARM_RECONNECT_MAX)
+            if t >= deadline:
+                return
+            self.heartbeat = max(self.heartbeat, t)
+            self._wake.wait(min(deadline - t, 1.0))
+            self._wake.clear()
 
     def _connect(self, i: int) -> mqtt.Client | None:
         url = self.cfg.brokers[i]
@@ -230,7 +298,12 @@ class ChannelUplink:
         except (OSError, UplinkError, ssl.SSLError) as exc:
             self.session.handle(s.ConnectFailed(i, f"{url}: {exc}"), self.clock.monotonic())
             self.log.warning("cannot connect to %s: %s", url, exc)
-            if isinstance(exc, ssl.SSLError | UplinkError):
+            # a refusal of our identity or certificate is a security event; a timeout, a
+            # dropped connection or a busy broker is a network one (logged above)
+            auth = isinstance(exc, ssl.SSLError) or (
+                isinstance(exc, BrokerRefusedError) and exc.auth) or (
+                isinstance(exc, ClosedDuringConnectError) and url.tls)
+            if auth:
                 secevents.emit("auth", "failure", channel=self.s.channel.value,
                                detail=f"{url}: {exc}")
             return None
@@ -281,13 +354,17 @@ class ChannelUplink:
             if isinstance(ev, _ConnAck):
                 if ev.code.is_failure:
                     _close(client)
-                    raise UplinkError(f"broker refused the connection: {ev.code}")
+                    raise BrokerRefusedError(ev.code.value, describe(ev.code.value, str(ev.code)))
                 return client
             if isinstance(ev, s.ConnectionLost):
                 _close(client)
-                raise UplinkError(f"disconnected during connect: {ev.reason}")
+                why = f"disconnected during connect: {ev.reason}"
+                if url.tls:
+                    why += " (over TLS: the broker may refuse the client certificate)"
+                raise ClosedDuringConnectError(why)
         _close(client)
-        raise UplinkError(f"no CONNACK within {CONNACK_TIMEOUT:g}s")
+        raise ConnectTimeoutError(f"no CONNACK within {CONNACK_TIMEOUT:g}s: the network or the "
+                                  "broker is slow or dropping packets (not a refusal)")
 
     def _pump(self, client: mqtt.Client) -> None:
         session = self.session
@@ -307,6 +384,8 @@ class ChannelUplink:
                 self._wake.clear()
                 continue
             published = self._apply(client, session.poll(now))
+            if self._drain is not None and now >= self._next_drain_check:
+                self._check_drained(now)
             if not session.connected:
                 return
             if not published:
@@ -376,9 +455,26 @@ class ChannelUplink:
                     else f"{a.count} messages within seq {a.low}..{a.high}")
             secevents.emit("acl", "denied", channel=ch, detail=f"{a.why} for {what}",
                            count=a.count)
+        elif isinstance(a, s.SessionTakenOver):
+            self._log_takeover(a)
         elif isinstance(a, s.SubscriptionRefused):
             self.log.error("%s", a.why)
             secevents.emit("acl", "denied", channel=ch, detail=a.why)
+
+    def _log_takeover(self, a: s.SessionTakenOver) -> None:
+        """Once per run in plain words; later ones are counted (health: takeovers)."""
+        if a.count > 1:
+            self.log.debug("session taken over again (%d so far): %s", a.count, a.reason)
+            return
+        may, share = ("may be", "may share") if a.suspected else ("is", "share")
+        self.log.error(
+            "another node %s using client id %s: two nodes %s node %s (site %s); give "
+            "each Pi its own node name (EDGE_NODE in /etc/edge-agent/edge-agent.env, or "
+            "node: in the site file). %s. Reconnecting with backoff; further takeovers are "
+            "counted in the health message (takeovers), not logged",
+            may, self.s.client_id, share, self.s.node, self.s.site, a.reason)
+        secevents.emit("identity", "conflict", channel=self.s.channel.value,
+                       detail=f"client id {self.s.client_id}: {a.reason}")
 
     def _teardown(self, client: mqtt.Client) -> None:
         if self._stop.is_set():

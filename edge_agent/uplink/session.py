@@ -59,6 +59,7 @@ from edge_agent.uplink.events import (
     Release,
     SendFailed,
     Sent,
+    SessionTakenOver,
     Stopping,
     Subscribe,
     Subscribed,
@@ -73,12 +74,27 @@ __all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "ORDERED", "Ack", "A
            "DenialsReport",
            "Disconnect", "Echo", "Event", "Lease", "Leased", "PubAck", "Publish",
            "PublishHealth", "PublishStatus", "Reject", "Release", "SendFailed", "Sent",
-           "Session", "SessionConfig", "Stopping", "Subscribe", "Subscribed",
+           "Session", "SessionConfig", "SessionTakenOver", "Stopping", "Subscribe", "Subscribed",
            "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "start_node"]
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 SUBACK_TIMEOUT = 10.0  # echo mode: no SUBACK within this after CONNACK -> reconnect
 DENIAL_REPORT_INTERVAL = 60.0  # refused publishes: one report per this, with a count
+# Another client with our client id: the broker closes our session (MQTT 5 DISCONNECT
+# reason 0x8E). Two nodes configured with one node name do this to each other forever;
+# reconnects then back off (full jitter, TAKEOVER_MIN .. TAKEOVER_MAX) so both get through.
+SESSION_TAKEN_OVER = 0x8E
+UNSPECIFIED = 0x80  # paho's code for a connection closed without a DISCONNECT
+TAKEOVER_MIN = 1.0
+TAKEOVER_MAX = 60.0
+# MQTT 3.1.1 has no DISCONNECT from the broker, and some MQTT 5 brokers (mosquitto 2.0.11)
+# just close the socket: this many connections in a row closed without a reason within
+# SHORT_CONNECTION of their CONNACK is reported as a suspected takeover
+SHORT_CONNECTION = 10.0
+SHORT_IN_A_ROW = 3
+STABLE_CONNECTION = 60.0  # a connection that lived this long resets the takeover backoff
+# alarms waiting in the store: never wait longer than this between reconnect attempts
+ALARM_RECONNECT_MAX = 2.0
 DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
 ORDERED = "ordered"  # brokers in order of preference; fail back to the first
@@ -109,6 +125,7 @@ class UplinkStats:
     cert_expiry: float | None = None  # days left on the client cert (or CA), soonest
     unconfirmed_messages: int = 0  # held back: acknowledged but no echo (MQTT 3.1.1)
     held_topics: int = 0  # times a topic was held back as refused (no echo / disconnects)
+    takeovers: int = 0  # sessions closed because another client used our client id
 
 
 @dataclass(frozen=True)
@@ -154,6 +171,10 @@ class Session:
         self._round = 0  # attempts made in this round
         # ANY: the round starts here (the jittered start; after a failure, the next node)
         self._start = (start_node(cfg.seed, cfg.brokers) if cfg.failover == ANY else 0)
+        self._takeover = RetryBackoff(TAKEOVER_MIN, max(TAKEOVER_MAX, cfg.reconnect_max),
+                                      rng=rng)
+        self._taken_over = False  # the last connection was taken over: back off first
+        self._short_losses = 0  # connections in a row closed right after CONNACK
         self.broker: int | None = None  # connected to brokers[broker]
         self.connected = False
         self.stopping = False
@@ -196,14 +217,22 @@ class Session:
 
     # ------------------------------------------------------------------ connecting
 
-    def next_connection(self, now: float) -> Connect | Backoff:
+    def next_connection(self, now: float, alarms_pending: bool = False) -> Connect | Backoff:
         """Try each broker once per round; when all failed, back off (full jitter).
-        ``ordered``: from the first. ``any``: from the round's start node, around the list."""
+        ``ordered``: from the first. ``any``: from the round's start node, around the list.
+        After a takeover, back off before the first try too. With alarms waiting in the
+        store no wait is longer than ALARM_RECONNECT_MAX."""
+        if self._taken_over:
+            self._taken_over = False
+            return Backoff(self._cap(self._takeover.next_delay(), alarms_pending))
         if self._round < self.cfg.brokers:
             return Connect((self._start + self._round) % self.cfg.brokers)
         self._round = 0
-        return Backoff(self._backoff.next_delay())
+        return Backoff(self._cap(self._backoff.next_delay(), alarms_pending))
 
+    @staticmethod
+    def _cap(delay: float, alarms_pending: bool) -> float:
+        return min(delay, ALARM_RECONNECT_MAX) if alarms_pending else delay
 
     # ------------------------------------------------------------------ events
 
@@ -359,12 +388,45 @@ class Session:
         out: list[Action] = []
         if self.connected:
             self.stats.last_error = f"disconnected: {ev.reason}"
+            out += self._takeover_check(ev, now)
         if not self.stopping:
             for topic in self.gate.disconnected(self._unconfirmed_since, now):
                 out.append(self._hold_notice(topic))
         self._unconfirmed_since.clear()
         self.connected = False
         return out
+
+    def _takeover_check(self, ev: ConnectionLost, now: float) -> list[Action]:
+        lived = now - self._connected_at
+        if lived >= STABLE_CONNECTION:
+            self._takeover.reset()
+        short = (ev.code in (None, UNSPECIFIED) and not self.stopping
+                 and lived < SHORT_CONNECTION)
+        if ev.code == SESSION_TAKEN_OVER:
+            suspected = False
+        elif short and not self._unconfirmed_since and not self._inflight:
+            # closed right after opening with nothing of ours awaiting confirmation
+            self._short_losses += 1
+            if self._short_losses < SHORT_IN_A_ROW:
+                return []
+            suspected = True
+            self._short_losses = 0
+        elif short:
+            # right after a publish: a broker refusing a topic looks the same (the
+            # DeliveryGate judges that); neither evidence of a takeover nor against it
+            return []
+        else:
+            self._short_losses = 0
+            return []
+        self._taken_over = True
+        self.stats.takeovers += 1
+        if suspected:
+            why = (f"the broker closed {SHORT_IN_A_ROW} connections in a row within "
+                   f"{SHORT_CONNECTION:g}s of connecting ({ev.reason})")
+        else:
+            why = f"the broker closed the session: 0x{SESSION_TAKEN_OVER:02X} Session taken over"
+        self.stats.last_error = f"session taken over: {why}"
+        return [SessionTakenOver(suspected, self.stats.takeovers, why)]
 
     def _closed(self, now: float) -> list[Action]:
         """Whatever is still held goes back to the store; pending denials are reported."""
