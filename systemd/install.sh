@@ -20,6 +20,8 @@ PURGE=0
 SOURCE=""
 PYTHON="${PYTHON:-python3}"
 PIP_ARGS=()
+# gpiozero's pin backend for the Pi's GPIO chips (lgpio): without it no GPIO sensor starts
+EXTRAS="[pi]"
 USER_NAME="edge-agent"
 GROUPS_NEEDED=(i2c gpio dialout)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +30,7 @@ REPO="$(dirname "$HERE")"
 usage() {
     sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     echo "Options: --prefix DIR  --dry-run  --uninstall  --purge  --python PY  --pip-arg ARG"
+    echo "         --without-gpio (no lgpio: for nodes without GPIO sensors)"
 }
 
 while [ $# -gt 0 ]; do
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
         --purge) PURGE=1; shift ;;
         --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
         --pip-arg) PIP_ARGS+=("${2:?--pip-arg needs a value}"); shift 2 ;;
+        --without-gpio) EXTRAS=""; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) SOURCE="$1"; shift ;;
@@ -118,7 +122,7 @@ install_package() {
         say "upgrading the program in $VENV"
     fi
     run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
-        ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$src"
+        ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$src$EXTRAS"
     if [ -f "$REPO/README.md" ]; then
         run install -m 0644 "$REPO/README.md" "$OPT/README.md"
     fi

@@ -146,3 +146,16 @@ def test_prefix_install_upgrade_uninstall(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.index("crypto-shredding") < r.stdout.index("uninstalled")
     assert not state.exists() and not etc.exists()
+
+
+def test_install_brings_the_gpio_backend(tmp_path: Path) -> None:
+    """lgpio (the ``[pi]`` extra) is installed with the program: without it every GPIO
+    sensor fails to open on a Pi. ``--without-gpio`` leaves it out."""
+    root = tmp_path / "root"
+    r = sh("--dry-run", "--prefix", str(root))
+    assert r.returncode == 0, r.stderr
+    pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
+    assert pip and pip[0].endswith(f"{REPO}\\[pi\\]"), pip
+    r = sh("--dry-run", "--prefix", str(root), "--without-gpio")
+    pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
+    assert pip and pip[0].endswith(str(REPO)), pip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from edge_agent.drivers.gpio_inputs import (
     build_pir,
     mock_pin_factory,
 )
+from edge_agent.errors import HardwareError
 from edge_agent.model import Channel, Priority
 
 from .gpio_helpers import running
@@ -123,3 +125,47 @@ def test_options_validation() -> None:
         PirOptions(pin=4, count_seconds=0)
     with pytest.raises(ValueError):
         DoorOptions(pin=4, bounce_ms=-1)
+
+
+def test_board_revision_from_sysfs_device_tree(tmp_path: Path) -> None:
+    """Under ProcSubset=pid the unit hides /proc/device-tree and /proc/cpuinfo (where
+    gpiozero looks); the revision is read from sysfs's view of the same device tree."""
+    from edge_agent.drivers.gpio_inputs import board_revision
+
+    dt = tmp_path / "linux,revision"
+    dt.write_bytes(bytes.fromhex("00c03114"))
+    assert board_revision((str(tmp_path / "absent"), str(dt)), "/nonexistent") == 0xC03114
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nRevision\t: a02082\n")
+    assert board_revision((str(tmp_path / "absent"),), str(cpuinfo)) == 0xA02082
+    assert board_revision((str(tmp_path / "absent"),), str(tmp_path / "absent")) is None
+
+
+def test_real_pin_factory_passes_the_revision_to_gpiozero(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from edge_agent.drivers import gpio_inputs
+
+    seen: list[int] = []
+
+    class FakeLGPIOFactory:
+        def __init__(self) -> None:
+            seen.append(self._get_revision())
+
+        def _get_revision(self) -> int:
+            raise AssertionError("gpiozero's own lookup reads the hidden /proc files")
+
+    mod = types.ModuleType("gpiozero.pins.lgpio")
+    mod.LGPIOFactory = FakeLGPIOFactory  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gpiozero.pins.lgpio", mod)
+    dt = tmp_path / "linux,revision"
+    dt.write_bytes(bytes.fromhex("00d04170"))
+    monkeypatch.setattr(gpio_inputs, "REVISION_FILES", (str(dt),))
+    monkeypatch.setattr(gpio_inputs, "CPUINFO", "/nonexistent")
+    gpio_inputs.real_pin_factory()
+    assert seen == [0xD04170]
+    monkeypatch.setattr(gpio_inputs, "REVISION_FILES", (str(tmp_path / "absent"),))
+    with pytest.raises(HardwareError, match="revision"):
+        gpio_inputs.real_pin_factory()
