@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from edge_agent.consumer import Consumer
-from edge_agent.mosquitto import Mosquitto
+from edge_agent.mosquitto import Mosquitto, free_port
 from edge_agent.seal import KeyPair, generate_files
 
 from .rig import PREFIX_IT, PREFIX_OT, Rig
@@ -43,9 +43,13 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def broker(workdir: Path) -> Iterator[Mosquitto]:
-    """The test's own broker on a free loopback port; the rig's agent reaches only it."""
-    with Mosquitto(workdir / "broker") as b:
+def broker(env: Any, workdir: Path) -> Iterator[Mosquitto]:
+    """The test's own broker on a free loopback port; the rig's agent reaches only it (the
+    vm through a qemu forward; a bench Pi on ``options.broker_host``, the same port)."""
+    port = free_port()
+    host = env.config.get_option("broker_host", "")
+    extra = f"listener {port} {host}\n" if host else ""
+    with Mosquitto(workdir / "broker", port=port, extra=extra) as b:
         yield b
 
 

@@ -121,6 +121,14 @@ class Rig(abc.ABC):
         """Load byte registers into the chip at ``address`` on ``i2c_bus``."""
         raise NotImplementedError(f"{self.name}: no I2C bus to load")
 
+    def power_cut(self) -> None:
+        """Cut the power at once (no shutdown, no flush)."""
+        raise NotImplementedError(f"{self.name}: no power switch")
+
+    def boot(self) -> float:
+        """Power on and wait for a shell; return the seconds it took."""
+        raise NotImplementedError(f"{self.name}: no power switch")
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release everything the rig started."""
