@@ -8,7 +8,7 @@
 #   scripts/hil.sh vm --long           # 100 power cuts instead of 10
 #
 # vm: builds the VM image once (needs root; ~/.cache/edge-agent-hil, rebuilt when
-# hil/vm/recipe.sh changes) and installs qemu, debootstrap, dtc and socat with apt-get.
+# hil/vm/recipe.sh changes) and installs qemu, debootstrap and socat with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV="${1:-}"
@@ -24,7 +24,7 @@ ARGS=(-p no:cacheprovider hil/tests --lg-env "hil/env/$ENV.yaml")
 if [ "$ENV" = vm ]; then
     need=()
     for tool in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debootstrap:debootstrap \
-                dtc:device-tree-compiler socat:socat mkfs.ext4:e2fsprogs; do
+                socat:socat mkfs.ext4:e2fsprogs; do
         command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
     done
     if [ ${#need[@]} -gt 0 ]; then

@@ -56,8 +56,10 @@ def broker(env: Any, workdir: Path) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def platform_key(workdir: Path) -> KeyPair:
     """The welfare platform's HPKE key pair: the agent seals IT to it, the test opens."""
-    return generate_files("x25519", workdir / "platform" / "it-seal.key",
-                          workdir / "platform" / "it-seal.pub")
+    d = workdir / "platform"
+    for f in ("it-seal.key", "it-seal.pub"):
+        (d / f).unlink(missing_ok=True)
+    return generate_files("x25519", d / "it-seal.key", d / "it-seal.pub")
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ def test_serial_adapter_unplugged_and_back(agent: Rig, ot: Consumer) -> None:
     pid = agent.main_pid()
     assert wait_values(ot, "meter-main", "power_import", 2, timeout=90)
     meter.unplug()
-    time.sleep(8)
+    time.sleep(4)
     meter.set_power(777.0)
     meter.replug()
     back = wait_values(ot, "meter-main", "power_import", 2, timeout=120,

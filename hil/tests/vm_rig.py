@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import socket
 import threading
 import time
@@ -117,7 +118,7 @@ class VmRig(Rig):
         with contextlib.suppress(FileNotFoundError):
             self.p1_socket.unlink()
         self.qemu = target.get_driver("QEMUDriver", activate=False)
-        self.qemu.extra_args += " " + " ".join([
+        self.qemu.extra_args += " " + " ".join(shlex.quote(a) for a in [
             "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
             "-initrd", str(image / "initrd.img"),
             "-netdev", "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:1883-cmd:"

@@ -54,17 +54,15 @@ def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     started = time.monotonic()
-    logf = log or tmp.with_suffix(".log")
+    logf = log or out.with_name(out.name + ".log")
     with open(logf, "w") as f:
         r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPE), str(tmp), arch],
                            stdout=f, stderr=subprocess.STDOUT, check=False)
     if r.returncode != 0:
+        subprocess.run(["umount", "-R", "-l", str(tmp / "rootfs")], capture_output=True,
+                       check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
-    dtc = shutil.which("dtc")
-    if dtc is None:
-        raise ImageError("dtc not found: apt-get install device-tree-compiler")
-    subprocess.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", str(tmp / "board.dtb"),
-                    str(tmp / "board.dts")], check=True)
     (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
     (tmp / "recipe.sha256").write_text(recipe_hash() + "\n")
     shutil.rmtree(out, ignore_errors=True)

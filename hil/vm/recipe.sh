@@ -5,7 +5,6 @@
 #
 #   OUT/disk.img      ext4 root filesystem (raw, root=/dev/vda)
 #   OUT/vmlinuz OUT/initrd.img   the guest's kernel and initramfs, for direct kernel boot
-#   OUT/board.dtb     a device tree with only /system/linux,revision (see hil-board below)
 #   OUT/recipe.sha256 the hash of this file, which names the cache entry
 #
 # hil/vm/image.py calls this when the cached image's hash differs from this file's.
@@ -48,9 +47,11 @@ mv "$B/drivers/gpio/gpio-sim.c" "$B/gpio-sim-main.c"
 mv "$B/drivers/gpio/gpiolib.h" "$B/gpiolib.h"
 mv "$B/kernel/irq/irq_sim.c" "$B/irq_sim.c"
 # CONFIG_IRQ_SIM is off in Debian's kernel: build the simulator into the module, without
-# its exports (they would clash if a later kernel had them)
-# (not exported, so no other irq_sim user can be loaded beside it).
+# its exports (no other module may use them) and without irq_to_desc, which the kernel
+# does not export: the descriptor is reached through irq_get_irq_data (exported).
 sed -i -e 's/^EXPORT_SYMBOL_GPL(.*);//' "$B/irq_sim.c"
+sed -i -e 's/irq_to_desc(\([^)]*\))/irq_data_to_desc(irq_get_irq_data(\1))/g' "$B/irq_sim.c"
+grep -q irq_to_desc "$B/irq_sim.c" && { echo "recipe: irq_to_desc left in irq_sim.c" >&2; exit 1; }
 cat > "$B/Makefile" <<'MK'
 obj-m := gpio-sim.o
 gpio-sim-y := gpio-sim-main.o irq_sim.o
@@ -122,20 +123,6 @@ ExecStart=/usr/local/sbin/hil-gpio-sim
 WantedBy=multi-user.target
 UNIT
 in_root systemctl enable hil-gpio-sim.service >/dev/null 2>&1
-# a Raspberry Pi 4 B revision code for gpiozero's board lookup: x86 has no device tree of
-# its own, so the runner passes this one with -dtb (boot protocol setup_data)
-cat > "$OUT/board.dts" <<'DTS'
-/dts-v1/;
-/ {
-    #address-cells = <1>;
-    #size-cells = <1>;
-    compatible = "hil,edge-agent-vm";
-    model = "edge-agent HIL VM";
-    system {
-        linux,revision = <0x00c03114>;
-    };
-};
-DTS
 rm -f "$ROOT/usr/sbin/policy-rc.d"
 cp -L "$ROOT/vmlinuz" "$OUT/vmlinuz" 2>/dev/null || cp "$ROOT/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 cp -L "$ROOT/initrd.img" "$OUT/initrd.img" 2>/dev/null || cp "$ROOT/boot/initrd.img-$KVER" "$OUT/initrd.img"
