@@ -60,6 +60,10 @@ def test_unit_contract() -> None:
                  "DevicePolicy=closed", "UMask=0077", "RestartPreventExitStatus=2"):
         assert f"\n{line}\n" in text, line
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
+    # lgpio creates its notification pipes in the working directory: it must be writable
+    # under ProtectSystem=strict (the default "/" is not)
+    assert "\nRuntimeDirectory=edge-agent\n" in text
+    assert "\nWorkingDirectory=/run/edge-agent\n" in text
     assert "run -c /etc/edge-agent/site.yaml" in text
 
 

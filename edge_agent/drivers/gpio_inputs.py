@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -67,6 +68,10 @@ def real_pin_factory() -> Any:
         from gpiozero.pins.lgpio import LGPIOFactory
     except ImportError as exc:
         raise HardwareError(errno.ENOENT, f"lgpio is not installed: {exc}") from exc
+    except OSError as exc:  # lgpio makes its notification pipe in the working directory
+        raise HardwareError(exc.errno or errno.EIO,
+                            f"lgpio cannot start (working directory {os.getcwd()}): {exc}"
+                            ) from exc
     revision = board_revision()
     if revision is None:
         raise HardwareError(errno.ENODEV, "cannot tell the board's revision (no "
