@@ -88,6 +88,10 @@ def real_pin_factory() -> Any:
         raise HardwareError(exc.errno or errno.EIO, f"cannot open the GPIO chip: {exc}") from exc
     except GPIOZeroError as exc:
         raise HardwareError(errno.ENODEV, f"GPIO: {exc}") from exc
+    except Exception as exc:  # lgpio.error ("can not open gpiochip"): not an OSError
+        if type(exc).__module__ != "lgpio":
+            raise
+        raise HardwareError(errno.EACCES, f"cannot open the GPIO chip: {exc}") from exc
 
 
 def mock_pin_factory() -> Any:

@@ -169,3 +169,29 @@ def test_real_pin_factory_passes_the_revision_to_gpiozero(
     monkeypatch.setattr(gpio_inputs, "REVISION_FILES", (str(tmp_path / "absent"),))
     with pytest.raises(HardwareError, match="revision"):
         gpio_inputs.real_pin_factory()
+
+
+def test_lgpio_errors_are_hardware_errors(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """lgpio raises its own ``lgpio.error`` (not an OSError) when the chip cannot be
+    opened, e.g. /dev/gpiochip0 not readable by the service's groups: a counted
+    HardwareError, not a crashed sensor thread."""
+    import sys
+    import types
+
+    from edge_agent.drivers import gpio_inputs
+
+    lgpio_error = type("error", (Exception,), {"__module__": "lgpio"})
+
+    class FakeLGPIOFactory:
+        def __init__(self) -> None:
+            raise lgpio_error("can not open gpiochip")
+
+    mod = types.ModuleType("gpiozero.pins.lgpio")
+    mod.LGPIOFactory = FakeLGPIOFactory  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gpiozero.pins.lgpio", mod)
+    dt = tmp_path / "linux,revision"
+    dt.write_bytes(bytes.fromhex("00c03114"))
+    monkeypatch.setattr(gpio_inputs, "REVISION_FILES", (str(dt),))
+    with pytest.raises(HardwareError, match="can not open gpiochip"):
+        gpio_inputs.real_pin_factory()
