@@ -195,12 +195,26 @@ class VmRig(Rig):
         self._cursor = self.sh("journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'"
                                ).out.strip()
         self.sh("systemctl reset-failed edge-agent 2>/dev/null; true")
-        r = self.sh("systemctl start edge-agent", timeout=180)
-        if r.rc != 0:
-            raise AssertionError(f"systemctl start failed ({r.rc}): {r.out}\n{self.logs()}")
+        # --no-block and polling: a blocking `systemctl start` on the serial console was
+        # seen to hang there while the unit itself was active (Type=notify: "active" is
+        # reached only after READY=1, so polling checks the same thing)
+        self.sh("systemctl start --no-block edge-agent").check("systemctl start")
+        if self._wait_state(("active",), 180) != "active":
+            raise AssertionError(f"edge-agent did not become active\n{self.logs()}")
+
+    def _wait_state(self, want: tuple[str, ...], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.sh("systemctl is-active edge-agent").out.strip()
+            if state in want or state == "failed":
+                return state
+            time.sleep(1)
+        return state
 
     def stop(self) -> None:
-        self.sh("systemctl stop edge-agent", timeout=120)
+        self.sh("systemctl stop --no-block edge-agent")
+        self._wait_state(("inactive",), 120)
 
     def main_pid(self) -> int:
         pid = int(self.sh("systemctl show -p MainPID --value edge-agent").out.strip() or 0)
