@@ -21,6 +21,8 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bo
         "{id: gen, type: load, channel: ot, rate: 50, chunk: 0.1}",
         "{id: sos, type: load, channel: ot, priority: alarm, rate: 2, chunk: 0.5}"))
     agent.sh("systemctl enable edge-agent").check("enable")
+    # a store of its own: sequence numbers from 1, none accepted before this subscriber
+    agent.sh(f"rm -rf {agent.state_dir}/*").check("fresh state")
     agent.start()
     rng = random.Random(20261130)
     boots: list[float] = []

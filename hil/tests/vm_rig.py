@@ -155,6 +155,9 @@ class VmRig(Rig):
         if child is not None:
             child.kill()
             child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
         self.qemu._child = None
         self.qemu.status = 0
         with contextlib.suppress(Exception):
