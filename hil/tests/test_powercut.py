@@ -27,12 +27,18 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bo
     rng = random.Random(20261130)
     boots: list[float] = []
     cut_after: list[float] = []
-    for _ in range(cycles):
-        seen = len(ot.received())
+    def count() -> int:
+        return sum(b - a + 1 for a, b in ot.received())
+
+    for cycle in range(cycles):
+        seen = count()
         deadline = time.monotonic() + 120
-        while len(ot.received()) <= seen and time.monotonic() < deadline:
+        while count() <= seen and time.monotonic() < deadline:
             time.sleep(0.2)  # the agent is up and delivering before the next cut
-        assert len(ot.received()) > seen, "no progress after a boot"
+        if count() <= seen:
+            state = agent.sh("systemctl status edge-agent --no-pager; journalctl -b -u "
+                             "edge-agent -o cat --no-pager | tail -30").out
+            raise AssertionError(f"no progress after boot {cycle}\n{state}")
         wait = rng.uniform(0.2, 4.0)
         time.sleep(wait)
         cut_after.append(round(wait, 2))
