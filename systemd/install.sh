@@ -268,4 +268,7 @@ create_user
 install_package
 install_files
 enable_service
+# a power cut in the next half minute must not leave an empty unit file (a "masked"
+# service that never starts again) or an empty site.yaml: write it all out now
+run sync
 say "done: $("$VENV/bin/edge-agent" --version 2>/dev/null || echo "edge-agent (not runnable yet: \"$VENV/bin/edge-agent --version\" failed)")"

@@ -160,6 +160,7 @@ def test_install_brings_the_gpio_backend(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
     assert pip and pip[0].endswith(f"{REPO}\\[pi\\]"), pip
+    assert "+ sync" in r.stdout  # written out before a power cut can empty the unit file
     r = sh("--dry-run", "--prefix", str(root), "--without-gpio")
     pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
     assert pip and pip[0].endswith(str(REPO)), pip

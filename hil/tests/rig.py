@@ -77,7 +77,7 @@ class Rig(abc.ABC):
         self.sh(f"mkdir -p $(dirname {q}) && : > {q}.b64").check("put_file")
         for chunk in lines:
             self.sh(f"printf %s {chunk} >> {q}.b64").check("put_file")
-        self.sh(f"base64 -d {q}.b64 > {q} && rm {q}.b64 && chmod {mode} {q}"
+        self.sh(f"base64 -d {q}.b64 > {q} && rm {q}.b64 && chmod {mode} {q} && sync"
                 " && (getent group edge-agent >/dev/null && chgrp edge-agent"
                 f" {q} || true)").check("put_file")
 
