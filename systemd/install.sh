@@ -24,14 +24,17 @@ SOURCE=""
 PYTHON="${PYTHON:-python3}"
 PIP_ARGS=()
 NODE=""
+# gpiozero's pin backend for the Pi's GPIO chips (lgpio): without it no GPIO sensor starts
+EXTRAS="[pi]"
 USER_NAME="edge-agent"
 GROUPS_NEEDED=(i2c gpio dialout)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$HERE")"
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     echo "Options: --prefix DIR  --dry-run  --node NAME  --uninstall  --purge  --python PY  --pip-arg ARG"
+    echo "         --without-gpio (no lgpio: for nodes without GPIO sensors)"
 }
 
 while [ $# -gt 0 ]; do
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
         --node=*) NODE="${1#*=}"; shift ;;
         --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
         --pip-arg) PIP_ARGS+=("${2:?--pip-arg needs a value}"); shift 2 ;;
+        --without-gpio) EXTRAS=""; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
         *) SOURCE="$1"; shift ;;
@@ -155,7 +159,7 @@ install_package() {
         say "upgrading the program in $VENV"
     fi
     run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
-        ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$src"
+        ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$src$EXTRAS"
     if [ -f "$REPO/README.md" ]; then
         run install -m 0644 "$REPO/README.md" "$OPT/README.md"
     fi
@@ -346,6 +350,9 @@ install_package
 install_docs
 install_files
 enable_service
+# a power cut in the next half minute must not leave an empty unit file (a "masked"
+# service that never starts again) or an empty site.yaml: write it all out now
+run sync
 if [ "$DRY_RUN" = 1 ]; then
     say "dry run: nothing was changed"
 else

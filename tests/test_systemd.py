@@ -61,6 +61,10 @@ def test_unit_contract() -> None:
                  "RuntimeDirectory=edge-agent", "RuntimeDirectoryPreserve=yes"):
         assert f"\n{line}\n" in text, line
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
+    # lgpio creates its notification pipes in the working directory: it must be writable
+    # under ProtectSystem=strict (the default "/" is not)
+    assert "\nRuntimeDirectory=edge-agent\n" in text
+    assert "\nWorkingDirectory=/run/edge-agent\n" in text
     assert "run -c /etc/edge-agent/site.yaml" in text
 
 
@@ -165,3 +169,17 @@ def test_first_install_names_the_node_from_the_machine_id(tmp_path: Path) -> Non
     assert "EDGE_NODE=pi-0042" in r.stdout and "pi-0123abcd" not in r.stdout
     r = sh("--dry-run", "--prefix", str(root), "--node", "pi 42;rm")
     assert r.returncode == 2 and "not valid" in r.stderr
+
+
+def test_install_brings_the_gpio_backend(tmp_path: Path) -> None:
+    """lgpio (the ``[pi]`` extra) is installed with the program: without it every GPIO
+    sensor fails to open on a Pi. ``--without-gpio`` leaves it out."""
+    root = tmp_path / "root"
+    r = sh("--dry-run", "--prefix", str(root))
+    assert r.returncode == 0, r.stderr
+    pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
+    assert pip and pip[0].endswith(f"{REPO}\\[pi\\]"), pip
+    assert "+ sync" in r.stdout  # written out before a power cut can empty the unit file
+    r = sh("--dry-run", "--prefix", str(root), "--without-gpio")
+    pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
+    assert pip and pip[0].endswith(str(REPO)), pip

@@ -163,3 +163,107 @@ def test_map_os_error() -> None:
     assert isinstance(i2c.map_os_error(OSError(errno.ENXIO, "x"), "w"), DeviceNotFoundError)
     err = i2c.map_os_error(OSError(errno.EBUSY, "x"), "w")
     assert type(err) is HardwareError
+
+
+class FakeStubSMBus:
+    """Stands in for smbus2.SMBus on an SMBus-only adapter such as the kernel's i2c-stub:
+    plain I2C transfers fail (EOPNOTSUPP), SMBus transactions reach a 256-byte memory."""
+
+    mem: bytearray = bytearray(256)
+
+    def __init__(self, bus: int) -> None:
+        from smbus2 import I2cFunc
+
+        self.funcs = (I2cFunc.SMBUS_QUICK | I2cFunc.SMBUS_BYTE | I2cFunc.SMBUS_BYTE_DATA
+                      | I2cFunc.SMBUS_WORD_DATA | I2cFunc.SMBUS_I2C_BLOCK)
+        self.pointer = 0
+
+    def i2c_rdwr(self, *msgs: Any) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    def write_byte(self, addr: int, value: int) -> None:
+        self.pointer = value
+
+    def read_byte(self, addr: int) -> int:
+        return self.mem[self.pointer]
+
+    def read_byte_data(self, addr: int, reg: int) -> int:
+        return self.mem[reg]
+
+    def write_byte_data(self, addr: int, reg: int, value: int) -> None:
+        self.mem[reg] = value
+
+    def read_i2c_block_data(self, addr: int, reg: int, length: int) -> list[int]:
+        assert length <= 32
+        return list(self.mem[reg:reg + length])
+
+    def write_i2c_block_data(self, addr: int, reg: int, data: list[int]) -> None:
+        assert len(data) <= 32
+        self.mem[reg:reg + len(data)] = bytes(data)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_smbus(monkeypatch: pytest.MonkeyPatch) -> type[FakeStubSMBus]:
+    import smbus2
+
+    monkeypatch.setattr(smbus2, "SMBus", FakeStubSMBus)
+    FakeStubSMBus.mem = bytearray(range(256))
+    return FakeStubSMBus
+
+
+def test_smbus_only_adapter_gets_register_transfers(stub_smbus: type[FakeStubSMBus]) -> None:
+    bus = SMBus2Bus(0)
+    assert not bus.plain_i2c
+    assert bus.write_read(0x76, b"\xd0", 1) == b"\xd0"
+    assert bus.write_read(0x76, b"\x88", 26) == bytes(range(0x88, 0x88 + 26))
+    bus.write(0x76, b"\xe0\xb6")
+    assert stub_smbus.mem[0xE0] == 0xB6
+    bus.write(0x76, b"\xf2\x01\xf5\x00")
+    assert stub_smbus.mem[0xF2:0xF5] == b"\x01\xf5\x00"
+    bus.write(0x76, b"\x10")
+    assert bus.read(0x76, 1) == b"\x10"
+
+
+def test_smbus_only_adapter_refuses_what_smbus_cannot_say(
+        stub_smbus: type[FakeStubSMBus]) -> None:
+    bus = SMBus2Bus(0)
+    with pytest.raises(HardwareError) as info:
+        bus.read(0x44, 6)  # the SHT31's command-then-read: no register, 6 bytes
+    assert info.value.errno == errno.EOPNOTSUPP and "SMBus only" in str(info.value)
+    assert not isinstance(info.value, DeviceNotFoundError)
+    with pytest.raises(HardwareError):
+        bus.write_read(0x57, b"\x07", 33)
+
+
+def test_bme280_driver_runs_on_an_smbus_only_adapter(stub_smbus: type[FakeStubSMBus]) -> None:
+    """The register image of an emulated BME280 in a passive SMBus memory (what the HIL
+    VM loads into i2c-stub): the real driver reads it through SMBus2Bus."""
+    import logging
+
+    from edge_agent.core.clock import SystemClock
+    from edge_agent.core.model import Channel, Priority
+    from edge_agent.devices.base import SensorContext, SensorSpec
+    from edge_agent.devices.bme280.driver import BME280Sensor
+    from edge_agent.devices.bme280.emulator import BME280Device
+    from edge_agent.devices.bme280.options import BME280Emulate, BME280Options
+    from edge_agent.hal.backend import RealHardware
+    from edge_agent.protocols import bme280 as p
+
+    dev = BME280Device(BME280Emulate(temperature=24.5, humidity=40.0, pressure=100_000.0,
+                                     noise=0.0))
+    dev.write(bytes([p.REG_CTRL_HUM, 1, p.REG_CTRL_MEAS, (1 << 5) | (1 << 2) | 1]))
+    mem = bytearray(256)
+    for start, n in ((p.REG_CALIB_T_P, p.CALIB_T_P_LEN), (p.REG_CALIB_H, p.CALIB_H_LEN),
+                     (p.REG_CHIP_ID, 1), (p.REG_DATA, p.DATA_LEN)):
+        mem[start:start + n] = dev.write_read(bytes([start]), n)
+    stub_smbus.mem = mem
+    ctx = SensorContext(RealHardware(), SystemClock(), logging.getLogger("t"))
+    spec = SensorSpec("climate", "bme280", Channel.IT, Priority.NORMAL, 60.0)
+    sensor = BME280Sensor(spec, ctx, BME280Options(bus=0))
+    got = {s.name: s.value for s in sensor.sample()}
+    assert got["temperature"] == pytest.approx(24.5, abs=0.02)
+    assert got["humidity"] == pytest.approx(40.0, abs=0.1)
+    assert got["pressure"] == pytest.approx(100_000.0, abs=5)

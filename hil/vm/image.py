@@ -1,0 +1,179 @@
+"""The HIL VM's image and per-run files.
+
+    python -m hil.vm.image ensure [--arch amd64]   # print the cached image dir (build if stale)
+    python -m hil.vm.image prepare RUNDIR IMAGEDIR # overlay disk + payload disk with wheels
+    python -m hil.vm.image accel IMAGEDIR          # "kvm" if a probe boot works, else "tcg"
+
+The image is built by ``hil/vm/recipe.sh`` (debootstrap, Debian kernel, gpio-sim) into
+``~/.cache/edge-agent-hil/<arch>-<hash>/``, where ``<hash>`` is the recipe's sha256: a
+changed recipe builds a new image, an unchanged one is reused. Each run gets a qcow2
+overlay (the cached image is never written) and a payload disk holding the wheels built
+on the host and the repository's ``systemd/``, ``configs/`` and README, from which the
+guest installs the agent offline with ``systemd/install.sh``, as a technician does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+RECIPE = Path(__file__).resolve().parent / "recipe.sh"
+CACHE = Path(os.environ.get("EDGE_HIL_CACHE", Path.home() / ".cache" / "edge-agent-hil"))
+QEMU = {"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+
+
+class ImageError(RuntimeError):
+    pass
+
+
+def recipe_hash() -> str:
+    return hashlib.sha256(RECIPE.read_bytes()).hexdigest()
+
+
+def image_dir(arch: str = "amd64") -> Path:
+    return CACHE / f"{arch}-{recipe_hash()[:16]}"
+
+
+def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
+    """The image for the current recipe, built (as root, niced) when it is not cached."""
+    out = image_dir(arch)
+    stamp = out / "recipe.sha256"
+    if stamp.exists() and stamp.read_text().strip() == recipe_hash():
+        return out
+    if os.geteuid() != 0:
+        raise ImageError("building the VM image needs root (debootstrap, chroot)")
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    started = time.monotonic()
+    logf = log or out.with_name(out.name + ".log")
+    with open(logf, "w") as f:
+        r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPE), str(tmp), arch],
+                           stdout=f, stderr=subprocess.STDOUT, check=False)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-R", "-l", str(tmp / "rootfs")], capture_output=True,
+                       check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
+    (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
+    (tmp / "recipe.sha256").write_text(recipe_hash() + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    for old in CACHE.glob(f"{arch}-*"):  # earlier recipes' images
+        if old != out and not old.name.endswith(".log"):
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def build_wheels(dest: Path) -> list[Path]:
+    """The agent's wheel and every dependency's (with the ``[pi]`` extra), for offline
+    installation in the guest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest),
+                    f"{REPO}[pi]"], check=True)
+    return sorted(dest.glob("*.whl"))
+
+
+def prepare(run: Path, image: Path) -> dict[str, Path]:
+    """The run's writable root disk (a qcow2 overlay) and its payload disk."""
+    run.mkdir(parents=True, exist_ok=True)
+    overlay = run / "root.qcow2"
+    if overlay.exists():
+        overlay.unlink()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                    "-b", str(image / "disk.img"), str(overlay)], check=True)
+    payload = run / "payload"
+    shutil.rmtree(payload, ignore_errors=True)
+    build_wheels(payload / "wheels")
+    repo = payload / "repo"
+    for part in ("systemd", "configs"):
+        shutil.copytree(REPO / part, repo / part)
+    shutil.copy2(REPO / "README.md", repo / "README.md")
+    disk = run / "payload.img"
+    if disk.exists():
+        disk.unlink()
+    size_mb = 64 + sum(f.stat().st_size for f in payload.rglob("*") if f.is_file()) // 2**20
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "payload", "-d", str(payload), str(disk),
+                    f"{size_mb}M"], check=True)
+    return {"root": overlay, "payload": disk}
+
+
+def probe_kvm(image: Path, timeout: float = 25.0) -> bool:
+    """Boot the image's kernel under KVM until userspace starts; False on any failure.
+
+    A /dev/kvm node is no proof (a paravirtual KVM may not run a stock kernel), so the
+    decision is made by measuring a boot.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    cmd = [QEMU["amd64"], "-accel", "kvm", "-m", "512", "-nographic", "-no-reboot",
+           "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+           "-append", "console=ttyS0 panic=-1 rdinit=/bin/false", "-nic", "none"]
+    try:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError:
+        return False
+    assert p.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and p.poll() is None:
+            ready, _, _ = select.select([p.stdout], [], [], 0.5)
+            if ready:
+                seen += os.read(p.stdout.fileno(), 65536)
+                if b"Run /bin/false as init process" in seen or b"Freeing unused" in seen:
+                    return True
+        return False
+    finally:
+        p.kill()
+        p.wait()
+
+
+def accel(image: Path) -> str:
+    """``kvm`` when a probe boot works, else ``tcg`` (cached per image)."""
+    cached = image / "accel"
+    forced = os.environ.get("EDGE_HIL_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if cached.exists():
+        return cached.read_text().strip()
+    choice = "kvm" if probe_kvm(image) else "tcg"
+    cached.write_text(choice + "\n")
+    return choice
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hil.vm.image")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("ensure")
+    e.add_argument("--arch", default="amd64", choices=sorted(QEMU))
+    pr = sub.add_parser("prepare")
+    pr.add_argument("run", type=Path)
+    pr.add_argument("image", type=Path)
+    a = sub.add_parser("accel")
+    a.add_argument("image", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "ensure":
+            print(ensure(args.arch))
+        elif args.cmd == "prepare":
+            for name, path in prepare(args.run, args.image).items():
+                print(f"{name} {path}")
+        else:
+            print(accel(args.image))
+    except (ImageError, subprocess.CalledProcessError) as exc:
+        print(f"hil image: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
