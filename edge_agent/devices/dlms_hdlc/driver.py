@@ -27,19 +27,17 @@ counted the same way and does not stop the sensor.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.core.errors import DecryptionError, ProtocolError
-from edge_agent.core.fsutil import atomic_write
 from edge_agent.devices.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dlms_hdlc.keys import load_keys
 from edge_agent.devices.dlms_hdlc.options import DlmsOptions
 from edge_agent.devices.meter_checks import guard_for, meter_sample
+from edge_agent.devices.replay_state import load_guard, save_guard
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import dlms
@@ -84,22 +82,20 @@ class DlmsSensor(StreamSensor):
         if path is None:
             return
         try:
-            with open(path, encoding="utf-8") as f:
-                self._replay = dlms.ReplayGuard.from_json(json.load(f))
-        except FileNotFoundError:
-            return
+            guard = load_guard(path)
         except (OSError, ValueError) as exc:  # JSONDecodeError and bad entries included
             self._replay_state_error(f"cannot load {path} ({exc}); starting with no "
                                      "replay counters")
+            return
+        if guard is not None:
+            self._replay = guard
 
     def _save_replay_state(self) -> None:
         path = self.replay_state_path
         if path is None:
             return
-        data = json.dumps(self._replay.to_json(), separators=(",", ":")).encode()
         try:
-            os.makedirs(path.parent, mode=0o700, exist_ok=True)
-            atomic_write(path, data, 0o600)
+            save_guard(path, self._replay)
         except OSError as exc:
             self._replay_state_error(f"cannot save {path}: {exc}")
 

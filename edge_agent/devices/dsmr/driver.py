@@ -17,19 +17,17 @@ The counters survive restarts in ``<state_dir>/<sensor id>.p1-counters`` (as for
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from edge_agent.core.errors import ProtocolError
-from edge_agent.core.fsutil import atomic_write
 from edge_agent.devices.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dlms_hdlc.keys import load_auth_key, load_keys
 from edge_agent.devices.dsmr.options import DsmrOptions, DsmrVersion
 from edge_agent.devices.meter_checks import guard_for, meter_sample
+from edge_agent.devices.replay_state import load_guard, save_guard
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
 from edge_agent.protocols import dlms, dsmr
@@ -95,21 +93,19 @@ class DsmrSensor(StreamSensor):
         if path is None:
             return
         try:
-            with open(path, encoding="utf-8") as f:
-                self._replay = dlms.ReplayGuard.from_json(json.load(f))
-        except FileNotFoundError:
-            return
+            guard = load_guard(path)
         except (OSError, ValueError) as exc:
             self.record_error("replay-state", exc)
+            return
+        if guard is not None:
+            self._replay = guard
 
     def _save_replay_state(self) -> None:
         path = self.replay_state_path
         if path is None:
             return
-        data = json.dumps(self._replay.to_json(), separators=(",", ":")).encode()
         try:
-            os.makedirs(path.parent, mode=0o700, exist_ok=True)
-            atomic_write(path, data, 0o600)
+            save_guard(path, self._replay)
         except OSError as exc:
             self.record_error("replay-state", exc)
 
