@@ -28,7 +28,7 @@ from edge_agent.config.schema import (
 from edge_agent.config.types import Token
 from edge_agent.config.validate import Validator
 from edge_agent.config.welfare import build_welfare
-from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, parse_yaml, too_big
+from edge_agent.config.yamlsrc import Limits, Map, Node, Scalar, Seq, node_at, parse_yaml, too_big
 from edge_agent.core.errors import ConfigError, ConfigProblem
 from edge_agent.core.model import Channel, HardwareMode, Priority
 
@@ -132,10 +132,10 @@ def parse_config(text: str, name: str, base_dir: Path,
     allow = {p.config.id: p.allow_health_on_ot for p in placed}
     for c in clashes(sensors, sensor_types, allow):
         p = placed[c.index]
-        v.problem(_node_at(p.node, c.key), f"sensors[{p.index}].{c.key}", c.message)
+        v.problem(node_at(p.node, c.key), f"sensors[{p.index}].{c.key}", c.message)
     warnings: list[ConfigProblem] = []
     if top is not None and not sensors:
-        warnings.append(ConfigProblem(name, _node_at(tree, "sensors").line, "sensors",
+        warnings.append(ConfigProblem(name, node_at(tree, "sensors").line, "sensors",
                                       "no sensors: the agent will run and publish only its "
                                       "health and status"))
     welfare = build_welfare(v, tree.get("welfare") if isinstance(tree, Map) else None, sensors)
@@ -186,34 +186,19 @@ def locate(path: Path, where: str, env: Mapping[str, str] | None = None) -> int:
     return line
 
 
-def _node_at(tree: Node, *keys: str | int) -> Node:
-    """The deepest node along ``keys`` (for locating cross-field problems)."""
-    node = tree
-    for k in keys:
-        nxt: Node | None = None
-        if isinstance(node, Map) and isinstance(k, str):
-            nxt = node.get(k)
-        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
-            nxt = node.items[k]
-        if nxt is None:
-            break
-        node = nxt
-    return node
-
-
 def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
     if not top.channels:
-        v.problem(_node_at(tree, "channels"), "channels", "define at least one channel (ot, it)")
+        v.problem(node_at(tree, "channels"), "channels", "define at least one channel (ot, it)")
     for ch, cc in top.channels.items():
         base = f"channels.{ch.value}"
         for i, url in enumerate(cc.brokers):
             if not url.tls and not cc.allow_insecure:
-                v.problem(_node_at(tree, "channels", ch.value, "brokers", i),
+                v.problem(node_at(tree, "channels", ch.value, "brokers", i),
                           f"{base}.brokers[{i}]",
                           f"plaintext {url} refused: use mqtts:// or set allow_insecure: true "
                           "for this channel")
         if not cc.tls.check_hostname and not cc.allow_insecure:
-            v.problem(_node_at(tree, "channels", ch.value, "tls", "check_hostname"),
+            v.problem(node_at(tree, "channels", ch.value, "tls", "check_hostname"),
                       f"{base}.tls.check_hostname",
                       "host names are always checked: fix the broker certificate's names "
                       "(or the URL); false is only for test rigs, with allow_insecure: true")
@@ -225,13 +210,13 @@ def _check_channels(v: Validator, tree: Node, top: _Top) -> None:
         }
         for key, p in files.items():
             if p is not None and not p.is_file():
-                v.problem(_node_at(tree, "channels", ch.value, *key.split(".")),
+                v.problem(node_at(tree, "channels", ch.value, *key.split(".")),
                           f"{base}.{key}", f"file not found: {p}")
         if cc.password_file is not None and cc.username is None:
-            v.problem(_node_at(tree, "channels", ch.value, "password_file"),
+            v.problem(node_at(tree, "channels", ch.value, "password_file"),
                       f"{base}.password_file", "password_file needs username")
         if ch is Channel.IT and cc.seal is None:
-            v.problem(_node_at(tree, "channels", ch.value), f"{base}.seal",
+            v.problem(node_at(tree, "channels", ch.value), f"{base}.seal",
                       "health data is sealed end to end by default: give seal: "
                       "{public_key_file: PLATFORM_PUBLIC_KEY} (or seal: {enabled: false})")
 
@@ -276,17 +261,17 @@ def _sensors(v: Validator, node: Node | None, types: Mapping[str, SensorTypeInfo
         if common is None or options is None:
             continue
         if common.id in seen:
-            v.problem(_node_at(item, "id"), f"{path}.id",
+            v.problem(node_at(item, "id"), f"{path}.id",
                       f"duplicate sensor id {common.id!r} (first on line {seen[common.id]})")
             continue
         seen[common.id] = item.line
         channel = common.channel or info.default_channel
         if top is not None and channel not in top.channels:
-            v.problem(_node_at(item, "channel"), f"{path}.channel",
+            v.problem(node_at(item, "channel"), f"{path}.channel",
                       f"channel {channel.value!r} is not defined under channels")
         interval = float(common.interval if common.interval is not None else info.default_interval)
         if interval <= 0:
-            v.problem(_node_at(item, "interval"), f"{path}.interval", "must be above 0")
+            v.problem(node_at(item, "interval"), f"{path}.interval", "must be above 0")
         out.append(_Placed(SensorConfig(
             id=common.id, type=common.type, channel=channel,
             priority=common.priority if common.priority is not None else info.default_priority,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.config.types import Duration, Token
 from edge_agent.config.validate import Validator
-from edge_agent.config.yamlsrc import Map, Node, Scalar, Seq
+from edge_agent.config.yamlsrc import Map, Node, Scalar, Seq, node_at
 from edge_agent.core.model import Channel
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def build_welfare(v: Validator, node: Node | None,
         if rules is None or not isinstance(item, Map):
             continue
         if rules.subject in seen:
-            v.problem(_at(item, "subject"), f"{path}.subject",
+            v.problem(node_at(item, "subject"), f"{path}.subject",
                       f"subject {rules.subject!r} already has rules (line {seen[rules.subject]})")
             continue
         seen[rules.subject] = item.line
@@ -195,19 +195,6 @@ def _subject(v: Validator, item: Node, path: str) -> WelfareSubject | None:
     return rules
 
 
-def _at(node: Node, *keys: str | int) -> Node:
-    for k in keys:
-        nxt: Node | None = None
-        if isinstance(node, Map) and isinstance(k, str):
-            nxt = node.get(k)
-        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
-            nxt = node.items[k]
-        if nxt is None:
-            break
-        node = nxt
-    return node
-
-
 def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
                  by_id: dict[str, SensorConfig]) -> bool:
     mark = len(v.problems)
@@ -221,21 +208,21 @@ def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
 
             close = difflib.get_close_matches(sid, list(by_id), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            v.problem(_at(item, *keys), where, f"no sensor {sid!r} under sensors{hint}")
+            v.problem(node_at(item, *keys), where, f"no sensor {sid!r} under sensors{hint}")
             return None
         if s.type not in types:
-            v.problem(_at(item, *keys), where,
+            v.problem(node_at(item, *keys), where,
                       f"sensor {sid!r} is a {s.type}, which gives no {what} "
                       f"(types that do: {', '.join(sorted(types))})")
             return None
         return s
 
     if not rules.activity:
-        v.problem(_at(item, "activity"), f"{path}.activity", "name at least one sensor")
+        v.problem(node_at(item, "activity"), f"{path}.activity", "name at least one sensor")
     for j, sid in enumerate(rules.activity):
         s = sensor(sid, ("activity", j), set(ACTIVITY_TYPES), "activity evidence")
         if s is not None and s.channel is not Channel.IT:
-            v.problem(_at(item, "activity", j), f"{path}.activity[{j}]",
+            v.problem(node_at(item, "activity", j), f"{path}.activity[{j}]",
                       f"sensor {sid!r} is on channel {s.channel.value}: activity is welfare "
                       "data and must be on the it channel")
     for j, sid in enumerate(rules.activity):
@@ -244,11 +231,11 @@ def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
             continue
         period = getattr(s.options, "activity_seconds", None)
         if period is None:
-            v.problem(_at(item, "activity", j), f"{path}.activity[{j}]",
+            v.problem(node_at(item, "activity", j), f"{path}.activity[{j}]",
                       f"sensor {sid!r} has activity_seconds off, so it gives no activity "
                       "evidence (set activity_seconds, e.g. 30)")
         elif rules.fall.confirm <= 2 * period:
-            v.problem(_at(item, "fall", "confirm") if item.get("fall") is not None else item,
+            v.problem(node_at(item, "fall", "confirm") if item.get("fall") is not None else item,
                       f"{path}.fall.confirm",
                       f"must be longer than twice the activity_seconds of {sid!r} "
                       f"({float(period):g}s): a recovery after a fall shows only in the "
@@ -258,12 +245,12 @@ def _cross_check(v: Validator, item: Map, path: str, rules: WelfareSubject,
     if rules.away is not None:
         sensor(rules.away.door, ("away", "door"), frozenset({"door"}), "door events")
         if rules.away.door not in rules.activity:
-            v.problem(_at(item, "away", "door"), f"{path}.away.door",
+            v.problem(node_at(item, "away", "door"), f"{path}.away.door",
                       f"{rules.away.door!r} must also be listed under activity")
     if rules.climate is not None:
         sensor(rules.climate.sensor, ("climate", "sensor"), CLIMATE_TYPES, "room temperature")
     if item.get("fall") is not None and not any(
             by_id[s].type in FALL_TYPES for s in rules.activity if s in by_id):
-        v.problem(_at(item, "fall"), f"{path}.fall",
+        v.problem(node_at(item, "fall"), f"{path}.fall",
                   f"no sensor under activity reports falls ({', '.join(sorted(FALL_TYPES))})")
     return len(v.problems) == mark

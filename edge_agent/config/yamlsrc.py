@@ -244,3 +244,18 @@ def parse_yaml(text: str, file: str, env: Mapping[str, str],
 def too_big(size: int, limits: Limits) -> str:
     return (f"the file is {size} bytes, more than the {limits.max_bytes} a site file may "
             "have: is this the right file?")
+
+
+def node_at(tree: Node, *keys: str | int) -> Node:
+    """The deepest node along ``keys`` (for locating cross-field problems)."""
+    node = tree
+    for k in keys:
+        nxt: Node | None = None
+        if isinstance(node, Map) and isinstance(k, str):
+            nxt = node.get(k)
+        elif isinstance(node, Seq) and isinstance(k, int) and k < len(node.items):
+            nxt = node.items[k]
+        if nxt is None:
+            break
+        node = nxt
+    return node
