@@ -36,7 +36,7 @@ from edge_agent.core.errors import DecryptionError, ProtocolError
 from edge_agent.devices.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dlms_hdlc.keys import load_keys
 from edge_agent.devices.dlms_hdlc.options import DlmsOptions
-from edge_agent.devices.meter_checks import guard_for, meter_sample
+from edge_agent.devices.meter_checks import PushSampler, guard_for
 from edge_agent.devices.replay_state import load_guard, save_guard
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
@@ -55,8 +55,7 @@ class DlmsSensor(StreamSensor):
         self._replay = dlms.ReplayGuard()  # survives reopening the port
         self._replay_loaded = False
         self._replay_warned = False
-        self._last_publish: float | None = None
-        self._guard = guard_for(options)
+        self._push = PushSampler(self, guard_for(options), ctx.clock, spec.interval, texts=False)
 
     @property
     def replay_state_path(self) -> Path | None:
@@ -140,19 +139,9 @@ class DlmsSensor(StreamSensor):
 
     def samples(self, note: dlms.Notification) -> list[Sample]:
         """Validated samples of one push (at most one push per ``interval`` seconds)."""
-        now = self.ctx.clock.monotonic()
-        if self._last_publish is not None and now - self._last_publish < self.spec.interval:
+        if not self._push.due():
             return []
-        self._last_publish = now
-        out: list[Sample] = []
-        for m in note.select(self._selection):
-            if isinstance(m.value, str):
-                continue  # identification: not a measurement
-            s = meter_sample(self, self._guard, f"{m.obis} {m.name}", m.name, m.value,
-                             m.unit, note.timestamp)
-            if s is not None:
-                out.append(s)
-        return out
+        return self._push.samples((m, note.timestamp) for m in note.select(self._selection))
 
 
 def build(spec: SensorSpec, options: DlmsOptions, ctx: SensorContext) -> Sensor:

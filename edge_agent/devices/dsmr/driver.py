@@ -26,7 +26,7 @@ from edge_agent.core.errors import ProtocolError
 from edge_agent.devices.base import Emit, Sample, Sensor, SensorContext, SensorSpec, StreamSensor
 from edge_agent.devices.dlms_hdlc.keys import load_auth_key, load_keys
 from edge_agent.devices.dsmr.options import DsmrOptions, DsmrVersion
-from edge_agent.devices.meter_checks import guard_for, meter_sample
+from edge_agent.devices.meter_checks import PushSampler, guard_for
 from edge_agent.devices.replay_state import load_guard, save_guard
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.interfaces import ByteStream
@@ -58,9 +58,7 @@ class DsmrSensor(StreamSensor):
         self._parser = self._new_parser()
         self._replay = dlms.ReplayGuard()  # survives reopening the port
         self._replay_loaded = False
-        self._texts: dict[str, str] = {}
-        self._guard = guard_for(options)
-        self._last_publish: float | None = None
+        self._push = PushSampler(self, guard_for(options), ctx.clock, spec.interval, texts=True)
 
 
     def open_stream(self) -> ByteStream:
@@ -111,7 +109,7 @@ class DsmrSensor(StreamSensor):
 
     def on_open(self, stream: ByteStream) -> None:
         self._parser = self._new_parser()
-        self._texts.clear()
+        self._push.reset_texts()
 
     def feed(self, data: bytes) -> Iterable[Sample]:
         out: list[Sample] = []
@@ -134,22 +132,9 @@ class DsmrSensor(StreamSensor):
 
     def samples(self, telegram: dsmr.Telegram) -> list[Sample]:
         """The validated samples of one telegram (rate-limited to one per ``interval``)."""
-        now = self.ctx.clock.monotonic()
-        if self._last_publish is not None and now - self._last_publish < self.spec.interval:
+        if not self._push.due():
             return []
-        self._last_publish = now
-        out: list[Sample] = []
-        for m in telegram.select(self._selection):
-            if isinstance(m.value, str):
-                if self._texts.get(m.name) != m.value:
-                    self._texts[m.name] = m.value
-                    out.append(Sample(m.name, m.value, None, time=m.time))
-                continue
-            s = meter_sample(self, self._guard, f"{m.obis} {m.name}", m.name, m.value, m.unit,
-                             m.time)
-            if s is not None:
-                out.append(s)
-        return out
+        return self._push.samples((m, m.time) for m in telegram.select(self._selection))
 
 
 def build(spec: SensorSpec, options: DsmrOptions, ctx: SensorContext) -> Sensor:
