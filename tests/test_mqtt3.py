@@ -4,17 +4,21 @@ confirmed by echo (edge_agent/uplink/confirm.py, design note 0004). Real mosquit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.core.model import Channel
+from edge_agent.daemon.runtime import Agent
 from edge_agent.security import events as secevents
+from edge_agent.store.channel_store import ChannelStore
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
 from edge_agent.uplink.paho_adapter import ChannelUplink
@@ -29,9 +33,6 @@ ALLOW = (f"topic readwrite {PREFIX}/#\n"  # the node: writes and reads back its 
          "topic read #\n")  # the platform's consumer (same anonymous identity here)
 DENY_DATA = (f"topic readwrite {PREFIX}/status\ntopic readwrite {PREFIX}/health\n"
              f"topic readwrite {PREFIX}/alarm\ntopic read {PREFIX}/data\ntopic read #\n")
-
-
-
 
 
 def acl_broker(tmp_path: Path, factory: Callable[..., Mosquitto], text: str) -> Mosquitto:
@@ -50,100 +51,98 @@ def v3_consumer(port: int) -> Consumer:
     return Consumer("127.0.0.1", port, PREFIX, protocol=mqtt.MQTTv311).start()
 
 
+@dataclass
+class Run:
+    agent: Agent
+    store: ChannelStore
+    up: ChannelUplink
+
+
+@contextlib.contextmanager
+def ot_agent(tmp_path: Path, url: str, sensors: str, extra: str = V3,
+             consumer: Consumer | None = None) -> Iterator[Run]:
+    """The agent on a site with one OT channel at ``url``; stops it (and the consumer)."""
+    agent = run_agent(write_site(tmp_path, url, extra_ot=extra, sensors=sensors))
+    try:
+        yield Run(agent, agent.stores[Channel.OT], agent.uplinks[Channel.OT])
+    finally:
+        stop_agent(agent)
+        if consumer is not None:
+            consumer.stop()
+
+
 def test_denied_data_topic_is_held_back_and_reported_then_delivered_when_allowed(
         tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
     b = acl_broker(tmp_path, broker_factory, DENY_DATA)
-    cfg = write_site(tmp_path, b.url, extra_ot=V3,
-                     sensors="  - {id: g, type: load, rate: 100, total: 300}\n")
     c = v3_consumer(b.port)
-    agent = run_agent(cfg)
-    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
-    try:
-        assert wait_for(lambda: store.stats().accepted == 300 and denied_or_published(up),
-                        timeout=30)
+    with ot_agent(tmp_path, b.url, "  - {id: g, type: load, rate: 100, total: 300}\n",
+                  consumer=c) as r:
+        assert wait_for(lambda: r.store.stats().accepted == 300
+                        and denied_or_published(r.up), timeout=30)
         # the broker acknowledged every publish and dropped it: nothing counts as delivered
-        assert up.stats.published_readings == 0
-        assert up.stats.unconfirmed_messages >= 1
+        assert r.up.stats.published_readings == 0
+        assert r.up.stats.unconfirmed_messages >= 1
         assert c.rec.readings == 0
-        st = store.stats()
+        st = r.store.stats()
         assert st.backlog["normal"] == 300  # all of it still in the store, none deleted
         assert st.dead_letters == 0 and not st.evicted.get("rejected")
         assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
-        health = agent.health(Channel.OT)["delivery"]
+        health = r.agent.health(Channel.OT)["delivery"]
         assert health["state"] == "held" and health["unconfirmed"] >= 1
         assert "no echo" in health["held"]["data"]
         # the topic is held: one probe at a time, not the whole window over and over
-        assert up.stats.inflight <= 1
+        assert r.up.stats.inflight <= 1
         # the ACL is fixed: the backlog goes out, nothing lost
         (tmp_path / "acl").write_text(ALLOW)
         assert b.proc is not None
         b.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its ACL file
-        assert wait_for(lambda: up.stats.published_readings == 300, timeout=30)
+        assert wait_for(lambda: r.up.stats.published_readings == 300, timeout=30)
         assert wait_for(lambda: c.rec.readings >= 300, timeout=10)
-    finally:
-        stop_agent(agent)
-        c.stop()
     assert list(c.received()) == [(1, 300)]
-    assert agent.health(Channel.OT)["delivery"]["state"] == "verified"
+    assert r.agent.health(Channel.OT)["delivery"]["state"] == "verified"
     assert secevents.EVENTS.counts("ot").get("acl.restored", 0) >= 1
+
+
+ONE_THOUSAND_AND_FIVE_ALARMS = (
+    "  - {id: g, type: load, rate: 200, total: 1000}\n"
+    "  - {id: sos, type: load, priority: alarm, rate: 5, total: 5}\n")
 
 
 def test_allowed_3_1_1_channel_delivers_everything_confirmed_by_echo(
         tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
     b = acl_broker(tmp_path, broker_factory, ALLOW)
-    cfg = write_site(tmp_path, b.url, extra_ot=V3, sensors=(
-        "  - {id: g, type: load, rate: 200, total: 1000}\n"
-        "  - {id: sos, type: load, priority: alarm, rate: 5, total: 5}\n"))
     c = v3_consumer(b.port)
-    agent = run_agent(cfg)
-    up = agent.uplinks[Channel.OT]
-    try:
-        assert wait_for(lambda: up.stats.published_readings == 1005, timeout=30)
+    with ot_agent(tmp_path, b.url, ONE_THOUSAND_AND_FIVE_ALARMS, consumer=c) as r:
+        assert wait_for(lambda: r.up.stats.published_readings == 1005, timeout=30)
         assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
-        delivery = agent.health(Channel.OT)["delivery"]
-    finally:
-        stop_agent(agent)
-        c.stop()
+        delivery = r.agent.health(Channel.OT)["delivery"]
     assert list(c.received()) == [(1, 1005)]
     assert delivery["mqtt"] == "3.1.1" and delivery["confirm"] == "echo"
     assert delivery["state"] == "verified" and delivery["unconfirmed"] == 0
-    assert up.stats.by_lane == {"normal": 1000, "alarm": 5}
-    assert agent.stores[Channel.OT].stats().backlog == {"alarm": 0, "normal": 0, "bulk": 0}
+    assert r.up.stats.by_lane == {"normal": 1000, "alarm": 5}
+    assert r.store.stats().backlog == {"alarm": 0, "normal": 0, "bulk": 0}
 
 
 def test_a_3_1_1_channel_that_cannot_read_its_own_topics_holds_data_back(
         tmp_path: Path, broker_factory: Callable[..., Mosquitto]) -> None:
     # write-only identity: publishes "succeed" but no delivery can be confirmed
     b = acl_broker(tmp_path, broker_factory, f"topic write {PREFIX}/#\n")
-    cfg = write_site(tmp_path, b.url, extra_ot=V3,
-                     sensors="  - {id: g, type: load, rate: 100, total: 100}\n")
-    agent = run_agent(cfg)
-    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
-    try:
-        assert wait_for(lambda: store.stats().accepted == 100 and denied_or_published(up),
-                        timeout=30)
-    finally:
-        stop_agent(agent)
-    assert up.stats.published_readings == 0
-    assert up.stats.unconfirmed_messages >= 1
-    assert store.stats().backlog["normal"] == 100
+    with ot_agent(tmp_path, b.url, "  - {id: g, type: load, rate: 100, total: 100}\n") as r:
+        assert wait_for(lambda: r.store.stats().accepted == 100
+                        and denied_or_published(r.up), timeout=30)
+    assert r.up.stats.published_readings == 0
+    assert r.up.stats.unconfirmed_messages >= 1
+    assert r.store.stats().backlog["normal"] == 100
 
 
 def test_nats_mqtt_delivers_over_3_1_1_end_to_end(tmp_path: Path) -> None:
     with NatsServer(tmp_path / "nats") as n:
-        cfg = write_site(tmp_path, n.url, extra_ot=V3.replace("1s", "5s"), sensors=(
-            "  - {id: g, type: load, rate: 200, total: 1000}\n"
-            "  - {id: sos, type: load, priority: alarm, rate: 5, total: 5}\n"))
         c = v3_consumer(n.mqtt_port)
-        agent = run_agent(cfg)
-        up = agent.uplinks[Channel.OT]
-        try:
-            assert wait_for(lambda: up.stats.published_readings == 1005, timeout=40)
+        with ot_agent(tmp_path, n.url, ONE_THOUSAND_AND_FIVE_ALARMS,
+                      extra=V3.replace("1s", "5s"), consumer=c) as r:
+            assert wait_for(lambda: r.up.stats.published_readings == 1005, timeout=40)
             assert wait_for(lambda: c.rec.readings >= 1005, timeout=10)
-            delivery = agent.health(Channel.OT)["delivery"]
-        finally:
-            stop_agent(agent)
-            c.stop()
+            delivery = r.agent.health(Channel.OT)["delivery"]
     assert list(c.received()) == [(1, 1005)]
     assert not c.rec.bad
     assert delivery["state"] == "verified" and delivery["unconfirmed"] == 0
@@ -158,22 +157,16 @@ def test_nats_publish_violation_is_held_back_not_delivered(tmp_path: Path) -> No
     pw.write_text("pw\n")
     os.chmod(pw, 0o600)
     with NatsServer(tmp_path / "nats", users=perms) as n:
-        cfg = write_site(tmp_path, n.url, extra_ot=V3.replace("1s", "2s")
-                         + f"    username: n1\n    password_file: {pw}\n",
-                         sensors="  - {id: g, type: load, rate: 100, total: 200}\n")
         c = Consumer("127.0.0.1", n.mqtt_port, PREFIX, protocol=mqtt.MQTTv311,
                      username="platform", password="pw").start()
-        agent = run_agent(cfg)
-        store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
-        try:
-            assert wait_for(lambda: store.stats().accepted == 200
-                            and denied_or_published(up), timeout=40)
-        finally:
-            stop_agent(agent)
-            c.stop()
-    assert up.stats.published_readings == 0 and c.rec.readings == 0
-    assert up.stats.unconfirmed_messages >= 1
-    assert store.stats().backlog["normal"] == 200
+        with ot_agent(tmp_path, n.url, "  - {id: g, type: load, rate: 100, total: 200}\n",
+                      extra=V3.replace("1s", "2s")
+                      + f"    username: n1\n    password_file: {pw}\n", consumer=c) as r:
+            assert wait_for(lambda: r.store.stats().accepted == 200
+                            and denied_or_published(r.up), timeout=40)
+    assert r.up.stats.published_readings == 0 and c.rec.readings == 0
+    assert r.up.stats.unconfirmed_messages >= 1
+    assert r.store.stats().backlog["normal"] == 200
     assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
 
 
@@ -183,26 +176,24 @@ def test_a_broker_that_disconnects_on_a_denied_publish_is_reported_not_looped_on
     # closes the connection on any data publish, like a broker that disconnects a client
     # for a publish it does not allow
     proxy.close_on = publishes_to(f"{PREFIX}/data")
-    cfg = write_site(tmp_path, proxy.url, extra_ot=V3.replace("1s", "5s"), sensors=(
-        "  - {id: g, type: load, rate: 100, total: 200}\n"
-        "  - {id: sos, type: load, priority: alarm, rate: 2, total: 4}\n"))
-    agent = run_agent(cfg)
-    store, up = agent.stores[Channel.OT], agent.uplinks[Channel.OT]
     try:
-        assert wait_for(lambda: up.stats.held_topics >= 1, timeout=30)
-        closed = proxy.closed_on
-        held = agent.health(Channel.OT)["delivery"]
-        assert wait_for(lambda: up.stats.by_lane.get("alarm", 0) == 4, timeout=20)
-        # held: probed with a growing delay (5 s, 10 s, ...), no reconnect loop
-        assert wait_for(lambda: False, timeout=4) is False
-        assert proxy.closed_on - closed <= 1
+        with ot_agent(tmp_path, proxy.url, (
+                "  - {id: g, type: load, rate: 100, total: 200}\n"
+                "  - {id: sos, type: load, priority: alarm, rate: 2, total: 4}\n"),
+                extra=V3.replace("1s", "5s")) as r:
+            assert wait_for(lambda: r.up.stats.held_topics >= 1, timeout=30)
+            closed = proxy.closed_on
+            held = r.agent.health(Channel.OT)["delivery"]
+            assert wait_for(lambda: r.up.stats.by_lane.get("alarm", 0) == 4, timeout=20)
+            # held: probed with a growing delay (5 s, 10 s, ...), no reconnect loop
+            assert wait_for(lambda: False, timeout=4) is False
+            assert proxy.closed_on - closed <= 1
     finally:
-        stop_agent(agent)
         proxy.stop()
     assert held["state"] == "held"
     assert "closed the connection 3 times" in held["held"]["data"]
-    assert up.stats.published_readings == 4  # the alarms, on their own topic
-    assert store.stats().backlog["normal"] == 200
+    assert r.up.stats.published_readings == 4  # the alarms, on their own topic
+    assert r.store.stats().backlog["normal"] == 200
     assert secevents.EVENTS.counts("ot").get("acl.denied", 0) >= 1
 
 
