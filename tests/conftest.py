@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from edge_agent.security import events as secevents
 from edge_agent.security.nodekey import NodeKeys
@@ -20,12 +19,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
-
-# Property tests assert what is decoded, never how fast: no per-example deadline (a loaded
-# CI machine would fail them on time alone).
-settings.register_profile("edge-agent", deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("edge-agent")
 
 
 @pytest.fixture(autouse=True)

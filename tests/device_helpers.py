@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from edge_agent.core.clock import Clock, ManualClock
 from edge_agent.core.model import Channel, Priority, Reading
@@ -120,3 +120,62 @@ def running(sensor: Sensor, wait_open: bool = True) -> Iterator[Running]:
         r.stop.set()
         r.thread.join(timeout=2.0)
         assert not r.thread.is_alive(), "run() did not return after stop"
+
+
+class Collector:
+    """What a running sensor emitted, safe to read while its thread appends."""
+
+    def __init__(self) -> None:
+        self.readings: list[Reading] = []
+        self._lock = threading.Lock()
+
+    def emit(self, batch: list[Reading]) -> None:
+        with self._lock:
+            self.readings += batch
+
+    def named(self, name: str) -> list[Reading]:
+        with self._lock:
+            return [r for r in self.readings if r.name == name]
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Return once ``pred()`` holds; AssertionError after ``timeout`` seconds."""
+        ev = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            if pred():
+                return
+            ev.wait(0.01)
+        raise AssertionError("condition not met in time")
+
+
+S = TypeVar("S", bound=Sensor)
+D = TypeVar("D")
+
+
+class EmulatorRig(Collector, Generic[S, D]):
+    """A sensor running in its own thread against its emulator, readings collected."""
+
+    def __init__(self, device: D, make_sensor: Callable[[SensorContext], S],
+                 clock: Clock) -> None:
+        super().__init__()
+        self.device = device
+        self.hw = EmulatedDevice(device)
+        self.sensor = make_sensor(context(self.hw, clock))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sensor.run, args=(self.emit, self.stop))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.hw.close()
+        assert not self.thread.is_alive(), "run() did not return after stop"
+
+
+@contextmanager
+def rigs() -> Iterator[list[EmulatorRig[Any, Any]]]:
+    """A list to start rigs into; each is stopped and its emulator closed on exit."""
+    started: list[EmulatorRig[Any, Any]] = []
+    try:
+        yield started
+    finally:
+        for rig in started:
+            rig.close()

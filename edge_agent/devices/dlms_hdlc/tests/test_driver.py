@@ -7,16 +7,15 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from edge_agent.core.clock import SystemClock
 from edge_agent.core.errors import DeviceNotFoundError, KeyFileError
-from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.core.model import Channel, Priority
 from edge_agent.devices.base import SensorContext, SensorSpec
 from edge_agent.devices.dlms_hdlc import DLMS_HDLC
 from edge_agent.devices.dlms_hdlc.driver import DlmsSensor
@@ -25,25 +24,16 @@ from edge_agent.devices.dlms_hdlc.keys import load_keys
 from edge_agent.devices.dlms_hdlc.options import DlmsEmulation, DlmsOptions
 from edge_agent.hal.backend import RealHardware
 from edge_agent.hal.emulated import EmulatedDevice, EmulatedHardware
-from tests.device_helpers import emulator
+from tests.device_helpers import Collector, emulator
 
 EK = bytes(range(16))
 AK = bytes(range(0xD0, 0xE0))
 
 
-@dataclass
-class Run:
-    sensor: DlmsSensor
-    readings: list[Reading] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def emit(self, batch: list[Reading]) -> None:
-        with self.lock:
-            self.readings.extend(batch)
-
-    def named(self, name: str) -> list[Reading]:
-        with self.lock:
-            return [r for r in self.readings if r.name == name]
+class Run(Collector):
+    def __init__(self, sensor: DlmsSensor) -> None:
+        super().__init__()
+        self.sensor = sensor
 
     @property
     def meter(self) -> DlmsMeter:
@@ -53,14 +43,6 @@ class Run:
 
     def errors(self, reason: str) -> int:
         return self.sensor.stats.errors[reason]
-
-    def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
-        ev = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if pred():
-                return
-            ev.wait(0.01)
-        raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(autouse=True)

@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from edge_agent.core.clock import SystemClock
 from edge_agent.core.errors import DeviceNotFoundError, KeyFileError
-from edge_agent.core.model import Channel, Reading
+from edge_agent.core.model import Channel
 from edge_agent.devices.dsmr.driver import DsmrSensor
 from edge_agent.devices.dsmr.options import DsmrEmulation, DsmrOptions, DsmrVersion
 from edge_agent.hal.backend import RealHardware
-from tests.device_helpers import build, context, emulated, emulator
+from tests.device_helpers import Collector, build, context, emulated, emulator
 
 
-@dataclass
-class Run:
-    sensor: DsmrSensor
-    readings: list[Reading] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def emit(self, batch: list[Reading]) -> None:
-        with self.lock:
-            self.readings.extend(batch)
-
-    def named(self, name: str) -> list[Reading]:
-        with self.lock:
-            return [r for r in self.readings if r.name == name]
-
-    def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
-        ev = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            if pred():
-                return
-            ev.wait(0.01)
-        raise AssertionError("condition not met in time")
+class Run(Collector):
+    def __init__(self, sensor: DsmrSensor) -> None:
+        super().__init__()
+        self.sensor = sensor
 
 
 @contextmanager

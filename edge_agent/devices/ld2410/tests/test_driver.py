@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,60 +16,30 @@ from edge_agent.devices.ld2410.emulator import LD2410Device, make_report
 from edge_agent.devices.ld2410.options import LD2410Emulate, LD2410Options, PresenceStep
 from edge_agent.devices.serial_sensor import SilenceWatchdog
 from edge_agent.hal.backend import RealHardware
-from edge_agent.hal.emulated import EmulatedDevice
 from edge_agent.protocols import ld2410
 from edge_agent.protocols.ld2410 import TargetState
-from tests.device_helpers import build, context, emulated, emulator
+from tests.conftest import wait_for
+from tests.device_helpers import EmulatorRig, build, context, emulated, emulator, rigs
 
 SPEC = SensorSpec("radar", "ld2410", Channel.IT, Priority.NORMAL, 5.0)
 FAST = LD2410Emulate(schedule=[PresenceStep(60.0, "none")], frame_interval=0.02)
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
-
-
-class Rig:
-    def __init__(self, options: LD2410Options, clock: Clock) -> None:
-        self.device = LD2410Device(options.emulate)
-        self.hw = EmulatedDevice(self.device)
-        self.sensor = LD2410Sensor(SPEC, context(self.hw, clock), options)
-        self.readings: list[Reading] = []
-        self._lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.sensor.run, args=(self.emit, self.stop))
-
-    def emit(self, batch: list[Reading]) -> None:
-        with self._lock:
-            self.readings += batch
-
-    def named(self, name: str) -> list[Reading]:
-        with self._lock:
-            return [r for r in self.readings if r.name == name]
+Rig = EmulatorRig[LD2410Sensor, LD2410Device]
 
 
 @pytest.fixture
 def rig_factory() -> Iterator[Callable[..., Rig]]:
-    rigs: list[Rig] = []
+    with rigs() as started:
+        def make(options: LD2410Options | None = None, clock: Clock | None = None) -> Rig:
+            opts = options or LD2410Options(report_interval=0.0, emulate=FAST)
+            rig = Rig(LD2410Device(opts.emulate),
+                      lambda ctx: LD2410Sensor(SPEC, ctx, opts), clock or SystemClock())
+            rig.thread.start()
+            started.append(rig)
+            return rig
 
-    def make(options: LD2410Options | None = None, clock: Clock | None = None) -> Rig:
-        rig = Rig(options or LD2410Options(report_interval=0.0, emulate=FAST),
-                  clock or SystemClock())
-        rig.thread.start()
-        rigs.append(rig)
-        return rig
-
-    yield make
-    for rig in rigs:
-        rig.stop.set()
-        rig.thread.join(timeout=10)
-        rig.hw.close()
-        assert not rig.thread.is_alive()
+        yield make
 
 
 def test_presence_on_and_off_over_pty(rig_factory: Callable[..., Rig]) -> None:

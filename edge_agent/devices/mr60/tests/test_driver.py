@@ -2,75 +2,45 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from edge_agent.core.clock import ManualClock, SystemClock
-from edge_agent.core.model import Channel, Priority, Reading
+from edge_agent.core.model import Channel, Priority
 from edge_agent.devices.base import SensorSpec
 from edge_agent.devices.mr60 import TYPES
 from edge_agent.devices.mr60.driver import MR60Sensor
 from edge_agent.devices.mr60.emulator import MR60Device
 from edge_agent.devices.mr60.options import Model, MR60Emulate, MR60Options, OccupancyStep
 from edge_agent.hal.backend import RealHardware
-from edge_agent.hal.emulated import EmulatedDevice
 from edge_agent.protocols import mr60
-from tests.device_helpers import context
+from tests.conftest import wait_for
+from tests.device_helpers import EmulatorRig, context, rigs
 
 STILL = [OccupancyStep(600.0, True, "stationary", 5)]
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
-
-
-class Rig:
-    def __init__(self, model: Model, options: MR60Options) -> None:
-        self.device = MR60Device(model, options.emulate)
-        self.hw = EmulatedDevice(self.device)
-        spec = SensorSpec("radar", model, Channel.IT, Priority.NORMAL, 5.0)
-        self.sensor = MR60Sensor(spec, context(self.hw, SystemClock()), options, model)
-        self.readings: list[Reading] = []
-        self._lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.sensor.run, args=(self.emit, self.stop))
-
-    def emit(self, batch: list[Reading]) -> None:
-        with self._lock:
-            self.readings += batch
-
-    def named(self, name: str) -> list[Reading]:
-        with self._lock:
-            return [r for r in self.readings if r.name == name]
+Rig = EmulatorRig[MR60Sensor, MR60Device]
 
 
 @pytest.fixture
 def rig_factory() -> Iterator[Callable[..., Rig]]:
-    rigs: list[Rig] = []
+    with rigs() as started:
+        def make(model: Model, report_interval: float = 0.0, **emulate: object) -> Rig:
+            emulate.setdefault("schedule", STILL)
+            emulate.setdefault("report_interval", 0.02)
+            opts = MR60Options(report_interval=report_interval,
+                               emulate=MR60Emulate(**emulate))  # type: ignore[arg-type]
+            spec = SensorSpec("radar", model, Channel.IT, Priority.NORMAL, 5.0)
+            rig = Rig(MR60Device(model, opts.emulate),
+                      lambda ctx: MR60Sensor(spec, ctx, opts, model), SystemClock())
+            rig.thread.start()
+            started.append(rig)
+            return rig
 
-    def make(model: Model, report_interval: float = 0.0, **emulate: object) -> Rig:
-        emulate.setdefault("schedule", STILL)
-        emulate.setdefault("report_interval", 0.02)
-        rig = Rig(model, MR60Options(report_interval=report_interval,
-                                     emulate=MR60Emulate(**emulate)))  # type: ignore[arg-type]
-        rig.thread.start()
-        rigs.append(rig)
-        return rig
-
-    yield make
-    for rig in rigs:
-        rig.stop.set()
-        rig.thread.join(timeout=10)
-        rig.hw.close()
-        assert not rig.thread.is_alive()
+        yield make
 
 
 def test_fall_scenario_gives_exactly_one_alarm(rig_factory: Callable[..., Rig]) -> None:
