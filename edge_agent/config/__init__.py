@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge_agent.config.escalate import build_escalate
-from edge_agent.config.placement import clashes
+from edge_agent.config.placement import PlacementInfo, clashes
 from edge_agent.config.schema import (
     ChannelConfig,
     LoggingConfig,
@@ -36,8 +36,8 @@ __all__ = ["ConfigError", "Limits", "SensorTypeInfo", "SiteConfig", "load_config
            "parse_config"]
 
 
-class SensorTypeInfo(Protocol):
-    """What the config layer needs to know about a sensor type."""
+class SensorTypeInfo(PlacementInfo, Protocol):
+    """What the config layer needs to know about a sensor type (and placement checks)."""
 
     @property
     def options(self) -> type: ...
@@ -47,12 +47,6 @@ class SensorTypeInfo(Protocol):
     def default_priority(self) -> Priority: ...
     @property
     def default_interval(self) -> float: ...
-    @property
-    def bus(self) -> str: ...
-    @property
-    def health_data(self) -> bool: ...
-    @property
-    def i2c_address(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
