@@ -287,3 +287,48 @@ def test_watch_says_which_socket_when_no_daemon_runs(tmp_path: Path) -> None:
     assert f"the daemon is not running (no live socket at /run/edge-agent/watch.sock or " \
            f"{tmp_path / 'watch.sock'})" in w.stderr
     assert "Traceback" not in w.stderr
+
+
+def test_a_live_socket_is_not_stolen_and_a_stale_one_is_replaced(tmp_path: Path) -> None:
+    from edge_agent.daemon.watch_socket import WatchServer, WatchSocketError
+
+    path = tmp_path / "watch.sock"
+    first = WatchServer(path, WatchHub(), lambda: {}, {})
+    first.start()
+    second = WatchServer(path, WatchHub(), lambda: {}, {})
+    try:
+        with pytest.raises(WatchSocketError, match="another daemon listens"):
+            second.start()
+        assert stat.S_IMODE(os.stat(path).st_mode) == SOCKET_MODE
+    finally:
+        first.stop()
+    assert not path.exists()
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))  # left behind by a daemon killed with SIGKILL
+    stale.close()
+    second.start()
+    try:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(str(path))
+        c.sendall(b"{}\n")
+        c.settimeout(10)
+        assert json.loads(c.recv(4096).split(b"\n")[0])["type"] == "hello"
+        c.close()
+    finally:
+        second.stop()
+
+
+def test_a_long_state_dir_path_still_gets_its_socket(tmp_path: Path) -> None:
+    from edge_agent.daemon.watch_socket import WatchServer
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    server = WatchServer(deep / "watch.sock", WatchHub(), lambda: {}, {"site": "s"})
+    server.start()
+    try:
+        assert len(str(deep / "watch.sock")) > 108
+        w = watch("--socket", str(deep / "watch.sock"), "--json", "--duration", "1")
+        assert w.returncode == 0, w.stderr
+        assert json.loads(w.stdout.splitlines()[0])["site"] == "s"
+    finally:
+        server.stop()
