@@ -332,3 +332,29 @@ def test_a_long_state_dir_path_still_gets_its_socket(tmp_path: Path) -> None:
         assert json.loads(w.stdout.splitlines()[0])["site"] == "s"
     finally:
         server.stop()
+
+
+def test_stopping_does_not_wait_for_a_watcher_stuck_in_a_write(tmp_path: Path) -> None:
+    from edge_agent.daemon.watch_socket import WatchServer
+
+    hub = WatchHub()
+    server = WatchServer(tmp_path / "watch.sock", hub, lambda: {}, {})
+    server.start()
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(str(tmp_path / "watch.sock"))
+    stuck.sendall(b'{"summary_every": 60}\n')  # and never reads
+    try:
+        assert wait_for(lambda: hub.count() == 1)
+        watcher = hub._watchers[0]
+        n = 0
+        while watcher.lost == 0:  # until its queue is full: its thread is blocked writing
+            hub.accepted(Channel.OT, [(n + 1, n + 500)], [r("a", n + i) for i in range(500)])
+            n += 500
+            assert n < 10_000_000
+        server.stop(timeout=2.0)
+        # the blocked write was cut short (it would have waited SEND_TIMEOUT otherwise)
+        assert not [t for t in server._clients if t.is_alive()]
+        assert hub.count() == 0 and watcher.closed
+    finally:
+        stuck.close()

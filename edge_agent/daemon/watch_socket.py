@@ -106,6 +106,8 @@ class WatchServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._clients: set[threading.Thread] = set()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
         self.served = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,6 +152,10 @@ class WatchServer:
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self.hub.close_all()
+        with self._conns_lock:  # a watcher's thread blocked in a write returns at once
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout)
         if self._sock is not None:
@@ -181,6 +187,8 @@ class WatchServer:
 
     def _serve(self, conn: socket.socket) -> None:
         watcher: Watcher | None = None
+        with self._conns_lock:
+            self._conns.add(conn)
         try:
             conn.settimeout(SEND_TIMEOUT)
             ok, uid, gid = peer_allowed(conn)
@@ -207,9 +215,13 @@ class WatchServer:
             self._stream(conn, watcher, every)
         except (OSError, ValueError):
             pass  # the watcher went away or is too slow: it sees the connection close
+        except Exception:  # a bug here must not take anything else down: say so, go on
+            log.exception("live view: serving a watcher failed")
         finally:
             if watcher is not None:
                 self.hub.remove(watcher)
+            with self._conns_lock:
+                self._conns.discard(conn)
             conn.close()
 
     def _request(self, conn: socket.socket) -> tuple[frozenset[str] | None, float] | None:
