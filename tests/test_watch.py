@@ -358,3 +358,22 @@ def test_stopping_does_not_wait_for_a_watcher_stuck_in_a_write(tmp_path: Path) -
         assert hub.count() == 0 and watcher.closed
     finally:
         stuck.close()
+
+
+def test_ctrl_c_ends_watch_quietly(tmp_path: Path, broker: Mosquitto) -> None:
+    cfg = write_site(tmp_path, broker.url, sensors="  - {id: g, type: load, rate: 20}\n")
+    agent = run_agent(cfg)
+    try:
+        assert agent.watch_server is not None
+        p = subprocess.Popen([*EDGE, "watch", "--socket", str(agent.watch_server.path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout is not None
+        assert p.stdout.readline().startswith("-- watching site test node n1")
+        assert " g " in p.stdout.readline() + p.stdout.readline()  # readings flow
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err
+        assert wait_for(lambda: agent.watch.count() == 0)  # the daemon let it go
+    finally:
+        stop_agent(agent)
