@@ -23,7 +23,7 @@ def test_version(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_every_sub_command_is_a_module_with_arguments_and_run() -> None:
     assert set(COMMANDS) == {"run", "check-config", "demo", "decode", "status", "doctor",
-                             "keys", "unseal", "replay"}
+                             "keys", "unseal", "replay", "watch"}
     parser = build_parser()
     for name, (module_name, _) in COMMANDS.items():
         module = importlib.import_module(f"edge_agent.cli.{module_name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.cli.main import COMMANDS
-from tests.conftest import write_site
+from tests.conftest import start_agent, wait_for, write_site
 
 EDGE = [sys.executable, "-m", "edge_agent"]
 
@@ -70,6 +71,7 @@ def commands(site: dict[str, Path]) -> list[list[str]]:
         ["keys", "export", "-c", cfg],
         ["decode", "--protocol", "dsmr-p1", str(site["capture"])],
         ["replay", "-c", cfg, str(site["readings"])],
+        ["watch", "--state-dir", state, "--duration", "2"],  # no daemon: says so, exit 3
     ]
     return out
 
@@ -89,6 +91,25 @@ def test_every_sub_command_is_covered() -> None:
     covered = {c[0] for c in commands({k: Path("x") for k in
                                        ("cfg", "state", "capture", "readings")})}
     assert set(COMMANDS) - covered - {"run", "demo", "unseal"} == set()
+
+
+@pytest.mark.parametrize("head", [0, 1])
+def test_watch_of_a_running_daemon_into_a_closed_pipe(tmp_path: Path, head: int) -> None:
+    """``edge-agent watch | head -1`` with a daemon streaming readings."""
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors="  - {id: g, type: load, rate: 50}\n")
+    log = tmp_path / "agent.log"
+    agent = start_agent(cfg, log)
+    try:
+        assert wait_for(lambda: (tmp_path / "state" / "watch.sock").exists()), log.read_text()
+        for extra in ([], ["--json"]):
+            r = run_closed([*EDGE, "watch", "--state-dir", str(tmp_path / "state"), *extra],
+                           head=head)
+            err = r.stderr.decode()
+            assert "Traceback" not in err and "Exception ignored" not in err, err
+            assert r.returncode == 141, (r.returncode, err)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(20) == 0
 
 
 def test_unseal_into_a_closed_pipe(tmp_path: Path) -> None:

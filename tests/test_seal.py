@@ -79,6 +79,29 @@ def test_a_seal_moved_to_another_site_node_or_seq_does_not_open(field: str,
         seal.open_sealed(msg, kp.private_key, keys)
 
 
+@pytest.mark.parametrize("change", ["other store", "store removed", "store added"])
+def test_the_store_id_is_bound_into_the_seal(change: str) -> None:
+    """The store id joins the bound fields: a genuine payload relabelled to another store
+    (a wiped store's range passed off as the new store's, or the other way round), or with
+    its store id stripped or added, does not open; one without a store id still does."""
+    kp = seal.generate("x25519")
+    keys = enrolled()
+    with_store = json.loads(sealer(kp.public_key).seal({**HEAD, "store": "9f2c4e1a7b3d5c60"},
+                                                       SENML))
+    without = json.loads(sealer(kp.public_key).seal(HEAD, SENML))
+    assert with_store["store"] == "9f2c4e1a7b3d5c60" and "store" not in without
+    assert seal.open_sealed(with_store, kp.private_key, keys)["store"] == "9f2c4e1a7b3d5c60"
+    assert seal.open_sealed(without, kp.private_key, keys)["senml"] == json.loads(SENML)
+    if change == "other store":
+        msg = {**with_store, "store": "0000000000000001"}
+    elif change == "store removed":
+        msg = {k: v for k, v in with_store.items() if k != "store"}
+    else:
+        msg = {**without, "store": "9f2c4e1a7b3d5c60"}
+    with pytest.raises(seal.SealError, match=r"cannot open.*authentication failed"):
+        seal.open_sealed(msg, kp.private_key, keys)
+
+
 def _forge_v1(public_key: seal.PublicKey, head: dict[str, object], senml: bytes) -> dict[
         str, object]:
     """What anyone holding the platform's PUBLIC key could always make: the earlier unsigned

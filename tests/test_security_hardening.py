@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import stat
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,16 @@ def _listening_inodes(pid: int) -> set[str]:
     return inodes
 
 
+def _listening_unix(pid: int, inodes: set[str]) -> list[str]:
+    """The paths of the unix sockets among ``inodes`` that accept connections."""
+    out = []
+    for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 8 and cols[6] in inodes and int(cols[3], 16) & 0x10000:
+            out.append(cols[7])
+    return out
+
+
 def _socket_inodes(pid: int) -> set[str]:
     out = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -88,6 +99,10 @@ def test_running_agent_opens_no_listening_socket(tmp_path: Path, broker: Mosquit
         mine = _socket_inodes(p.pid)
         assert mine  # it does hold its outgoing MQTT connection
         assert not mine & _listening_inodes(p.pid)
+        # its one listening socket is local: the live view's, owner and group only
+        assert wait_for(lambda: _listening_unix(p.pid, mine) == [
+            str(tmp_path / "state" / "watch.sock")])
+        assert stat.S_IMODE(os.stat(tmp_path / "state" / "watch.sock").st_mode) == 0o660
         assert broker.proc is not None
         assert _socket_inodes(broker.proc.pid) & _listening_inodes(broker.proc.pid)  # sanity
     finally:

@@ -497,3 +497,30 @@ def test_connections_closed_right_after_a_publish_are_not_called_a_takeover() ->
     assert not [a for a in notes if isinstance(a, s.SessionTakenOver)]
     assert h.session.stats.takeovers == 0
     assert [a for a in notes if isinstance(a, s.TopicHeld)]  # the gate's verdict instead
+
+
+def test_a_3_1_1_session_closed_during_a_confirmed_drain_is_a_suspected_takeover() -> None:
+    """MQTT 3.1.1, draining a backlog: another client with our client id makes the broker
+    close each connection while messages are in flight, but only after echoes showed the
+    broker delivers what we send. That is no denial pattern (a broker closing on a denied
+    publish does so before any echo on the topic): a suspected takeover, no held topic."""
+    h = Harness(confirm=ECHO, brokers=1)
+    h.session = s.Session(s.SessionConfig(**{**h.cfg.__dict__, "mqtt_version": 3}),
+                          rng=random.Random(3))
+    h.store.add(Priority.NORMAL, 200)
+    notes: list[s.Action] = []
+    for _ in range(s.SHORT_IN_A_ROW):
+        h.connect()
+        h.poll(0.5)  # the window goes out
+        first_mid = min(h.sent)
+        notes += h.echo(first_mid)  # the broker delivers: its echo comes back
+        assert h.session._inflight  # the rest of the window is still in flight
+        assert not h.session._unconfirmed_since
+        notes += h.close()  # then the session is taken over
+    takeovers = [a for a in notes if isinstance(a, s.SessionTakenOver)]
+    assert len(takeovers) == 1 and takeovers[0].suspected
+    assert h.session.stats.takeovers == 1
+    assert not [a for a in notes if isinstance(a, s.TopicHeld)]
+    assert h.session.gate.state() != "held"
+    # what was in flight went back to the store, nothing was rejected
+    assert "reject" not in h.store.settled.values()

@@ -65,6 +65,8 @@ def test_unit_contract() -> None:
     # under ProtectSystem=strict (the default "/" is not)
     assert "\nRuntimeDirectory=edge-agent\n" in text
     assert "\nWorkingDirectory=/run/edge-agent\n" in text
+    # the live view's socket lives there: the service's group must reach it (0660 itself)
+    assert set(re.findall(r"^RuntimeDirectoryMode=(\d+)$", text, re.M)) == {"0750"}
     assert "run -c /etc/edge-agent/site.yaml" in text
 
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "create, rotate and shred the node's keys"),
     "unseal": ("unseal", "open sealed IT payloads (platform side, reference)"),
     "replay": ("replay", "run the welfare rules over recorded readings (simulated clock)"),
+    "watch": ("watch", "readings as the running daemon accepts them, backlog, uplink state"),
 }
 
 
@@ -41,6 +42,7 @@ EXAMPLES: dict[str, str] = {
     "unseal": ("mosquitto_sub -v -t 'edge/+/+/it/#' | edge-agent unseal --key platform-it.key "
                "--nodes nodes/"),
     "replay": "edge-agent replay -c /etc/edge-agent/site.yaml readings.jsonl",
+    "watch": "sudo edge-agent watch --sensor meter-main      (or: --json | jq .)",
 }
 
 

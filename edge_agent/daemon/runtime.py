@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from edge_agent.core.errors import (
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.watch_hub import WatchHub
+from edge_agent.daemon.watch_socket import WatchServer, open_watch, summary_of
 from edge_agent.daemon.welfare_service import WelfareService, build_service
 from edge_agent.devices.base import Sensor, SensorContext, SensorSpec
 from edge_agent.devices.modem import GSM_MODEM
@@ -61,8 +64,10 @@ class ChannelWriter:
     def __init__(self, channel: Channel, queue: IngestQueue, store: ChannelStore,
                  commit_interval: float, on_commit: Any, clock: Clock,
                  on_alarms: Callable[[list[tuple[int, int]], list[Reading]], None] | None = None,
+                 on_accepted: Callable[[list[tuple[int, int]], list[Reading]], None] | None = None,
                  ) -> None:
         self.channel = channel
+        self.on_accepted = on_accepted  # every committed batch (the live view); never blocks
         self.on_alarms = on_alarms  # told the sequence ranges of committed alarms
         self.queue = queue
         self.store = store
@@ -122,6 +127,8 @@ class ChannelWriter:
                 break
             if alarms and self.on_alarms is not None:
                 self.on_alarms(ranges, readings)
+            if self.on_accepted is not None:
+                self.on_accepted(ranges, readings)
             self.on_commit()
             return
         self.store.note_not_accepted(len(readings))
@@ -155,6 +162,8 @@ class Agent:
         self._sensor_stop = threading.Event()
         self._sensor_types = sensor_types
         self.welfare: WelfareService | None = None  # welfare rules and local escalation
+        self.watch = WatchHub()  # accepted readings for `edge-agent watch`
+        self.watch_server: WatchServer | None = None
         self.hardware = open_hardware(config.hardware, self.clock)  # once, for every sensor
         self._build()
 
@@ -234,7 +243,8 @@ class Agent:
             self.writers[ch] = ChannelWriter(ch, self.queues[ch], store,
                                              float(cfg.store.commit_interval), uplink.notify,
                                              self.clock,
-                                             on_alarms=self._alarms_accepted if it else None)
+                                             on_alarms=self._alarms_accepted if it else None,
+                                             on_accepted=partial(self.watch.accepted, ch))
 
     def _build_sensors(self) -> None:
         cfg = self.cfg
@@ -311,6 +321,9 @@ class Agent:
             self.welfare.start()
         for runner in self.sensors:
             self._start_sensor(runner)
+        self.watch_server = open_watch(self.cfg.state_dir, self.watch, self._watch_summary, {
+            "site": str(self.cfg.site), "node": str(self.cfg.node),
+            "channels": [c.value for c in self.cfg.channels]})
         log.info("running: site %s node %s, %d sensors, channels %s", self.cfg.site,
                  self.cfg.node, len(self.sensors), ",".join(c.value for c in self.cfg.channels))
 
@@ -374,6 +387,8 @@ class Agent:
     def shutdown(self, timeout: float = 3.0) -> None:
         """Stop sensors, commit what is queued, flush in-flight publishes, close stores."""
         log.info("stopping")
+        if self.watch_server is not None:
+            self.watch_server.stop()
         self._sensor_stop.set()
         for q in self.queues.values():
             q.close()
@@ -427,6 +442,9 @@ class Agent:
         return health.NodeHealth(time=self.clock.time(), site=str(cfg.site), node=str(cfg.node),
                                  hardware=str(cfg.hardware), state_dir=str(cfg.state_dir),
                                  channels=channels, sensors=sensors, welfare=welfare)
+
+    def _watch_summary(self) -> dict[str, Any]:
+        return summary_of(self.health_model())
 
     def health(self, channel: Channel) -> dict[str, Any]:
         """The body of the channel's MQTT health message."""

@@ -1,6 +1,7 @@
 """``edge-agent status``: what the running daemon is doing, from its status file.
 
-The daemon opens no listening socket. Instead it writes ``<state_dir>/status.json``
+The daemon opens no listening network socket (its one local unix socket is the live
+view's, edge_agent.daemon.watch_socket). For status it writes ``<state_dir>/status.json``
 (mode 0600, atomically: temporary file + rename) every few seconds, and once more,
 ``"state": "stopped"``, when it stops. This module builds that snapshot (daemon side)
 and reads and prints it (technician side), saying plainly when the daemon is not

@@ -4,7 +4,8 @@ signed by the node (Ed25519) inside the seal.
 The broker (and anyone on the path after TLS ends) sees only the envelope metadata:
 
     {"site": "namwon-01", "node": "pi-0042", "channel": "it", "lane": "normal",
-     "seq": [17, 516], "suite": "x25519+ed25519", "sealed": "<base64 of enc || ciphertext>"}
+     "seq": [17, 516], "store": "9f2c4e1a7b3d5c60", "suite": "x25519+ed25519",
+     "sealed": "<base64 of enc || ciphertext>"}
 
 HPKE base mode alone authenticates nothing about the sender: anyone holding the platform's
 public key (it is public) can seal a message that opens cleanly. ``cryptography``'s HPKE
@@ -15,10 +16,13 @@ the seal. The sealed plaintext is
 
 signed by the node's own key (``edge_agent.security.nodekey``, created by ``edge-agent keys init``)
 over ``b"edge-agent seal v2 signature\0" + context + b"\0" + SenML``, where ``context`` is
-the canonical JSON of site, node, channel, lane, seq and suite. The same context is the HPKE
-``info`` (``b"edge-agent seal v2\0" + context``), so a broker that rewrites any clear field
-(site, node, channel, lane, sequence range, suite) makes the message fail to open, and a
-payload opens as genuine only if the node it names signed exactly this content. The
+the canonical JSON of site, node, channel, lane, seq, store (the node's store id, when the
+message carries one) and suite. The same context is the HPKE ``info`` (``b"edge-agent seal
+v2\0" + context``), so a broker that rewrites, adds or removes any clear field (site, node,
+channel, lane, sequence range, store id, suite) makes the message fail to open, and a
+payload opens as genuine only if the node it names signed exactly this content: a sequence
+range cannot be moved from one store to another (a replay of a wiped store's numbers under
+the new store's id). The
 platform verifies with the node public keys it enrolled (``edge-agent unseal --nodes``).
 
 Suites: the ``suite`` field names the KEM and the signature, ``<kem>+ed25519``:
@@ -64,7 +68,9 @@ INFO_PREFIX_V2 = b"edge-agent seal v2\x00"
 SIG_PREFIX = b"edge-agent seal v2 signature\x00"
 SIG_BYTES = 64
 HEAD_FIELDS = ("node", "channel", "lane", "seq")  # v1
-HEAD_FIELDS_V2 = ("site", "node", "channel", "lane", "seq")
+# "store" (the node's store id) when the message carries it: a message without one (nodes
+# before that field) has the same context as before
+HEAD_FIELDS_V2 = ("site", "node", "channel", "lane", "seq", "store")
 _HYBRID_PUB = "EDGE-AGENT MLKEM768-X25519 PUBLIC KEY"
 _HYBRID_PRIV = "EDGE-AGENT MLKEM768-X25519 PRIVATE KEY"
 _MLKEM768_PUB = 1184
@@ -90,8 +96,9 @@ def _canonical(fields: Mapping[str, Any]) -> bytes:
 
 
 def context(head: Mapping[str, Any], suite_name: str) -> bytes:
-    """The clear envelope fields of a signed message (site, node, channel, lane, seq, suite),
-    canonical: bound into the HPKE key schedule and covered by the signature."""
+    """The clear envelope fields of a signed message (site, node, channel, lane, seq, store
+    when present, suite), canonical: bound into the HPKE key schedule and covered by the
+    signature."""
     fields = {k: head[k] for k in HEAD_FIELDS_V2 if k in head}
     fields["suite"] = suite_name
     return _canonical(fields)
@@ -138,13 +145,11 @@ class Sealer:
         return cls(load_public_key(path), signing_key, site, suite_name)
 
     def seal(self, head: Mapping[str, Any], senml: bytes) -> bytes:
-        """The complete data message: ``head`` (node, channel, lane, seq) and this node's
-        site in clear, ``senml`` (JSON bytes) signed and sealed."""
+        """The complete data message: ``head`` (node, channel, lane, seq, store) and this
+        node's site in clear and bound, ``senml`` (JSON bytes) signed and sealed."""
         msg: dict[str, Any] = {"site": self.site}
-        msg.update((k, head[k]) for k in HEAD_FIELDS if k in head)
+        msg.update((k, head[k]) for k in HEAD_FIELDS_V2 if k in head and k != "site")
         ctx = context(msg, self.envelope_suite)
-        if "store" in head:  # in clear, not bound: platforms of the v2 suite ignore it
-            msg["store"] = head["store"]
         signature = self.signing_key.sign(signed_data(ctx, senml))
         ct = self._suite.encrypt(signature + senml, self.public_key,
                                  info=INFO_PREFIX_V2 + ctx)

@@ -11,7 +11,8 @@ and starts numbering at 1 again, show up as different ids.
 The SenML array is stored encrypted as JSON and spliced in as it is (no re-encoding).
 With a sealer (the it channel, see edge_agent/security/seal.py) the message carries ``"sealed"``
 (the SenML signed by the node and sealed with HPKE to the platform's key) instead of
-``"senml"``; site, node, channel, lane, seq and suite stay clear and are bound into the seal.
+``"senml"``; site, node, channel, lane, seq, store and suite stay clear and are bound into
+the seal.
 """
 
 from __future__ import annotations

@@ -404,16 +404,20 @@ class Session:
                  and lived < SHORT_CONNECTION)
         if ev.code == SESSION_TAKEN_OVER:
             suspected = False
-        elif short and not self._unconfirmed_since and not self._inflight:
-            # closed right after opening with nothing of ours awaiting confirmation
+        elif short and not self._unconfirmed_since:
+            # closed right after opening, with nothing in flight, or (MQTT 3.1.1 during a
+            # drain) only on topics this connection has seen echoes on: the broker was
+            # delivering what we sent, so this is no denial pattern (a broker that closes
+            # on a denied publish does so before the first echo on that topic)
             self._short_losses += 1
             if self._short_losses < SHORT_IN_A_ROW:
                 return []
             suspected = True
             self._short_losses = 0
         elif short:
-            # right after a publish: a broker refusing a topic looks the same (the
-            # DeliveryGate judges that); neither evidence of a takeover nor against it
+            # right after a publish to a topic not confirmed on this connection: a broker
+            # refusing that topic looks the same (the DeliveryGate judges that); neither
+            # evidence of a takeover nor against it
             return []
         else:
             self._short_losses = 0
