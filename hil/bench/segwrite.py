@@ -11,9 +11,15 @@ the same time, so they share the machine's load) and writes ``--write`` bytes pe
 - ``append+fdatasync``: the same with fdatasync (the size still changes every commit);
 - ``zeros+fdatasync``: the file written full of zeros when created (fdatasync), then each
   commit a pwrite at the end of the data + fdatasync (what the store does now);
+  ``zeros+fsync`` the same with fsync (which also writes the inode's new mtime);
 - ``posix_fallocate+fdatasync``: the file allocated with ``posix_fallocate`` (unwritten
   extents on ext4), then pwrite + fdatasync;
-- ``zero_range+fdatasync``: allocated with ``fallocate(FALLOC_FL_ZERO_RANGE)``, then the same.
+- ``zero_range+fdatasync``: allocated with ``fallocate(FALLOC_FL_ZERO_RANGE)``, then the same;
+- ``zeros +seq.last``, ``zeros +seq.last +acked.log``: ``zeros+fdatasync`` and, per commit,
+  what the store writes beside it without a sync: the 12-byte ``seq.last`` hint (pwrite at
+  0) and a 21-byte ``acked.log`` entry (append; the uplink's ack of the previous commit);
+- ``... lazytime``: the same with the file system mounted ``noatime,lazytime`` (timestamps
+  kept in memory: an overwrite no longer dirties the inode).
 
 Reported per variant: bytes written to the device by creating the file (after a sync), and
 per commit in the steady part (sectors of ``/sys/block/loopN/stat`` over the commits, with a
@@ -60,8 +66,9 @@ def _zeros(fd: int, size: int) -> None:
 def _create(kind: str, path: Path, size: int) -> tuple[int, bool]:
     """(fd, in place) for a new segment file of this kind."""
     if kind.startswith("append"):
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                       0o600), False
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     if kind.startswith("zeros"):
         _zeros(fd, size)
     elif kind.startswith("posix_fallocate"):
@@ -73,21 +80,27 @@ def _create(kind: str, path: Path, size: int) -> tuple[int, bool]:
     return fd, True
 
 
-VARIANTS = ("append+fsync", "append+fdatasync", "zeros+fdatasync",
-            "posix_fallocate+fdatasync", "zero_range+fdatasync")
+VARIANTS = ("append+fsync", "append+fdatasync", "zeros+fsync", "zeros+fdatasync",
+            "posix_fallocate+fdatasync", "zero_range+fdatasync", "zeros +seq.last",
+            "zeros +seq.last +acked.log", "zeros+fdatasync lazytime",
+            "zeros +seq.last +acked.log lazytime")
 
 
 def measure(kind: str, work: Path, commits: int, interval: float, write: int,
             size: int) -> dict[str, Any]:
-    d = work / kind.replace("+", "_")
+    d = work / kind.replace("+", "_").replace(" ", "_")
     d.mkdir()
-    with LoopFS(d / "fs.img", d / "mnt", size_mb=256) as fs:
+    opts = "noatime,lazytime" if kind.endswith("lazytime") else "noatime"
+    with LoopFS(d / "fs.img", d / "mnt", size_mb=256, options=opts) as fs:
+        hint = os.open(fs.mount / "seq.last", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        acks = os.open(fs.mount / "acked.log",
+                       os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fs.sync()
         b0 = fs.bytes_written()
         fd, in_place = _create(kind, fs.mount / "seg", size)
         fs.sync()
         b1 = fs.bytes_written()
-        sync: Callable[[int], None] = os.fsync if kind.endswith("+fsync") else os.fdatasync
+        sync: Callable[[int], None] = os.fsync if "+fsync" in kind else os.fdatasync
         payload = os.urandom(write)  # records are ciphertext: incompressible
         off = 0
         t0 = time.monotonic()
@@ -98,8 +111,14 @@ def measure(kind: str, work: Path, commits: int, interval: float, write: int,
                 os.write(fd, payload)
             off += write
             sync(fd)
+            if "seq.last" in kind:
+                os.pwrite(hint, i.to_bytes(8, "little") + bytes(4), 0)
+            if "acked.log" in kind:
+                os.write(acks, os.urandom(21))
             time.sleep(max(0.0, t0 + (i + 1) * interval - time.monotonic()))
         os.close(fd)
+        os.close(hint)
+        os.close(acks)
         fs.sync()
         b2 = fs.bytes_written()
     per_commit = (b2 - b1) / commits
@@ -134,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
     print(f"load average {os.getloadavg()[0]:.1f}; {args.commits} commits of {args.write} "
           f"bytes, {args.interval} s apart; segment {args.size_mib} MiB", file=sys.stderr)
-    print(f"{'variant':28} {'create (bytes)':>15} {'per commit':>11} {'incl. creation':>15}")
+    print(f"{'variant':36} {'create (bytes)':>15} {'per commit':>11} {'incl. creation':>15}")
     for kind in args.only or VARIANTS:
         r = results[kind]
         if isinstance(r, str):
-            print(f"{kind:28} {r}")
+            print(f"{kind:36} {r}")
             continue
-        print(f"{kind:28} {r['create_bytes']:>15,} {r['bytes_per_commit']:>11,.0f} "
+        print(f"{kind:36} {r['create_bytes']:>15,} {r['bytes_per_commit']:>11,.0f} "
               f"{r['with_creation']:>15,.0f}")
     print(json.dumps(results), file=sys.stderr)
     return 0
