@@ -87,11 +87,12 @@ VARIANTS = ("append+fsync", "append+fdatasync", "zeros+fsync", "zeros+fdatasync"
 
 
 def measure(kind: str, work: Path, commits: int, interval: float, write: int,
-            size: int) -> dict[str, Any]:
+            size: int, block_size: int | None = None) -> dict[str, Any]:
     d = work / kind.replace("+", "_").replace(" ", "_")
     d.mkdir()
     opts = "noatime,lazytime" if kind.endswith("lazytime") else "noatime"
-    with LoopFS(d / "fs.img", d / "mnt", size_mb=256, options=opts) as fs:
+    with LoopFS(d / "fs.img", d / "mnt", size_mb=256, options=opts,
+                block_size=block_size) as fs:
         hint = os.open(fs.mount / "seq.last", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         acks = os.open(fs.mount / "acked.log",
                        os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", type=int, default=1500, help="bytes per commit")
     ap.add_argument("--size-mib", type=int, default=4, help="segment size")
     ap.add_argument("--only", action="append", choices=VARIANTS)
+    ap.add_argument("--block-size", type=int, choices=(1024, 2048, 4096),
+                    help="file-system block size (default: mkfs's, 1 KiB for this image)")
     args = ap.parse_args(argv)
     size = args.size_mib * 1024 * 1024
     results: dict[str, dict[str, Any] | str] = {}
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         def run(kind: str) -> None:
             try:
                 results[kind] = measure(kind, Path(tmp), args.commits, args.interval,
-                                        args.write, size)
+                                        args.write, size, args.block_size)
             except OSError as exc:
                 results[kind] = f"failed: {exc}"
 
@@ -152,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             t.join()
     print(f"load average {os.getloadavg()[0]:.1f}; {args.commits} commits of {args.write} "
-          f"bytes, {args.interval} s apart; segment {args.size_mib} MiB", file=sys.stderr)
+          f"bytes, {args.interval} s apart; segment {args.size_mib} MiB; block size "
+          f"{args.block_size or 'default'}", file=sys.stderr)
     print(f"{'variant':36} {'create (bytes)':>15} {'per commit':>11} {'incl. creation':>15}")
     for kind in args.only or VARIANTS:
         r = results[kind]
