@@ -13,9 +13,9 @@ written and fsynced; only then are its sequence numbers final and returned. A se
 is deleted once every record in it is acknowledged or evicted, after the journal saying so
 is synced (design note 0001). ``max_bytes`` counts the files as they are on disk,
 including the zero tail of each lane's active segment. Every write is complete or fails
-(core/fsutil.py). A full
-disk is a state the store lives in: it evicts by policy (oldest, lowest priority first;
-never alarms) until the batch fits, spends the alarm reserve on alarms, and counts what it
-still cannot take as not accepted; a journal entry it has no room for is reported now and,
-after a restart, as a range lost (``corrupt``): never silent, never fatal (design note 0008).
+(core/fsutil.py). A full disk is a state the store lives in: it evicts by policy (oldest,
+lowest priority first; never alarms) until the batch fits, spends the alarm reserve on
+alarms, and counts what it still cannot take as not accepted; a journal entry it has no
+room for is reported now and, after a restart, as a range lost (``corrupt``): never
+silent, never fatal (design note 0008).
 """

@@ -7,9 +7,9 @@ A segment is a file of records (``record.py``) of one lane, back to back from of
 followed while it is being written by a *zero tail*: the newest segment of a lane is
 *active* (an fd open for writing) and is zero-filled ahead of its records
 (``prealloc_step`` at a time, up to ``segment_bytes``), so a commit overwrites blocks that
-are already allocated and written: ``pwrite`` + ``fdatasync`` change no metadata and cost
-no file-system journal commit (docs/design/0014-preallocated-segments.md). A record header
-never starts with zeros (its magic), so the first all-zero header is the end of the data.
+are already allocated and written: a write at the end of the data + ``fdatasync`` change no
+metadata and cost no file-system journal commit (docs/design/0014-preallocated-segments.md).
+A record never starts with zeros (its magic), so the data ends where only zeros follow.
 When the disk has no room for the zeros the segment is written without them (each commit
 extends the file, as before 0014). The tail is cut off when the store closes and when a
 segment is found on disk, so a segment at rest is its records and nothing else: the same
