@@ -15,7 +15,7 @@ from edge_agent.core.clock import ManualClock
 from edge_agent.core.errors import ChannelMismatchError, DurabilityError, KeyFileError
 from edge_agent.core.model import Channel, Priority, Reading
 from edge_agent.security.keys import create_key, load_key, load_or_create_key
-from edge_agent.store import record as rec
+from edge_agent.store import segments
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.ranges import RangeSet
 
@@ -47,10 +47,7 @@ def _cut_newest_record(root: Path, lane: int = 1) -> None:
     """Drop the newest record of a lane exactly at a record boundary (a lost fsynced write)."""
     seg = sorted((root / "ot" / f"lane-{lane}").glob("*.seg"))[-1]
     data = seg.read_bytes()
-    off = last = 0
-    while off < len(data):
-        last = off
-        off += rec.parse_header(data[off:off + rec.HEAD_SIZE]).size
+    last = segments.scan(data).records[-1][0]
     seg.write_bytes(data[:last])
 
 
@@ -140,12 +137,18 @@ def test_unfinished_write_at_the_tail_is_cut_and_earlier_records_kept(tmp_path: 
     seg = next((live / "ot" / "lane-1").glob("*.seg"))
     whole = seg.read_bytes()
     s.close()
-    done = (img / "ot" / "lane-1" / seg.name).stat().st_size
-    with open(img / "ot" / "lane-1" / seg.name, "ab") as f:
-        f.write(whole[done:len(whole) - cut])  # ... part of its record reached the file
+    torn = img / "ot" / "lane-1" / seg.name
+    done, end = segments.scan(torn.read_bytes()).keep, segments.scan(whole).keep
+    assert torn.stat().st_size > end  # written in place, in front of a zero tail
+    with open(torn, "r+b") as f:  # ... part of its record reached the file, zeros after it
+        f.seek(done)
+        f.write(whole[done:end - cut])
     s = open_store(img, batch_max=5)
+    assert torn.stat().st_size == done  # cut back to the last whole record, zeros and all
     assert [(a, b) for a, b, _ in drain(s)] == [(1, 5), (6, 10)]
     assert s.stats().quarantined == 1
+    kept = [p for p in (img / "ot" / "quarantine").iterdir() if p.name.endswith(".tail")]
+    assert [p.read_bytes() for p in kept] == [whole[done:end - cut].rstrip(b"\0")]
     assert sum(s.stats().evicted.values()) == 0  # it was never accepted: nothing to report
     assert s.append(readings(1)) == [(11, 11)]  # and its numbers were never handed out
 

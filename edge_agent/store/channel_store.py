@@ -72,7 +72,8 @@ class ChannelStore:
                  on_event: Callable[[str, str, str], None] | None = None,
                  boot_id: str | None = None,
                  boot_source: Callable[[], str | None] = current_boot_id,
-                 write: Write = os.write) -> None:
+                 write: Write = os.write,
+                 datasync: Callable[[int], None] | None = None) -> None:
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -82,6 +83,8 @@ class ChannelStore:
         self.retention = retention
         self._clock = clock or SystemClock()
         self._fsync = fsync
+        # a commit of records: fdatasync (docs/design/0014), unless a rig injected fsync
+        self._datasync = datasync or (os.fdatasync if fsync is os.fsync else fsync)
         self._write = write  # every write of records and journals (fault rigs inject here)
         # boot_id: this boot's id as given (rigs); otherwise asked from boot_source
         self._boot = boot_id if boot_id is not None else boot_source()
@@ -112,7 +115,9 @@ class ChannelStore:
 
     def _open(self, segment_bytes: int, reserve_bytes: int) -> None:
         ch = self.channel.value
-        self._segments = SegmentSet(self.dir, segment_bytes, self._fsync, self._write)
+        self._segments = SegmentSet(self.dir, segment_bytes, self._fsync, self._write,
+                                    self._datasync,
+                                    segments.prealloc_step(segment_bytes, self.max_bytes))
         self._segments.make_dirs()
         self._dead = DeadLetters(AsideArea(self.dir / "dead", self.max_bytes // DEAD_SHARE,
                                            DEAD_MAX_ENTRIES, range_of=dead_letter_range),
@@ -195,7 +200,7 @@ class ChannelStore:
                 self._numbers.reserve(first_seq + total - 1)
                 if records is None:
                     records = segments.seal(self._keys, self.channel.value, items, first_seq)
-                    self._make_room(sum(len(r.data) for r in records), lane)
+                    self._make_room(self._segments.growth(records), lane)
                 placed = self._segments.write(records, self._retire)
                 break
             except OSError as exc:

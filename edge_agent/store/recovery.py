@@ -109,13 +109,15 @@ class Recovery:
             seg = Segment(lane, first, path, 0)
             data = path.read_bytes()
             scan = segments.scan(data)
-            if scan.keep < len(data):  # cutting needs no free space; the cut bytes go below
+            # a zero tail (a preallocated segment in use when the agent stopped) or damage
+            # after the records: cutting needs no free space; damaged bytes go below
+            if scan.keep < len(data):
                 self._segments.cut(path, scan.keep)
             if scan.damaged:
                 self._out.damaged_segments += 1
-                self._quarantine.link(path, f"{len(data) - scan.keep} unreadable bytes cut"
+                self._quarantine.link(path, f"{scan.end - scan.keep} unreadable bytes cut"
                                       if scan.tail_only else "damaged records inside",
-                                      tail=data[scan.keep:])
+                                      tail=data[scan.keep:scan.end])
                 # Whether accepted numbers went with the damage is decided in run() from
                 # the high-water mark and the seq.last hint, not from where the damage is.
             for off, head in scan.records:

@@ -3,19 +3,31 @@ and rolled back.
 
     <store>/lane-<n>/<first-seq, 20 digits>.seg
 
-A segment is an append-only file of records (``record.py``) of one lane. The newest segment
-of a lane is *active* (an fd open for appending); older ones are only read, cut back or
-deleted. A segment is deleted once none of its records is pending (``Segment.live``).
+A segment is a file of records (``record.py``) of one lane, back to back from offset 0,
+followed while it is being written by a *zero tail*: the newest segment of a lane is
+*active* (an fd open for writing) and is zero-filled ahead of its records
+(``prealloc_step`` at a time, up to ``segment_bytes``), so a commit overwrites blocks that
+are already allocated and written: a write at the end of the data + ``fdatasync`` change no
+metadata and cost no file-system journal commit (docs/design/0014-preallocated-segments.md).
+A record never starts with zeros (its magic), so the data ends where only zeros follow.
+When the disk has no room for the zeros the segment is written without them (each commit
+extends the file, as before 0014). The tail is cut off when the store closes and when a
+segment is found on disk, so a segment at rest is its records and nothing else: the same
+format as before 0014, which is read as it is.
 
-``scan`` indexes a file found on disk (recovery); ``SegmentSet.write`` appends a batch of
-records and fsyncs, rolling every touched segment back on any failure. Not thread-safe:
-the owning store calls it under its lock (``read`` is the exception: it reads a record at
-a known offset of a file that is only ever appended to or cut back behind it).
+Older segments are only read, cut back or deleted. A segment is deleted once none of its
+records is pending (``Segment.live``).
+
+``scan`` indexes a file's bytes (recovery); ``SegmentSet.write`` writes a batch of records
+and syncs, rolling every touched segment back on any failure. Not thread-safe: the owning
+store calls it under its lock (``read`` is the exception: it reads a record at a known
+offset, behind the end of the data, where accepted bytes are never rewritten).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +35,16 @@ from pathlib import Path
 
 import msgspec
 
-from edge_agent.core.fsutil import Write, fsync_dir, write_all
+from edge_agent.core.fsutil import Write, fsync_dir, no_space, write_all
 from edge_agent.core.model import Priority, Reading
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
 
+log = logging.getLogger("edge_agent.store")
+
 LANES = tuple(Priority)  # alarm, normal, bulk: the order alarms-first delivery follows
+PREALLOC_STEP = 256 * 1024  # zero-filled ahead of the records at a time (at most)
+_ZERO_CHUNK = 64 * 1024
 
 Plaintext = tuple[Priority, list[Reading], bytes]  # one record's lane, readings, SenML JSON
 
@@ -40,16 +56,23 @@ class Segment:
     lane: Priority
     first: int  # from the file name
     path: Path
-    size: int
+    size: int  # end of the records: where the next one is written
     # pending records in this file, by first sequence number
     pending: dict[int, RecordRef] = field(default_factory=dict)
     held: int = 0  # delivered records whose ack the journal could not take yet
-    fd: int | None = None  # open for append while this is the lane's active segment
+    fd: int | None = None  # open for writing while this is the lane's active segment
+    alloc: int = 0  # zero-filled up to here (active segments; the file's length)
+    prealloc: bool = True  # False once the disk had no room for the zeros
 
     @property
     def live(self) -> int:
         """Records that keep the file: pending, or delivered but not yet journaled."""
         return len(self.pending) + self.held
+
+    @property
+    def disk(self) -> int:
+        """Bytes the file takes: its records and any zero tail (``max_bytes`` counts it)."""
+        return max(self.size, self.alloc)
 
 
 @dataclass(eq=False, slots=True)
@@ -117,17 +140,39 @@ class ScanResult:
     keep: int = 0  # bytes up to the end of the last valid record
     damaged: bool = False
     tail_only: bool = True  # the damage is only after the last valid record
+    end: int = 0  # end of the data: only zeros from here on (a preallocated tail)
+
+
+def zero_tail(data: bytes | memoryview) -> int:
+    """Where the run of zero bytes that ends ``data`` begins (``len(data)``: none)."""
+    view = memoryview(data)
+    end = len(view)
+    zero = bytes(_ZERO_CHUNK)
+    while end > 0:
+        start = max(0, end - _ZERO_CHUNK)
+        if view[start:end] != zero[:end - start]:
+            return start + len(bytes(view[start:end]).rstrip(b"\0"))
+        end = start
+    return 0
 
 
 def scan(data: bytes) -> ScanResult:
     """Index the valid records of a segment file's bytes.
 
-    Records after a damaged region are salvaged (resync on the magic + CRC), so a bit flip
-    loses one record, not the rest of the file."""
+    The data ends where only zeros follow (``ScanResult.end``): a preallocated tail is not
+    damage. An all-zero header with data after it is (as is any header that does not
+    parse). A torn record (a header whose record the zeros, or the end of the file, cut
+    short) fails its CRC and is damage after the last valid record (``tail_only``),
+    exactly as a torn tail at the end of an appended file. Records after a damaged region
+    are salvaged (resync on the magic + CRC), so a bit flip loses one record, not the rest
+    of the file."""
     out = ScanResult()
     off, n = 0, len(data)
+    nonzero = zero_tail(data)
     view = memoryview(data)
     while off < n:
+        if off >= nonzero:
+            break  # only zeros left: the end of the data
         try:
             head = rec.parse_header(data[off:off + rec.HEAD_SIZE])
             end = off + head.size
@@ -146,6 +191,7 @@ def scan(data: bytes) -> ScanResult:
         out.records.append((off, head))
         off = end
         out.keep = end
+    out.end = max(out.keep, nonzero)
     return out
 
 
@@ -167,24 +213,45 @@ def segment_files(root: Path, lane: Priority) -> tuple[list[tuple[int, Path]], l
 
 
 def close_fd(seg: Segment) -> None:
-    """Stop appending to ``seg``: close its fd (it stays readable by path)."""
+    """Stop writing to ``seg``: close its fd (it stays readable by path). Any zero tail
+    stays, and stays counted, until the file is deleted (``SegmentSet`` cuts it when it
+    closes a segment it keeps)."""
     if seg.fd is not None:
         with contextlib.suppress(OSError):
             os.close(seg.fd)
         seg.fd = None
 
 
+def prealloc_step(segment_bytes: int, max_bytes: int | None = None) -> int:
+    """How much is zero-filled ahead at a time: PREALLOC_STEP, at most a quarter of a
+    segment and 1/64 of the size budget (three lanes' tails stay a small share of it), in
+    whole 4 KiB blocks."""
+    step = min(PREALLOC_STEP, segment_bytes // 4)
+    if max_bytes is not None:
+        step = min(step, max_bytes // 64)
+    return max(4096, step // 4096 * 4096)
+
+
 class SegmentSet:
-    """Every segment of one store, per lane, oldest first, and their bytes on disk."""
+    """Every segment of one store, per lane, oldest first, and their bytes on disk.
+
+    ``fsync`` makes a new file and its directory entry durable; ``datasync`` a commit
+    (the records, and the file's size when a commit extends it: ``fdatasync`` writes the
+    metadata needed to read the data back, and nothing else)."""
 
     def __init__(self, root: Path, segment_bytes: int, fsync: Callable[[int], None],
-                 write: Write) -> None:
+                 write: Write, datasync: Callable[[int], None] | None = None,
+                 step: int | None = None) -> None:
         self.root = root
         self.segment_bytes = segment_bytes
+        # zero-filled ahead at a time; 0: no zero tail (each commit extends the file)
+        self.step = prealloc_step(segment_bytes) if step is None else step
         self._fsync = fsync
+        self._datasync = datasync or fsync
         self._write = write
         self.lanes: dict[Priority, list[Segment]] = {lane: [] for lane in LANES}
-        self.bytes = 0
+        self.bytes = 0  # every segment's ``disk``: records and zero tails
+        self.prealloc_failures = 0  # zero tails the disk had no room for
 
     def __iter__(self) -> Iterator[Segment]:
         for lane in LANES:
@@ -197,10 +264,11 @@ class SegmentSet:
     def adopt(self, seg: Segment) -> None:
         """Add a segment found on disk (recovery), after its scan."""
         self.lanes[seg.lane].append(seg)
-        self.bytes += seg.size
+        self.bytes += seg.disk
 
     def cut(self, path: Path, keep: int) -> None:
-        """Cut a file found on disk back to its last valid record (needs no free space)."""
+        """Cut a file found on disk back to its last valid record: its zero tail, or damage
+        after the records (needs no free space)."""
         with open(path, "r+b") as f:
             f.truncate(keep)
             f.flush()
@@ -213,7 +281,7 @@ class SegmentSet:
             seg.path.unlink()
         with contextlib.suppress(ValueError):
             self.lanes[seg.lane].remove(seg)
-        self.bytes -= seg.size
+        self.bytes -= seg.disk
 
     @staticmethod
     def read(ref: RecordRef) -> bytes:
@@ -252,21 +320,41 @@ class SegmentSet:
             i = j
         return out
 
+    def growth(self, records: Sequence[SealedRecord]) -> int:
+        """By how many bytes ``write(records)`` would grow ``bytes`` (records and the
+        zero tail filled ahead of them): what the size budget must make room for."""
+        need: dict[Priority, int] = {}
+        for r in records:
+            need[r.lane] = need.get(r.lane, 0) + len(r.data)
+        total = 0
+        for lane, n in need.items():
+            seg = self._usable(lane)
+            if seg is None:
+                total += max(n, self._target(0, 0, n))
+            else:
+                total += max(seg.size + n, self._target(seg.size, seg.alloc, seg.size + n)) \
+                    - seg.disk
+        return total
+
     def write(self, records: list[SealedRecord],
               retire: Callable[[Segment], None]) -> list[RecordRef]:
-        """Write and fsync; on any failure roll every touched segment back and re-raise.
+        """Write at the end of each lane's data and sync; on any failure roll every touched
+        segment back and re-raise.
 
-        After a failed fsync a segment is never written again (its page cache state is
-        unknown): it is cut back to its last accepted length and a new segment is begun.
-        ``retire(seg)``: a full segment was closed for appending (the store deletes it
+        After a failed write or sync a segment is never written again (its page cache
+        state is unknown): it is cut back to its last accepted length and a new segment is
+        begun. ``retire(seg)``: a full segment was closed for writing (the store deletes it
         when nothing in it is live)."""
+        need: dict[Priority, int] = {}
+        for r in records:
+            need[r.lane] = need.get(r.lane, 0) + len(r.data)
         touched: dict[Priority, tuple[Segment, int]] = {}
         placed: list[RecordRef] = []
         new_dirs = False
         try:
             for r in records:
                 # One segment per lane per batch: a segment is rotated only between
-                # batches, so every touched segment is still open for the fsync below
+                # batches, so every touched segment is still open for the sync below
                 # (segment_bytes is a soft limit, exceeded by at most one batch).
                 if r.lane in touched:
                     seg = touched[r.lane][0]
@@ -274,17 +362,19 @@ class SegmentSet:
                     seg, created = self._active(r.lane, r.first, retire)
                     new_dirs |= created
                     touched[r.lane] = (seg, seg.size)
+                    self._fill_ahead(seg, seg.size + need[r.lane])
+                    assert seg.fd is not None
+                    os.lseek(seg.fd, seg.size, os.SEEK_SET)
                 assert seg.fd is not None
                 # all of it or an error (a short write on a nearly full disk is an error:
                 # half a record must never be counted as written)
                 write_all(seg.fd, r.data, write=self._write, what=seg.path)
                 placed.append(RecordRef(r.lane, r.first, r.count, r.oldest, seg, seg.size,
                                         len(r.data)))
-                seg.size += len(r.data)
-                self.bytes += len(r.data)
+                self._resize(seg, seg.size + len(r.data), seg.alloc)
             for seg, _ in touched.values():
                 assert seg.fd is not None
-                self._fsync(seg.fd)
+                self._datasync(seg.fd)
             if new_dirs:
                 for lane in touched:
                     fsync_dir(lane_dir(self.root, lane))
@@ -294,31 +384,89 @@ class SegmentSet:
             raise
         return placed
 
+    def _resize(self, seg: Segment, size: int, alloc: int) -> None:
+        before = seg.disk
+        seg.size, seg.alloc = size, alloc
+        self.bytes += seg.disk - before
+
+    def _target(self, size: int, alloc: int, end: int) -> int:
+        """How far to zero-fill a segment whose records will end at ``end``: in whole steps,
+        never past ``segment_bytes`` (a batch that crosses it extends the file)."""
+        if not self.step or end <= alloc:
+            return alloc
+        want = -(-end // self.step) * self.step
+        return max(alloc, min(want, max(self.segment_bytes, alloc)))
+
+    def _fill_ahead(self, seg: Segment, end: int) -> None:
+        """Zero-fill ``seg`` so that records up to ``end`` overwrite written blocks, then
+        sync the zeros (once per step: a size change, so a journal commit). No room for
+        them (ENOSPC): give the blocks back and write this segment without a tail."""
+        if not seg.prealloc:
+            return
+        target = self._target(seg.size, seg.alloc, end)
+        if target <= seg.alloc:
+            return
+        assert seg.fd is not None
+        start = max(seg.alloc, seg.size)
+        try:
+            os.lseek(seg.fd, start, os.SEEK_SET)
+            zero = bytes(_ZERO_CHUNK)
+            for off in range(start, target, _ZERO_CHUNK):
+                write_all(seg.fd, zero[:min(_ZERO_CHUNK, target - off)], write=self._write,
+                          what=seg.path)
+            self._datasync(seg.fd)
+        except OSError as exc:
+            if not no_space(exc):
+                raise
+            seg.prealloc = False
+            self.prealloc_failures += 1
+            with contextlib.suppress(OSError):  # shrinking needs no space
+                os.ftruncate(seg.fd, start)
+            log.warning("store %s: no room to preallocate %s (%s); written without it",
+                        self.root.name, seg.path.name, exc)
+            return
+        self._resize(seg, seg.size, target)
+
     def _roll_back(self, seg: Segment, size: int) -> None:
-        self.bytes -= seg.size - size
-        seg.size = size
+        self._resize(seg, size, 0)
         close_fd(seg)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # needs no space; gives the zero tail back too
             os.truncate(seg.path, size)
         if size == 0:
             with contextlib.suppress(OSError):
                 seg.path.unlink()
             self.lanes[seg.lane].remove(seg)
 
-    def _active(self, lane: Priority, first: int,
-                retire: Callable[[Segment], None]) -> tuple[Segment, bool]:
+    def _usable(self, lane: Priority) -> Segment | None:
         segs = self.lanes[lane]
         if segs and segs[-1].fd is not None and segs[-1].size < self.segment_bytes:
-            return segs[-1], False
+            return segs[-1]
+        return None
+
+    def _active(self, lane: Priority, first: int,
+                retire: Callable[[Segment], None]) -> tuple[Segment, bool]:
+        seg = self._usable(lane)
+        if seg is not None:
+            return seg, False
+        segs = self.lanes[lane]
         if segs:
-            close_fd(segs[-1])
+            self._close_tail(segs[-1])
             retire(segs[-1])
         path = lane_dir(self.root, lane) / f"{first:020d}.seg"
         seg = Segment(lane, first, path, 0)
-        seg.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        seg.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.lanes[lane].append(seg)
         return seg, True
 
+    def _close_tail(self, seg: Segment) -> None:
+        """Stop writing to ``seg`` and cut its zero tail off (not synced: a tail found
+        after a power cut is cut at the next start)."""
+        if seg.fd is not None and seg.alloc > seg.size:
+            with contextlib.suppress(OSError):
+                os.ftruncate(seg.fd, seg.size)
+        close_fd(seg)
+        self._resize(seg, seg.size, 0)
+
     def close(self) -> None:
         for seg in self:
-            close_fd(seg)
+            self._close_tail(seg)

@@ -14,8 +14,8 @@ DRAIN_HEADERS = ["backlog", "records", "readings/s at subscriber", "x raw paho",
                  "agent CPU-s per M", "subscriber CPU-s", "READY after (s)", "VmHWM (MB)",
                  "complete"]
 BLOCK_HEADERS = ["readings/s", "window (s)", "bytes written", "bytes/reading",
-                 "SenML JSON/reading", "x JSON", "MB/hour", "agent CPU-s/hour",
-                 "start + stop bytes"]
+                 "SenML JSON/reading", "x JSON", "long run bytes/reading", "MB/hour",
+                 "agent CPU-s/hour", "start + stop bytes"]
 
 
 def _ok(cond: bool) -> str:
@@ -70,6 +70,7 @@ def tables(raw: dict[str, Any]) -> str:
         brows.append([str(r["rate"]), _f(r["seconds"], 1), _f(r["steady_bytes"]),
                       _f(bpr, 1), _f(r["json_per_reading"], 1),
                       f"{bpr / r['json_per_reading']:.2f}x" if bpr else "",
+                      _f(r.get("long_run_bytes_per_reading"), 1),
                       _f(r["bytes_per_hour"] / MB, 1), _f(r["agent_cpu_per_hour"], 1),
                       _f(r["start_bytes"] + r["stop_bytes"])])
         if r["rate"] == 100:

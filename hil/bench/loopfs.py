@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 SECTOR = 512
@@ -32,8 +33,13 @@ def _run(*cmd: str) -> str:
 
 
 class LoopFS:
-    def __init__(self, image: Path, mount: Path, size_mb: int = 256) -> None:
+    def __init__(self, image: Path, mount: Path, size_mb: int = 256,
+                 options: str = "noatime", block_size: int | None = None) -> None:
         self.image, self.mount, self.size_mb = image, mount, size_mb
+        self.options = options  # mount options besides ``loop``
+        # None: mkfs's choice, 1 KiB below 512 MiB ("small" in mke2fs.conf); an SD card's
+        # root file system has 4 KiB blocks
+        self.block_size = block_size
         self.device: str | None = None
 
     def __enter__(self) -> LoopFS:
@@ -41,10 +47,11 @@ class LoopFS:
             raise LoopUnavailable("mounting a loop image needs root")
         with open(self.image, "wb") as f:
             f.truncate(self.size_mb * 1024 * 1024)
-        _run("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+        size = ["-b", str(self.block_size)] if self.block_size else []
+        _run("mkfs.ext4", "-q", "-F", *size, "-E", "lazy_itable_init=0,lazy_journal_init=0",
              str(self.image))
         self.mount.mkdir(parents=True, exist_ok=True)
-        _run("mount", "-o", "loop,noatime", str(self.image), str(self.mount))
+        _run("mount", "-o", f"loop,{self.options}", str(self.image), str(self.mount))
         self.device = _run("findmnt", "-n", "-o", "SOURCE", str(self.mount)).strip()
         return self
 
@@ -62,6 +69,13 @@ class LoopFS:
 
     def __exit__(self, *exc: object) -> None:
         if self.device is not None:
-            _run("umount", str(self.mount))  # the kernel detaches an auto-clear loop device
+            for attempt in range(20):  # busy for a moment while another thread forks
+                try:
+                    _run("umount", str(self.mount))  # the kernel detaches the loop device
+                    break
+                except LoopUnavailable:
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.25)
             self.device = None
         self.image.unlink(missing_ok=True)

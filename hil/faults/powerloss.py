@@ -1,9 +1,10 @@
 """Power loss, in-process: what survives is only what was fsynced.
 
 The store runs with an ``fsync`` hook that records, per file (by inode), the content that
-was durable at each successful fsync. At a random fsync the power fails: the post-crash
-image of every file = its durable content + a random-length prefix of what was written
-since (sometimes garbled); a file never fsynced keeps a random prefix (possibly empty).
+was durable at each successful fsync (or fdatasync). At a random sync the power fails: the
+post-crash image of every file = its durable content with a random-length prefix of what
+was written since, from the first byte that differs (appended or written in place over a
+zero tail; sometimes garbled); a file never synced keeps a random prefix (possibly empty).
 Directory operations are taken as durable (the store fsyncs its directories).
 
 A new ChannelStore is opened on the image, as in a new boot (the page cache is gone, so
@@ -33,6 +34,21 @@ from hil.faults.rig import Result
 
 class PowerFailure(Exception):
     pass
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the longest common prefix of ``a`` and ``b``."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class DurableModel:
@@ -66,22 +82,24 @@ class DurableModel:
             for name in files:
                 src = Path(dirpath) / name
                 data = src.read_bytes()
-                old = self.durable.get(src.stat().st_ino)
-                if old is not None and data.startswith(old):
-                    extra = data[len(old):]
-                elif old is not None:
-                    old, extra = (old, b"") if self.rng.random() < 0.5 else (data, b"")
-                else:
-                    old, extra = b"", data
+                durable = self.durable.get(src.stat().st_ino)
+                old = b"" if durable is None else durable
                 if name == "reserve.bin":
-                    old, extra = data, b""  # preallocated, content irrelevant
+                    old = data  # preallocated, content irrelevant
+                # Bytes written since the last fsync start where the file first differs
+                # from its durable content: appended, or written in place (a segment's
+                # records land on its zero tail). A random prefix of them reached the
+                # disk; behind it the file keeps its durable bytes (an unsynced truncate,
+                # e.g. of a zero tail, is undone).
+                at = _common_prefix(old, data)
+                extra = data[at:]
                 keep = self.rng.randint(0, len(extra)) if extra else 0
                 tail = bytearray(extra[:keep])
                 if tail and self.rng.random() < 0.3:
                     for _ in range(self.rng.randint(1, 4)):
                         tail[self.rng.randrange(len(tail))] ^= 1 << self.rng.randrange(8)
                     self.garbled.append(str(rel / name))
-                (dest / rel / name).write_bytes(old + bytes(tail))
+                (dest / rel / name).write_bytes(data[:at] + bytes(tail) + old[at + keep:])
         return dest
 
 

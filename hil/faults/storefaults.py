@@ -18,7 +18,7 @@ from edge_agent.core.clock import SystemClock
 from edge_agent.core.model import CLOCK_FLOOR, Channel
 from edge_agent.daemon.runtime import Agent
 from edge_agent.devices.registry import SENSOR_TYPES
-from edge_agent.store import record as rec
+from edge_agent.store import segments
 from edge_agent.store.channel_store import ChannelStore
 from edge_agent.tools.consumer import Consumer
 from edge_agent.tools.mosquitto import Mosquitto
@@ -40,13 +40,8 @@ from hil.faults.scenarios import GatedBroker
 
 
 def _records(data: bytes) -> list[tuple[int, int]]:
-    """(offset, size) of each record in a segment file."""
-    out, off = [], 0
-    while off < len(data):
-        size = rec.parse_header(data[off:off + rec.HEAD_SIZE]).size
-        out.append((off, size))
-        off += size
-    return out
+    """(offset, size) of each record in a segment file (up to a zero tail, if any)."""
+    return [(off, head.size) for off, head in segments.scan(data).records]
 
 
 def truncate_every_offset(work: Path) -> dict[str, dict[str, int]]:
