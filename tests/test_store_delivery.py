@@ -17,11 +17,17 @@ from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.delivery import DeliveryIndex
 from edge_agent.store.segments import RecordRef, Segment
 
-SEG = Segment(Priority.NORMAL, 1, Path("/nonexistent"), 0)
+Segs = dict[Priority, Segment]
 
 
-def ref(lane: int, first: int, count: int = 1, oldest: float = 1.7e9) -> RecordRef:
-    return RecordRef(Priority(lane), first, count, oldest, SEG, 0, 0)
+def lane_segments() -> Segs:
+    """One segment per lane (a segment holds the records of one lane)."""
+    return {lane: Segment(lane, 1, Path("/nonexistent"), 0) for lane in Priority}
+
+
+def ref(segs: Segs, lane: int, first: int, count: int = 1,
+        oldest: float = 1.7e9) -> RecordRef:
+    return RecordRef(Priority(lane), first, count, oldest, segs[Priority(lane)], 0, 0)
 
 
 ops = st.lists(st.one_of(
@@ -38,6 +44,7 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
     """Whatever happens, ``lease`` hands out exactly what a naive scan of the pending
     records would: the lowest sequence numbers not in flight, lanes in priority order."""
     idx = DeliveryIndex()
+    segs = lane_segments()
     pending: dict[int, tuple[int, int]] = {}  # first -> (lane, count)
     inflight: set[int] = set()
     nxt = 1
@@ -45,7 +52,7 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
         if op[0] == "add":
             _, lane, count = op
             assert isinstance(lane, int) and isinstance(count, int)
-            idx.add(ref(lane, nxt, count, oldest=float(nxt % 7)))
+            idx.add(ref(segs, lane, nxt, count, oldest=float(nxt % 7)))
             pending[nxt] = (lane, count)
             nxt += count
         elif op[0] == "lease":
@@ -83,8 +90,9 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
 
 def test_release_puts_batches_back_in_order_ahead_of_the_rest() -> None:
     idx = DeliveryIndex()
+    segs = lane_segments()
     for first in range(1, 11):
-        idx.add(ref(1, first))
+        idx.add(ref(segs, 1, first))
     assert [r.first for r in idx.lease(4, [1])] == [1, 2, 3, 4]
     idx.release([3])
     idx.release([1])
