@@ -178,6 +178,7 @@ class ChannelStore:
                     return False
                 self._install(scanned)
                 self._cond.notify_all()
+            del scanned  # before the next segment is read: one segment's scan at a time
             if progress is not None:
                 progress()
 

@@ -187,6 +187,7 @@ class Recovery:
                 table.append(head.first, head.count, off, head.size, head.oldest,
                              head.key_id)
         tail = data[result.keep:] if result.damaged else b""
+        result.records = []  # a header object per record: the table holds what is needed
         return Scanned(seg, len(data), result, tail, table, list(known))
 
     def install(self, s: Scanned) -> bool:
