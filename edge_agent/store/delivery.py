@@ -7,7 +7,7 @@ flight, per lane in sequence order, and marks them in flight until they are ackn
 or released.
 
 What it keeps per pending record is one row of its segment's ``RecordTable`` (parallel
-arrays, about 36 bytes; table.py): no Python object per record. Per lane it keeps the
+arrays, about 31 bytes; table.py): no Python object per record. Per lane it keeps the
 segments that have rows, sorted by first sequence number, a *cursor* (every record below
 it was handed out at least once) and the released records (a heap of first sequence
 numbers, all below the cursor). A lease walks forward from there, so its cost is what it

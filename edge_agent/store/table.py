@@ -3,8 +3,9 @@ each record without a Python object per record.
 
 A segment's records are appended in sequence order (the writer, or recovery after a scan),
 so the arrays are sorted by first sequence number and a record is found by bisection. Each
-record costs about 36 bytes (seven machine-word or smaller fields); only the records a lease
-hands out become ``RecordRef`` objects, and only for as long as they are in flight.
+record costs 31 bytes (first seq and oldest reading time 8 bytes each; count, offset and
+size 4; key id 2; state 1), plus the arrays' growth slack; only the records a lease hands
+out become ``RecordRef`` objects, and only for as long as they are in flight.
 
 ``state`` is per record: ``GONE`` (acknowledged, rejected or evicted: final), ``QUEUED``
 (pending, not in flight) or ``LEASED`` (in flight). A gone record keeps its slot: a table is
@@ -30,9 +31,10 @@ class RecordTable:
 
     def __init__(self) -> None:
         self.firsts = array("q")
-        self.counts = array("l")
-        self.offsets = array("q")
-        self.sizes = array("l")
+        self.counts = array("I")
+        # a segment is at most segment_bytes (1 GiB, config limit) plus one batch: 32 bits
+        self.offsets = array("I")
+        self.sizes = array("I")
         self.oldest = array("d")
         self.keys = array("H")
         self.state = bytearray()
