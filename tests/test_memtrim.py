@@ -27,9 +27,19 @@ def test_trims_once_the_queues_are_empty_after_a_burst() -> None:
     assert not t.maybe(accepted=TRIM_AFTER * 5, queued=0)
 
 
+def test_not_while_the_burst_is_still_coming_in() -> None:
+    t, _, calls = make()
+    # the queue happens to be empty, but many readings arrived since the last round
+    assert not t.maybe(accepted=TRIM_AFTER * 3, queued=0)
+    assert t.maybe(accepted=TRIM_AFTER * 3 + 10, queued=0)  # quiet now: the burst is over
+    assert calls == [1]
+
+
 def test_at_most_one_trim_per_interval() -> None:
     t, clock, calls = make()
+    t.maybe(accepted=TRIM_AFTER, queued=1)
     assert t.maybe(accepted=TRIM_AFTER, queued=0)
+    t.maybe(accepted=TRIM_AFTER * 3, queued=1)
     clock.advance(TRIM_INTERVAL / 2)
     assert not t.maybe(accepted=TRIM_AFTER * 3, queued=0)
     clock.advance(TRIM_INTERVAL / 2)

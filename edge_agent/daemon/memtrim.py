@@ -1,6 +1,7 @@
 """Giving memory back after a burst: glibc's ``malloc_trim(0)``, at most once per interval,
-once the ingest queues are empty again after a burst of readings (or the store scan that
-follows a start is done).
+once a burst of readings is over (the ingest queues empty, and fewer than a tenth of
+``TRIM_AFTER`` readings accepted since the previous supervision round), or once the store
+scan that follows a start is done.
 
 CPython frees small objects into its own arenas and large ones into glibc's heap; glibc
 keeps freed heap pages mapped (they count in VmRSS) until it is asked to return them. One
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
@@ -19,7 +21,7 @@ from edge_agent.core.clock import Clock
 
 log = logging.getLogger("edge_agent.daemon.memtrim")
 
-TRIM_INTERVAL = 10.0  # seconds between two trims at most
+TRIM_INTERVAL = 5.0  # seconds between two trims at least
 TRIM_AFTER = 10_000  # readings accepted since the last trim that make it worth one
 
 
@@ -37,6 +39,7 @@ def libc_trim() -> Callable[[], None] | None:
     fn.restype = ctypes.c_int
 
     def trim() -> None:
+        gc.collect()  # cycles left by the burst first: their memory is freed before the trim
         fn(0)
 
     return trim
@@ -52,7 +55,8 @@ class Trimmer:
         self._interval = interval
         self._after = after
         self._last = float("-inf")
-        self._seen = 0  # readings accepted at the last trim (or the first call)
+        self._seen = 0  # readings accepted at the last trim
+        self._prev = 0  # readings accepted at the previous call
         self._due = False  # something other than readings asks for a trim (a scan ended)
         self.trims = 0
 
@@ -62,15 +66,19 @@ class Trimmer:
 
     def maybe(self, accepted: int, queued: int) -> bool:
         """``accepted``: readings accepted so far (all channels); ``queued``: readings
-        in the ingest queues now. Trims when the queues are empty, enough readings went
-        through since the last trim (or a trim was requested) and the interval has
-        passed. Returns whether it trimmed."""
+        in the ingest queues now. Trims when the queues are empty, the interval has passed
+        and either a trim was requested or a burst is over: enough readings went through
+        since the last trim, and few since the previous call. Returns whether it
+        trimmed."""
+        prev, self._prev = self._prev, accepted
         if self._trim is None or queued:
             return False
         now = self._clock.monotonic()
         if now - self._last < self._interval:
             return False
-        if not self._due and accepted - self._seen < self._after:
+        over = (accepted - self._seen >= self._after
+                and accepted - prev < self._after // 10)
+        if not (self._due or over):
             return False
         self._trim()
         self._last = now
