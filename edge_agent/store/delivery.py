@@ -29,7 +29,7 @@ import heapq
 from collections.abc import Iterable
 
 from edge_agent.store.segments import LANES, RecordRef, Segment
-from edge_agent.store.table import GONE, LEASED, QUEUED
+from edge_agent.store.table import GONE, LEASED, QUEUED, RecordTable
 
 __all__ = ["LANES", "DeliveryIndex"]
 
@@ -142,12 +142,15 @@ class DeliveryIndex:
         """Like ``remove`` for a ref handed out by this index. False if it had left."""
         table = ref.seg.table
         i = ref.idx
-        if i < 0 or i >= len(table) or table.firsts[i] != ref.first or table.state[i] == GONE:
+        if not 0 <= i < len(table) or table.firsts[i] != ref.first:
             return False
-        lane = int(ref.lane)
-        if table.state[i] == LEASED:
+        st = table.state[i]
+        if st == GONE:
+            return False
+        if st == LEASED:
             self._inflight.pop(ref.first, None)
         table.drop(i)
+        lane = ref.lane
         self._records[lane] -= 1
         self._readings[lane] -= ref.count
         self._count -= 1
@@ -247,15 +250,7 @@ class DeliveryIndex:
     def lease(self, max_records: int, lanes: Iterable[int]) -> list[RecordRef]:
         """Up to ``max_records`` pending records not in flight, lanes in priority order and
         each lane in sequence order; marks them in flight. O(records returned)."""
-        out: list[RecordRef] = []
-        for lane in sorted({int(x) for x in lanes}):
-            at = [-1, 0]
-            while len(out) < max_records:
-                nxt = self._next(lane, at)
-                if nxt is None:
-                    break
-                out.append(self._take(lane, *nxt))
-        return out
+        return [run[0] for run in self.lease_runs(max_records, lanes, 1, 0)]
 
     def lease_runs(self, max_runs: int, lanes: Iterable[int], max_readings: int,
                    max_bytes: int) -> list[list[RecordRef]]:
@@ -266,27 +261,86 @@ class DeliveryIndex:
         returned)."""
         out: list[list[RecordRef]] = []
         for lane in sorted({int(x) for x in lanes}):
-            at = [-1, 0]
+            if len(out) >= max_runs:
+                break
             run: list[RecordRef] = []
-            readings = size = 0
-            while len(out) < max_runs:
+            at = [-1, 0]
+            # released records first (after a lost connection: a few); they are all below
+            # the cursor
+            while self._released[lane] and len(out) < max_runs:
                 nxt = self._next(lane, at)
                 if nxt is None:
                     break
                 seg, i = nxt
-                table = seg.table
-                first, count, rsize = table.firsts[i], table.counts[i], table.sizes[i]
-                if run and (first != run[-1].last + 1 or readings + count > max_readings
-                            or size + rsize > max_bytes):
+                if not self._fits(run, seg.table, i, max_readings, max_bytes):
                     out.append(run)
-                    run, readings, size = [], 0, 0
+                    run = []
                     continue
                 run.append(self._take(lane, seg, i))
-                readings += count
-                size += rsize
+            if len(out) < max_runs and not self._released[lane]:
+                run = self._walk(lane, run, out, max_runs, max_readings, max_bytes)
             if run:
                 out.append(run)
         return out
+
+    @staticmethod
+    def _fits(run: list[RecordRef], table: RecordTable, i: int, max_readings: int,
+              max_bytes: int) -> bool:
+        if not run:
+            return True
+        return (table.firsts[i] == run[-1].last + 1
+                and sum(r.count for r in run) + table.counts[i] <= max_readings
+                and sum(r.size for r in run) + table.sizes[i] <= max_bytes)
+
+    def _walk(self, lane: int, run: list[RecordRef], out: list[list[RecordRef]],
+              max_runs: int, max_readings: int, max_bytes: int) -> list[RecordRef]:
+        """The records never leased yet, from the cursor on: the drain's hot loop (one
+        pass over the segments' arrays, no call per record but the ref's)."""
+        segs, hold = self._segs[lane], self._hold[lane]
+        limit = hold if hold is not None else 1 << 63
+        cursor = self._cursor[lane]
+        si = max(0, bisect.bisect_right(self._starts[lane], cursor) - 1)
+        if si >= len(segs):
+            return run
+        ti = segs[si].table.at_or_after(cursor)
+        inflight, kind = self._inflight, _LANE[lane]
+        readings = sum(r.count for r in run)
+        size = sum(r.size for r in run)
+        nxt_seq = run[-1].last + 1 if run else -1
+        while si < len(segs):
+            seg = segs[si]
+            t = seg.table
+            state, firsts, counts, sizes = t.state, t.firsts, t.counts, t.sizes
+            n = len(state)
+            if ti < t.lo:
+                ti = t.lo
+            while ti < n:
+                if state[ti] != QUEUED:
+                    ti += 1
+                    continue
+                first = firsts[ti]
+                if first >= limit:
+                    return run
+                count, rsize = counts[ti], sizes[ti]
+                if run and (first != nxt_seq or readings + count > max_readings
+                            or size + rsize > max_bytes):
+                    out.append(run)
+                    run, readings, size = [], 0, 0
+                    if len(out) >= max_runs:
+                        return run
+                    continue
+                state[ti] = LEASED
+                ref = RecordRef(kind, first, count, t.oldest[ti], seg, t.offsets[ti], rsize,
+                                t.keys[ti], ti)
+                inflight[first] = ref
+                run.append(ref)
+                nxt_seq = first + count
+                self._cursor[lane] = nxt_seq
+                readings += count
+                size += rsize
+                ti += 1
+            si, ti = si + 1, 0
+        return run
 
     def release(self, firsts: Iterable[int] | None = None) -> None:
         """Return in-flight records to their lane, ahead of what was never leased (all of

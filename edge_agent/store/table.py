@@ -78,15 +78,18 @@ class RecordTable:
 
     def drop(self, i: int) -> None:
         """Record ``i`` is no longer pending (its state must not be GONE already)."""
-        self.state[i] = GONE
+        state = self.state
+        state[i] = GONE
         self.live -= 1
         self.readings -= self.counts[i]
         if self._min_oldest is not None and self.oldest[i] <= self._min_oldest:
             self._min_oldest = None
-        state, lo, n = self.state, self.lo, len(self.state)
-        while lo < n and state[lo] == GONE:
-            lo += 1
-        self.lo = lo
+        lo = self.lo
+        if lo == i:  # records leave in order, mostly: advance past the gone ones
+            n = len(state)
+            while lo < n and state[lo] == GONE:
+                lo += 1
+            self.lo = lo
 
     def drop_all(self) -> list[tuple[int, int]]:
         """Every pending record leaves at once (the segment is evicted). Returns the

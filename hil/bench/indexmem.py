@@ -1,6 +1,7 @@
-"""Microbenchmark: memory the store keeps per pending record (tracemalloc).
+"""Microbenchmark: memory the store keeps per pending record (tracemalloc), and the
+index's CPU per record.
 
-    python -m hil.bench.indexmem [RECORDS] [--store]
+    python -m hil.bench.indexmem [RECORDS] [--store | --cpu]
 
 Default: ``RECORDS`` one-reading records added to a ``DeliveryIndex`` the way the writer
 adds them (segments of 4 MiB of ~110-byte records, i.e. about 38,000 records each); prints
@@ -8,7 +9,9 @@ the traced bytes still held after the adds, per record. With ``--store``: a stor
 ``RECORDS`` one-reading records is written offline, then opened and fully scanned
 (``ChannelStore(...)``, which runs ``recover``), and the bytes held by the open store
 (index, journals, segments) are divided by its pending records. A microbenchmark of the
-index, not of the agent: the agent's VmHWM per drain point is in ``e2e.py``.
+index, not of the agent: the agent's VmHWM per drain point is in ``e2e.py``. With
+``--cpu``: CPU-us per record to add ``RECORDS`` records, then to lease them in runs (8
+runs of up to 500 readings, as the uplink does) and remove each, as acks do (no tracemalloc).
 """
 
 from __future__ import annotations
@@ -35,17 +38,36 @@ def index_only(n: int) -> dict[str, float]:
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     idx = DeliveryIndex()
+    _fill(idx, n)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert len(idx) == n
+    return {"records": n, "bytes_per_record": held / n}
+
+
+def _fill(idx: DeliveryIndex, n: int) -> None:
     seg = Segment(Priority.NORMAL, 1, Path("/nonexistent"), 0)
     for i in range(n):
         if i and i % PER_SEGMENT == 0:
             seg = Segment(Priority.NORMAL, i + 1, Path("/nonexistent"), 0)
         idx.add(RecordRef(Priority.NORMAL, i + 1, 1, 1.7e9 + i, seg,
                           (i % PER_SEGMENT) * RECORD_BYTES, RECORD_BYTES))
-    gc.collect()
-    held = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    assert len(idx) == n
-    return {"records": n, "bytes_per_record": held / n}
+
+
+def index_cpu(n: int) -> dict[str, float]:
+    idx = DeliveryIndex()
+    t0 = time.process_time()
+    _fill(idx, n)
+    t1 = time.process_time()
+    while runs := idx.lease_runs(8, (0, 1, 2), 500, 256 * 1024):
+        for run in runs:
+            for ref in run:
+                idx.remove(ref.first)
+    t2 = time.process_time()
+    assert len(idx) == 0
+    return {"records": n, "add_us_per_record": (t1 - t0) / n * 1e6,
+            "lease_remove_us_per_record": (t2 - t1) / n * 1e6}
 
 
 def store_open(n: int) -> dict[str, float]:
@@ -79,7 +101,12 @@ def store_open(n: int) -> dict[str, float]:
 def main(argv: list[str]) -> None:
     args = [a for a in argv if not a.startswith("--")]
     n = int(args[0]) if args else 1_000_000
-    emit_json(store_open(n) if "--store" in argv else index_only(n))
+    if "--store" in argv:
+        emit_json(store_open(n))
+    elif "--cpu" in argv:
+        emit_json(index_cpu(n))
+    else:
+        emit_json(index_only(n))
 
 
 if __name__ == "__main__":
