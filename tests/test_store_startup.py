@@ -221,3 +221,20 @@ def test_an_alarm_commit_does_not_wait_for_a_segment_being_scanned(tmp_path: Pat
         go_on.set()
         t.join(10)
         s.close()
+
+
+def test_a_segment_deleted_before_its_scan_is_reported_lost(tmp_path: Path) -> None:
+    fill(tmp_path, 400)
+    s = open_store(tmp_path)
+    try:
+        victim = sorted((tmp_path / "ot" / "lane-1").glob("*.seg"))[1]
+        gone_from = int(victim.stem)
+        victim.unlink()  # behind the store's back, after open
+        assert s.recover()  # does not spin on the missing file
+        st = s.stats()
+        lost = {n for a, b, why in st.evicted_recent if why == "corrupt"
+                for n in range(a, b + 1)}
+        assert lost and min(lost) == gone_from
+        assert lease_all(s) == [n for n in range(1, 401) if n not in lost]
+    finally:
+        s.close()

@@ -169,7 +169,9 @@ class ChannelStore:
             try:
                 scanned = self._recovery.scan(seg, acked, evicted)
             except FileNotFoundError:
-                continue  # evicted meanwhile (the eviction scanned it itself)
+                # evicted meanwhile (install then finds it gone), or deleted behind the
+                # store's back (installed as empty: its numbers are reported lost)
+                scanned = self._recovery.missing(seg)
             except OSError as exc:
                 raise StoreError(f"store {self.channel.value}: cannot read segment "
                                  f"{seg.path.name}: {exc}") from exc
@@ -196,6 +198,8 @@ class ChannelStore:
         acked, evicted = self._recovery.snapshot(seg)
         try:
             scanned = self._recovery.scan(seg, acked, evicted)
+        except FileNotFoundError:
+            scanned = self._recovery.missing(seg)
         except OSError as exc:
             raise StoreError(f"store {self.channel.value}: cannot read segment "
                              f"{seg.path.name}: {exc}") from exc

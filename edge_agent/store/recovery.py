@@ -190,6 +190,12 @@ class Recovery:
         result.records = []  # a header object per record: the table holds what is needed
         return Scanned(seg, len(data), result, tail, table, list(known))
 
+    @staticmethod
+    def missing(seg: Segment) -> Scanned:
+        """What to install for a segment file that is gone (deleted behind the store's
+        back): no records; its numbers are reported as lost by ``finish``."""
+        return Scanned(seg, 0, segments.ScanResult(), b"", RecordTable())
+
     def install(self, s: Scanned) -> bool:
         """Add a scanned segment to the store (under the store lock). False when it was
         installed or deleted meanwhile (an eviction scans its victim itself)."""
