@@ -162,3 +162,25 @@ def test_an_alarm_commit_does_not_wait_for_a_lease_reading_records(tmp_path: Pat
     finally:
         keys.go_on.set()
         s.close()
+
+
+def test_a_hold_keeps_a_lane_in_order_while_older_segments_are_attached() -> None:
+    """Recovery: newer records are added first, older segments attached later; nothing
+    at or above the hold is leased, and once attached the older records go first."""
+    idx = DeliveryIndex()
+    old = Segment(Priority.NORMAL, 1, Path("/nonexistent"), 0)
+    new = Segment(Priority.NORMAL, 11, Path("/nonexistent"), 0)
+    idx.hold(Priority.NORMAL, 1)  # segment 1.. not scanned yet
+    for first in range(11, 16):
+        idx.add(RecordRef(Priority.NORMAL, first, 1, 1.7e9, new, 0, 0))
+    assert idx.lease(10, [1]) == []
+    assert not idx.leasable()
+    for first in range(1, 11):  # the scan of the older segment
+        old.table.append(first, 1, 0, 0, 1.7e9, 0)
+    idx.attach(old)
+    idx.hold(Priority.NORMAL, None)
+    assert len(idx) == 15
+    assert [r.first for r in idx.lease(4, [1])] == [1, 2, 3, 4]
+    idx.release([2])
+    assert [r.first for r in idx.lease(20, [1])] == [2, *range(5, 16)]
+    assert idx.floor() == 1
