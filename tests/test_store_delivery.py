@@ -17,11 +17,17 @@ from edge_agent.store.channel_store import ChannelStore
 from edge_agent.store.delivery import DeliveryIndex
 from edge_agent.store.segments import RecordRef, Segment
 
-SEG = Segment(Priority.NORMAL, 1, Path("/nonexistent"), 0)
+Segs = dict[Priority, Segment]
 
 
-def ref(lane: int, first: int, count: int = 1, oldest: float = 1.7e9) -> RecordRef:
-    return RecordRef(Priority(lane), first, count, oldest, SEG, 0, 0)
+def lane_segments() -> Segs:
+    """One segment per lane (a segment holds the records of one lane)."""
+    return {lane: Segment(lane, 1, Path("/nonexistent"), 0) for lane in Priority}
+
+
+def ref(segs: Segs, lane: int, first: int, count: int = 1,
+        oldest: float = 1.7e9) -> RecordRef:
+    return RecordRef(Priority(lane), first, count, oldest, segs[Priority(lane)], 0, 0)
 
 
 ops = st.lists(st.one_of(
@@ -38,6 +44,7 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
     """Whatever happens, ``lease`` hands out exactly what a naive scan of the pending
     records would: the lowest sequence numbers not in flight, lanes in priority order."""
     idx = DeliveryIndex()
+    segs = lane_segments()
     pending: dict[int, tuple[int, int]] = {}  # first -> (lane, count)
     inflight: set[int] = set()
     nxt = 1
@@ -45,7 +52,7 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
         if op[0] == "add":
             _, lane, count = op
             assert isinstance(lane, int) and isinstance(count, int)
-            idx.add(ref(lane, nxt, count, oldest=float(nxt % 7)))
+            idx.add(ref(segs, lane, nxt, count, oldest=float(nxt % 7)))
             pending[nxt] = (lane, count)
             nxt += count
         elif op[0] == "lease":
@@ -83,8 +90,9 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
 
 def test_release_puts_batches_back_in_order_ahead_of_the_rest() -> None:
     idx = DeliveryIndex()
+    segs = lane_segments()
     for first in range(1, 11):
-        idx.add(ref(1, first))
+        idx.add(ref(segs, 1, first))
     assert [r.first for r in idx.lease(4, [1])] == [1, 2, 3, 4]
     idx.release([3])
     idx.release([1])
@@ -154,3 +162,25 @@ def test_an_alarm_commit_does_not_wait_for_a_lease_reading_records(tmp_path: Pat
     finally:
         keys.go_on.set()
         s.close()
+
+
+def test_a_hold_keeps_a_lane_in_order_while_older_segments_are_attached() -> None:
+    """Recovery: newer records are added first, older segments attached later; nothing
+    at or above the hold is leased, and once attached the older records go first."""
+    idx = DeliveryIndex()
+    old = Segment(Priority.NORMAL, 1, Path("/nonexistent"), 0)
+    new = Segment(Priority.NORMAL, 11, Path("/nonexistent"), 0)
+    idx.hold(Priority.NORMAL, 1)  # segment 1.. not scanned yet
+    for first in range(11, 16):
+        idx.add(RecordRef(Priority.NORMAL, first, 1, 1.7e9, new, 0, 0))
+    assert idx.lease(10, [1]) == []
+    assert not idx.leasable()
+    for first in range(1, 11):  # the scan of the older segment
+        old.table.append(first, 1, 0, 0, 1.7e9, 0)
+    idx.attach(old)
+    idx.hold(Priority.NORMAL, None)
+    assert len(idx) == 15
+    assert [r.first for r in idx.lease(4, [1])] == [1, 2, 3, 4]
+    idx.release([2])
+    assert [r.first for r in idx.lease(20, [1])] == [2, *range(5, 16)]
+    assert idx.floor() == 1

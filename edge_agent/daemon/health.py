@@ -45,6 +45,8 @@ class StoreHealth(msgspec.Struct, frozen=True, kw_only=True):
     aside_bytes: int  # dead letters and quarantined files kept
     accepted: int
     not_accepted: int
+    # segments found at start and still being scanned (their readings are not in backlog)
+    recovering_segments: int = 0
 
 
 class IngestHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,7 +181,8 @@ def store_health(st: Any) -> StoreHealth:
         dead_dropped_ranges=[(a, b) for a, b in st.dead_dropped_ranges],
         quarantine_dropped=st.quarantine_dropped,
         aside_bytes=st.dead_bytes + st.quarantine_bytes,
-        accepted=st.accepted, not_accepted=st.not_accepted)
+        accepted=st.accepted, not_accepted=st.not_accepted,
+        recovering_segments=st.recovering_segments)
 
 
 def uplink_health(up: Any, brokers: list[str]) -> UplinkHealth:

@@ -31,6 +31,8 @@ from edge_agent.core.errors import (
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
+from edge_agent.daemon.memtrim import Trimmer, libc_trim
+from edge_agent.daemon.storescan import StoreScan
 from edge_agent.daemon.watch_hub import WatchHub
 from edge_agent.daemon.watch_socket import WatchServer, open_watch, summary_of
 from edge_agent.daemon.welfare_service import WelfareService, build_service
@@ -156,6 +158,8 @@ class Agent:
         self.queues: dict[Channel, IngestQueue] = {}
         self.writers: dict[Channel, ChannelWriter] = {}
         self.uplinks: dict[Channel, ChannelUplink] = {}
+        self.scans: dict[Channel, StoreScan] = {}  # the stores' scans after READY=1
+        self.trimmer = Trimmer(self.clock, libc_trim())  # heap back to the kernel
         self.sensors: list[SensorRunner] = []
         self.last_readings: dict[str, Reading] = {}  # per sensor, for `edge-agent status`
         self.keyrings: dict[Channel, PeriodKeyring] = {}
@@ -226,7 +230,7 @@ class Agent:
                 cfg.state_dir / "store", ch, keys, max_bytes=int(cfg.store.max_bytes),
                 segment_bytes=int(cfg.store.segment_bytes), batch_max=cfg.store.batch_max,
                 retention=cfg.store.retention.get(ch), clock=self.clock, fsync=self._fsync,
-                on_event=secevents.sink(ch.value))
+                on_event=secevents.sink(ch.value), recover_later=True)
             self.stores[ch] = store
             self.queues[ch] = IngestQueue(cfg.store.queue_max, name=ch.value, clock=self.clock,
                                           max_bytes=int(cfg.store.queue_max_bytes))
@@ -245,6 +249,8 @@ class Agent:
                                              self.clock,
                                              on_alarms=self._alarms_accepted if it else None,
                                              on_accepted=partial(self.watch.accepted, ch))
+            self.scans[ch] = StoreScan(store, self._sensor_stop, uplink.notify,
+                                       lambda ch=ch: self._scanned(ch))  # type: ignore[misc]
 
     def _build_sensors(self) -> None:
         cfg = self.cfg
@@ -309,14 +315,18 @@ class Agent:
 
         return emit
 
+    def _scanned(self, ch: Channel) -> None:
+        """Every segment the store of ``ch`` found at open is scanned (its scan thread)."""
+        line = recovered_line(ch.value, self.stores[ch].stats(), self.clock.time())
+        if line:
+            log.info("%s", line)
+        self.trimmer.request()  # the scan's buffers are garbage now
+
     def start(self) -> None:
-        for ch in self.cfg.channels:
-            line = recovered_line(ch.value, self.stores[ch].stats(), self.clock.time())
-            if line:
-                log.info("%s", line)
         for ch in self.cfg.channels:
             self.writers[ch].thread.start()
             self.uplinks[ch].start()
+            self.scans[ch].thread.start()
         if self.welfare is not None:
             self.welfare.start()
         for runner in self.sensors:
@@ -360,6 +370,9 @@ class Agent:
         for ch, u in self.uplinks.items():
             if u.error is not None:
                 raise EdgeAgentError(f"uplink for channel {ch.value} stopped: {u.error}")
+        for ch, scan in self.scans.items():
+            if scan.error is not None:
+                raise StoreError(f"store scan for channel {ch.value} stopped: {scan.error}")
         if self.welfare is not None and self.welfare.error is not None:
             raise EdgeAgentError(f"welfare service stopped: {self.welfare.error}")
         for store in self.stores.values():
@@ -375,6 +388,8 @@ class Agent:
                 keyring.shred_expired()
             except OSError as exc:
                 log.error("shredding expired keys of %s: %s", keyring.channel, exc)
+        self.trimmer.maybe(sum(s.accepted for s in self.stores.values()),
+                           sum(q.pending for q in self.queues.values()))
 
     def run_until_stopped(self, poll: float = 1.0) -> None:
         self.start()
@@ -406,7 +421,10 @@ class Agent:
         for u in self.uplinks.values():
             u.stop(flush_timeout=timeout / 2)
         for s in self.stores.values():
-            s.close()
+            s.close()  # a scan still running stops at its next segment
+        for scan in self.scans.values():
+            if scan.thread.is_alive():
+                scan.thread.join(timeout)
         self.hardware.close()
         log.info("stopped")
 

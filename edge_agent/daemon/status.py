@@ -225,6 +225,9 @@ def format_status(verdict: str, doc: StatusFile, out: IO[str],
                   else _dur(doc.time - st.oldest_undelivered) + " old")
         print(f"  backlog: {st.backlog_total} readings ({lanes}); "
               f"oldest undelivered: {oldest}", file=out)
+        if st.recovering_segments:
+            print(f"  recovering {st.recovering_segments} segments (found at start, still "
+                  "being scanned: not counted in the backlog yet)", file=out)
         print(f"  last publish: {_ago(up.last_publish, now)}; published "
               f"{up.published_readings} readings; next seq {st.next_seq}", file=out)
         evs = ", ".join(f"{k} {v}" for k, v in st.evicted.items() if v) or "none"

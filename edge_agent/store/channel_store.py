@@ -2,9 +2,12 @@
 on-disk layout, and what accepted means on a full disk, are in the package's docstring).
 
 Its lock makes the parts one transaction, and it decides what happens when (recovery.py at
-open, commit, delivery, eviction, close). ``lease`` costs what it returns, whatever the
-backlog (delivery.py), and reads and decrypts outside the store lock (runs.py): an alarm
-commit never waits behind a drain.
+open and after, commit, delivery, eviction, close). Opening costs the same whatever the
+store holds: the segments found are scanned afterwards by ``recover`` (the agent runs it on
+a thread of its own), and until then each lane is delivered only up to its oldest segment
+not scanned yet, so its order is kept (docs/design/0015-startup-and-compact-index.md).
+``lease`` costs what it returns, whatever the backlog (delivery.py), and reads and decrypts
+outside the store lock (runs.py): an alarm commit never waits behind a drain.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from edge_agent.store.journal import Journal
 from edge_agent.store.lock import StoreLock
 from edge_agent.store.numbering import HWM_STEP, HighWater, Numbering, current_boot_id
 from edge_agent.store.ranges import RangeSet
-from edge_agent.store.recovery import Recovery
+from edge_agent.store.recovery import Recovery, Scanned
 from edge_agent.store.reserve import RESERVE_BYTES, AlarmReserve
 from edge_agent.store.runs import RUN_BYTES, open_runs
 from edge_agent.store.segments import LANES, RecordRef, SealedRecord, Segment, SegmentSet
@@ -73,7 +76,10 @@ class ChannelStore:
                  boot_id: str | None = None,
                  boot_source: Callable[[], str | None] = current_boot_id,
                  write: Write = os.write,
-                 datasync: Callable[[int], None] | None = None) -> None:
+                 datasync: Callable[[int], None] | None = None,
+                 recover_later: bool = False) -> None:
+        """``recover_later``: open without scanning the older segments; the caller then
+        runs ``recover`` (on a thread of its own). Otherwise they are scanned here."""
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -107,6 +113,8 @@ class ChannelStore:
         self._dirlock = StoreLock(self.dir)
         try:
             self._open(segment_bytes, reserve_bytes)
+            if not recover_later:
+                self.recover()
         except BaseException:
             self._dirlock.release()
             raise
@@ -137,14 +145,77 @@ class ChannelStore:
         # made with the numbering, durable before any number is handed out (identity.py)
         self.store_id = identity.load_or_create(self.dir, numbering_exists, fsync=self._fsync,
                                                 write=self._write)
-        found = Recovery(self.channel, self._keys, self._segments, self._quarantine,
-                         self._evictions, self._acks.ranges, self._index, self._event).run(
-                             self._numbers, self._boot)
-        self.damaged_segments = found.damaged_segments
-        for seg in list(self._segments):
+        self._recovery = Recovery(self.channel, self._keys, self._segments,
+                                  self._quarantine, self._evictions, lambda: self._acks.ranges,
+                                  self._index, self._event)
+        for seg in self._recovery.open(self._numbers, self._boot):
+            self._delete_segment(seg)
+        self.damaged_segments = self._recovery.out.damaged_segments
+        self._reserve.ensure()
+
+    def recover(self, stop: threading.Event | None = None,
+                progress: Callable[[], None] | None = None) -> bool:
+        """Scan the segments found at open, one at a time (alarm lane first, each lane
+        oldest first): read and scanned outside the store lock, added under it, then
+        ``progress()``. Returns True when all are, False when ``stop`` was set or the store
+        closed first (the next start scans what is left). Raises StoreError when a segment
+        file cannot be read (I/O error): the store keeps holding its lane, as a store that
+        could not be opened would."""
+        while True:
+            with self._cond:
+                if self._closed or (stop is not None and stop.is_set()):
+                    return False
+                seg = self._recovery.next_segment()
+                if seg is None:
+                    if not self._recovery.done:
+                        self._recovery.finish()
+                        self._cond.notify_all()
+                    return True
+                acked, evicted = self._recovery.snapshot(seg)
+            try:
+                scanned = self._recovery.scan(seg, acked, evicted)
+            except FileNotFoundError:
+                # evicted meanwhile (install then finds it gone), or deleted behind the
+                # store's back (installed as empty: its numbers are reported lost)
+                scanned = self._recovery.missing(seg)
+            except OSError as exc:
+                raise StoreError(f"store {self.channel.value}: cannot read segment "
+                                 f"{seg.path.name}: {exc}") from exc
+            with self._cond:
+                if self._closed:
+                    return False
+                self._install(scanned)
+                self._cond.notify_all()
+            del scanned  # before the next segment is read: one segment's scan at a time
+            if progress is not None:
+                progress()
+
+    def _install(self, scanned: Scanned) -> None:
+        """Add a scanned segment (under the lock); delete it when nothing in it is live."""
+        seg = scanned.seg
+        if self._recovery.install(scanned):
+            self.damaged_segments = self._recovery.out.damaged_segments
             if seg.live == 0:
                 self._delete_segment(seg)
-        self._reserve.ensure()
+
+    def _scan_now(self, seg: Segment) -> None:
+        """Scan a segment not scanned yet under the lock (the size budget evicts it before
+        the background scan reached it: its records must be known to be reported)."""
+        acked, evicted = self._recovery.snapshot(seg)
+        try:
+            scanned = self._recovery.scan(seg, acked, evicted)
+        except FileNotFoundError:
+            scanned = self._recovery.missing(seg)
+        except OSError as exc:
+            raise StoreError(f"store {self.channel.value}: cannot read segment "
+                             f"{seg.path.name}: {exc}") from exc
+        self._install(scanned)
+
+    @property
+    def recovering(self) -> int:
+        """Segments found at open and not scanned yet (0 once ``recover`` is done)."""
+        with self._cond:
+            return self._recovery.remaining
 
     # ------------------------------------------------------------------ writing
 
@@ -248,26 +319,29 @@ class ChannelStore:
         return True
 
     def _evict_segment(self, seg: Segment, reason: EvictReason) -> None:
-        refs = self._index.of_segment(seg)
+        if not seg.scanned:
+            self._scan_now(seg)
+            if seg not in self._segments.lanes[seg.lane]:
+                return  # nothing in it was pending: deleted by the scan
+        ranges = self._index.evict_segment(seg)
         unsaved = []
-        for r in refs:
-            if not self._evictions.record(r.first, r.last, reason, sync=False):
-                unsaved.append(r)
-            self._index.remove(r.first)
+        for a, b in ranges:
+            if not self._evictions.record(a, b, reason, sync=False):
+                unsaved.append((a, b))
         self._evictions.sync()
-        if refs:
-            n = sum(r.count for r in refs)
+        if ranges:
+            n = sum(b - a + 1 for a, b in ranges)
             log.warning("store %s: evicted %d readings (%s) from lane %d: seq %d..%d",
-                        self.channel.value, n, reason.label, seg.lane, refs[0].first,
-                        refs[-1].last)
+                        self.channel.value, n, reason.label, seg.lane, ranges[0][0],
+                        ranges[-1][1])
             self._event("store", "evicted", f"{n} readings ({reason.label}) seq "
-                        f"{refs[0].first}..{refs[-1].last}")
+                        f"{ranges[0][0]}..{ranges[-1][1]}")
         seg.held = 0
         self._delete_segment(seg)
         # The disk had no room for these entries: the segment is gone now, so try again
         # (if this fails too, a restart reports the range as lost: corrupt, not silent).
-        for r in unsaved:
-            self._evictions.journal(r.first, r.last, reason, sync=False)
+        for a, b in unsaved:
+            self._evictions.journal(a, b, reason, sync=False)
         self._evictions.sync()
         self._save_acks()
 
@@ -275,6 +349,7 @@ class ChannelStore:
         segments.close_fd(seg)
         self._acks.sync()  # the acks that make this file removable are durable first
         self._segments.remove(seg)
+        self._index.forget_segment(seg)
         self._reserve.ensure()
 
     def enforce_retention(self) -> int:
@@ -291,7 +366,7 @@ class ChannelStore:
         with self._cond:
             for seg in list(self._segments):
                 if retention_expired(seg, cutoff):
-                    evicted += sum(r.count for r in seg.pending.values())
+                    evicted += seg.table.readings
                     self._evict_segment(seg, EvictReason.RETENTION)
         return evicted
 
@@ -318,7 +393,7 @@ class ChannelStore:
             for group in groups:
                 self._runs[group[0].first] = group
             for ref, data, why in failed:
-                if self._index.get(ref.first) is ref:  # not evicted meanwhile
+                if self._index.pending(ref):  # not evicted meanwhile
                     self._unreadable(ref, data, why)
         return out
 
@@ -328,7 +403,7 @@ class ChannelStore:
         if run is None:
             ref = self._index.get(first)
             return () if ref is None else (ref,)
-        return tuple(r for r in run if self._index.get(r.first) is r)
+        return tuple(r for r in run if self._index.pending(r))
 
     def _unreadable(self, ref: RecordRef, data: bytes, exc: Exception) -> None:
         if isinstance(exc, rec.RecordUnreadable) and self._shredded(data):
@@ -355,7 +430,7 @@ class ChannelStore:
         self._forget(ref)
 
     def _forget(self, ref: RecordRef) -> None:
-        self._index.remove(ref.first)
+        self._index.discard(ref)
         if ref.seg.live == 0 and ref.seg.fd is None:
             self._delete_segment(ref.seg)
 
@@ -369,10 +444,10 @@ class ChannelStore:
             for ref in self._acks.record_run(run):
                 # Delivered, but the journal has no room to say so (a full disk): not sent
                 # again in this run; its segment stays until the entry is written.
-                self._index.remove(ref.first)
+                self._index.discard(ref)
                 ref.seg.held += 1
             for ref in run:
-                if ref.first in self._index:
+                if self._index.pending(ref):
                     self._forget(ref)
             self._acks.maybe_compact(self._ack_floor())
             return True
@@ -423,7 +498,7 @@ class ChannelStore:
     def wait(self, timeout: float) -> None:
         """Block until data may be available (append or release) or ``timeout`` passes."""
         with self._cond:
-            if not self._closed and not self._index.unleased():
+            if not self._closed and not self._index.leasable():
                 self._cond.wait(timeout)
 
     # ------------------------------------------------------------------ reporting / closing
@@ -444,7 +519,7 @@ class ChannelStore:
     def pending_ranges(self) -> RangeSet:
         """Sequence numbers accepted and not yet delivered or evicted (O(backlog))."""
         with self._cond:
-            return RangeSet((r.first, r.last) for r in self._index.refs())
+            return RangeSet(self._index.spans())
 
     def acked_ranges(self) -> RangeSet:
         with self._cond:
@@ -480,6 +555,7 @@ class ChannelStore:
                 damaged_segments=self.damaged_segments,
                 unreadable_records=self.unreadable_records,
                 journal_failures=self.journal_failures,
+                recovering_segments=self._recovery.remaining,
             )
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import enum
 import logging
 from collections.abc import Iterable
 
-from edge_agent.core.model import CLOCK_FLOOR, Priority
+from edge_agent.core.model import Priority
 from edge_agent.store.journal import Journal
 from edge_agent.store.ranges import RangeSet
 from edge_agent.store.segments import RecordRef, Segment
@@ -120,8 +120,7 @@ def retention_expired(seg: Segment, cutoff: float) -> bool:
     before the clock was set (``oldest`` before CLOCK_FLOOR: their age is unknown) are
     exempt until delivered, and so is a segment holding any of them
     (docs/design/0007-period-keys-damage-and-unsynced-retention.md)."""
-    refs = seg.pending.values()
-    return bool(refs) and all(CLOCK_FLOOR <= r.oldest < cutoff for r in refs)
+    return seg.table.all_older(cutoff)
 
 
 def spans(refs: Iterable[RecordRef]) -> list[tuple[int, int]]:

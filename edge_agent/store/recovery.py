@@ -1,35 +1,51 @@
 """Opening a channel store: index what is on disk, repair what is damaged, report what is
-lost, and decide where numbering resumes.
+lost, and decide where numbering resumes — in two steps, so that opening does not take
+longer with a larger store (docs/design/0015-startup-and-compact-index.md).
 
-- every segment file is scanned (``segments.scan``); a damaged one is cut back to its last
-  valid record and kept as evidence in ``quarantine/`` (a hard link); files that are not
-  segments are moved there;
+``open`` (from the store's constructor, before anyone else can see the store):
+
+- every segment file is adopted *unscanned*, with its size from stat (the size budget
+  counts it at once); files that are not segments are moved to ``quarantine/``;
+- of each lane, only the newest segment that holds a valid record is scanned: its last
+  record is the lane's highest number, so numbering resumes exactly as after a full scan
+  (``numbering.plan``), and numbers reserved before an unclean stop are reported as
+  ``skipped``, never reused (docs/design/0002-sequence-numbers-never-reused.md);
+- the index holds each lane at its oldest unscanned segment (delivery.py): nothing of a
+  lane is leased above it, so a lane is delivered in order while it is being scanned.
+
+Then, one segment at a time (alarm lane first, each lane oldest first), ``scan`` reads and
+scans a segment outside the store lock and ``install`` adds it under the lock:
+
+- a damaged segment is cut back to its last valid record and kept as evidence in
+  ``quarantine/`` (a hard link);
 - records not covered by the ack or eviction journals become pending again;
-- records sealed with a key the keyring knows is gone are reported (shredded or corrupt);
-- numbers below the top that no file or journal accounts for are reported as lost
-  (``corrupt``), and numbers reserved before an unclean stop as ``skipped``: never reused
-  (docs/design/0002-sequence-numbers-never-reused.md).
+- records sealed with a key the keyring knows is gone are reported (shredded or corrupt).
 
-Runs once, from the store's constructor, before anyone else can see the store.
+``finish``, once every segment is scanned: numbers below the resume point that no file or
+journal accounts for are reported as lost (``corrupt``). A crash before that repeats the
+scan at the next start; nothing it did before is undone or counted twice.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from edge_agent.core.model import Channel, Priority
+from edge_agent.core.model import Channel
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import segments
 from edge_agent.store.aside import Quarantine
 from edge_agent.store.delivery import DeliveryIndex
-from edge_agent.store.eviction import EvictionLedger, EvictReason, spans
+from edge_agent.store.eviction import EvictionLedger, EvictReason
 from edge_agent.store.numbering import HighWater, Numbering, plan
 from edge_agent.store.ranges import RangeSet
-from edge_agent.store.segments import LANES, RecordRef, Segment, SegmentSet
+from edge_agent.store.segments import LANES, Segment, SegmentSet
+from edge_agent.store.table import GONE, RecordTable
 
 log = logging.getLogger("edge_agent.store")
+
+_NO_END = 2**63 - 1
 
 
 @dataclass
@@ -37,40 +53,69 @@ class Recovered:
     damaged_segments: int = 0  # segments with unreadable bytes (cut, kept as evidence)
 
 
+@dataclass
+class Scanned:
+    """One segment's file read and scanned outside the store lock (``Recovery.scan``)."""
+
+    seg: Segment
+    length: int  # bytes read
+    result: segments.ScanResult
+    tail: bytes  # the bytes cut off (evidence), when damaged
+    table: RecordTable  # the records neither acknowledged nor evicted
+    known: list[tuple[int, int]] = field(default_factory=list)  # every record found
+
+
 class Recovery:
     def __init__(self, channel: Channel, keys: Keyring, segset: SegmentSet,
-                 quarantine: Quarantine, evictions: EvictionLedger, acked: RangeSet,
-                 index: DeliveryIndex, event: Callable[[str, str, str], None]) -> None:
+                 quarantine: Quarantine, evictions: EvictionLedger,
+                 acked: Callable[[], RangeSet], index: DeliveryIndex,
+                 event: Callable[[str, str, str], None]) -> None:
         self.channel = channel
         self._keys = keys
         self._segments = segset
         self._quarantine = quarantine
         self._evictions = evictions
-        self._acked = acked
+        self._acked = acked  # the ack ledger's ranges (the object is replaced on compaction)
         self._index = index
         self._event = event
-        self._out = Recovered()
+        self.out = Recovered()
+        self._known = RangeSet()
+        self._todo: list[Segment] = []  # not scanned yet, in scan order
+        self._hole_top = 0
+        # per key id gone: (reason, why, ranges) journaled as evicted, reported by finish
+        self._lost: dict[int, tuple[EvictReason, str, RangeSet]] = {}
+        self.done = False
 
-    def run(self, numbers: Numbering, boot: str | None) -> Recovered:
-        known = RangeSet()
-        found: list[RecordRef] = []
+    # ------------------------------------------------------------------ before READY
+
+    def open(self, numbers: Numbering, boot: str | None) -> list[Segment]:
+        """Adopt every segment unscanned, scan the newest of each lane, resume numbering.
+        Returns the segments that turned out empty (the store deletes them)."""
+        empty: list[Segment] = []
         for lane in LANES:
-            self._scan_lane(lane, known, found)
-        found.sort(key=lambda r: r.first)
-        for ref in found:
-            if ref.first not in self._index:
-                self._index.add(ref)
-        self._drop_lost_keys(found)
+            files, strays = segments.segment_files(self._segments.root, lane)
+            for path in strays:
+                self._quarantine.move(path, "not a segment file")
+            found: list[Segment] = []
+            for first, path in files:
+                seg = Segment(lane, first, path, path.stat().st_size, scanned=False)
+                self._segments.adopt(seg)
+                found.append(seg)
+            self._todo.extend(found)
+            for seg in reversed(found):  # the newest that holds a record: the lane's top
+                scanned = self.scan(seg, RangeSet(self._acked()),
+                                    RangeSet(self._evictions.ranges))
+                self.install(scanned)
+                if seg.live == 0:
+                    empty.append(seg)
+                if scanned.known:
+                    break
         # Every number up to the hint was handed out (it is written after each commit).
-        top = max(known.max(), self._acked.max(), self._evictions.ranges.max(),
+        top = max(self._known.max(), self._acked().max(), self._evictions.ranges.max(),
                   numbers.read_hint())
         resume = plan(self._read_mark(numbers), top, boot)
-        # Holes below the top are numbers whose records were lost (corruption, a deleted
-        # or truncated file). Report them, never reuse them.
-        for a, b in self._holes(known, resume.next_seq - 1 if resume.skipped is None
-                                else resume.skipped[0] - 1):
-            self._evictions.record(a, b, EvictReason.CORRUPT, sync=False)
-            self._event("store", "lost", f"seq {a}..{b} missing from the store (corrupt)")
+        self._hole_top = (resume.next_seq - 1 if resume.skipped is None
+                          else resume.skipped[0] - 1)
         if resume.skipped is not None:
             a, b = resume.skipped
             log.warning("store %s: not closed cleanly in an earlier boot (power cut?): "
@@ -81,7 +126,8 @@ class Recovery:
                         "never reused")
         self._evictions.sync()
         numbers.resume(resume)
-        return self._out
+        self._hold()
+        return empty
 
     def _read_mark(self, numbers: Numbering) -> HighWater:
         try:
@@ -93,65 +139,149 @@ class Recovery:
             self._event("store", "damaged", f"{numbers.hwm_path.name}: {exc}")
             return HighWater(0, False, None)
 
-    def _holes(self, known: RangeSet, top: int) -> list[tuple[int, int]]:
-        every = RangeSet(known)
-        for a, b in self._acked:
+    # ------------------------------------------------------------------ after READY
+
+    @property
+    def remaining(self) -> int:
+        """Segments not scanned yet."""
+        return sum(1 for s in self._todo if not s.scanned)
+
+    def next_segment(self) -> Segment | None:
+        """The next segment to scan (under the store lock), or None when all are."""
+        while self._todo and (self._todo[0].scanned
+                              or self._todo[0] not in self._segments.lanes[self._todo[0].lane]):
+            self._todo.pop(0)
+        return self._todo[0] if self._todo else None
+
+    def snapshot(self, seg: Segment) -> tuple[RangeSet, RangeSet]:
+        """(acked, evicted) within ``seg``'s numbers (under the store lock). Valid until
+        ``install``: the records of an unscanned segment are never leased, so nothing
+        acknowledges or evicts them meanwhile except the eviction of the whole segment,
+        which ``install`` notices."""
+        nxt = self._next_first(seg)
+        return (self._acked().within(seg.first, nxt - 1),
+                self._evictions.ranges.within(seg.first, nxt - 1))
+
+    def _next_first(self, seg: Segment) -> int:
+        lane = self._segments.lanes[seg.lane]
+        later = [s.first for s in lane if s.first > seg.first]
+        return min(later) if later else _NO_END
+
+    @staticmethod
+    def scan(seg: Segment, acked: RangeSet, evicted: RangeSet) -> Scanned:
+        """Read and scan one segment file (no lock: nothing else writes an unscanned file).
+        Raises OSError when the file cannot be read."""
+        data = seg.path.read_bytes()
+        result = segments.scan(data)
+        table = RecordTable()
+        known = RangeSet()
+        lane = int(seg.lane)
+        for off, head in result.records:
+            if head.lane != lane:
+                continue
+            known.add(head.first, head.last)
+            if len(table) and head.first <= table.firsts[-1]:
+                continue  # salvaged twice (cannot happen with intact CRCs): keep the first
+            if not (acked.covers(head.first, head.last)
+                    or evicted.covers(head.first, head.last)):
+                table.append(head.first, head.count, off, head.size, head.oldest,
+                             head.key_id)
+        tail = data[result.keep:result.end] if result.damaged else b""
+        result.records = []  # a header object per record: the table holds what is needed
+        return Scanned(seg, len(data), result, tail, table, list(known))
+
+    @staticmethod
+    def missing(seg: Segment) -> Scanned:
+        """What to install for a segment file that is gone (deleted behind the store's
+        back): no records; its numbers are reported as lost by ``finish``."""
+        return Scanned(seg, 0, segments.ScanResult(), b"", RecordTable())
+
+    def install(self, s: Scanned) -> bool:
+        """Add a scanned segment to the store (under the store lock). False when it was
+        installed or deleted meanwhile (an eviction scans its victim itself)."""
+        seg, result = s.seg, s.result
+        if seg.scanned or seg not in self._segments.lanes[seg.lane]:
+            return False
+        # a zero tail (a segment written in place when the agent stopped) or damage after
+        # the records: cutting needs no free space; damaged bytes go below
+        if result.keep < s.length:
+            self._segments.cut(seg.path, result.keep)
+        if result.damaged:
+            self.out.damaged_segments += 1
+            self._quarantine.link(seg.path, f"{result.end - result.keep} unreadable bytes cut"
+                                  if result.tail_only else "damaged records inside",
+                                  tail=s.tail)
+            # Whether accepted numbers went with the damage is decided from the
+            # high-water mark and the seq.last hint (open), and by finish (holes).
+        for a, b in s.known:
+            self._known.add(a, b)
+        self._segments.bytes += result.keep - seg.size
+        seg.size = result.keep
+        seg.table = s.table
+        seg.scanned = True
+        self._drop_lost_keys(seg)
+        self._index.attach(seg)
+        self._hold()
+        return True
+
+    def _hold(self) -> None:
+        """Hold each lane at its oldest segment not scanned yet."""
+        for lane in LANES:
+            low = next((s.first for s in self._segments.lanes[lane] if not s.scanned), None)
+            self._index.hold(lane, low)
+
+    def finish(self) -> None:
+        """Every segment is scanned: report the numbers nothing accounts for (under the
+        store lock)."""
+        # Holes below the resume point are numbers whose records were lost (corruption, a
+        # deleted or truncated file). Report them, never reuse them.
+        for a, b in self._holes():
+            self._evictions.record(a, b, EvictReason.CORRUPT, sync=False)
+            self._event("store", "lost", f"seq {a}..{b} missing from the store (corrupt)")
+        self._evictions.sync()
+        self._report_lost_keys()
+        self._known = RangeSet()
+        self.done = True
+
+    def _holes(self) -> list[tuple[int, int]]:
+        top = self._hole_top
+        every = RangeSet(self._known)
+        for a, b in self._acked():
             every.add(a, b)
         for a, b in self._evictions.ranges:
             every.add(a, b)
         return every.gaps(1, top) if top else []
 
-    def _scan_lane(self, lane: Priority, known: RangeSet, found: list[RecordRef]) -> None:
-        files, strays = segments.segment_files(self._segments.root, lane)
-        for path in strays:
-            self._quarantine.move(path, "not a segment file")
-        for first, path in files:
-            seg = Segment(lane, first, path, 0)
-            data = path.read_bytes()
-            scan = segments.scan(data)
-            # a zero tail (a preallocated segment in use when the agent stopped) or damage
-            # after the records: cutting needs no free space; damaged bytes go below
-            if scan.keep < len(data):
-                self._segments.cut(path, scan.keep)
-            if scan.damaged:
-                self._out.damaged_segments += 1
-                self._quarantine.link(path, f"{scan.end - scan.keep} unreadable bytes cut"
-                                      if scan.tail_only else "damaged records inside",
-                                      tail=data[scan.keep:scan.end])
-                # Whether accepted numbers went with the damage is decided in run() from
-                # the high-water mark and the seq.last hint, not from where the damage is.
-            for off, head in scan.records:
-                if head.lane != lane:
-                    continue
-                known.add(head.first, head.last)
-                if not (self._acked.covers(head.first, head.last)
-                        or self._evictions.covers(head.first, head.last)):
-                    found.append(RecordRef(lane, head.first, head.count, head.oldest, seg,
-                                           off, head.size, head.key_id))
-            seg.size = scan.keep
-            self._segments.adopt(seg)
-
-    def _drop_lost_keys(self, found: list[RecordRef]) -> None:
-        """Report the pending records sealed with a key the keyring knows is gone
-        (shredded, or its key file damaged): they can never be delivered. The eviction
-        journal is synced by run() before any segment file is deleted."""
-        by_key: dict[int, list[RecordRef]] = {}
-        for r in found:
-            if self._index.get(r.first) is r:
-                by_key.setdefault(r.key_id, []).append(r)
-        for kid in sorted(by_key):
+    def _drop_lost_keys(self, seg: Segment) -> None:
+        """Drop the pending records sealed with a key the keyring knows is gone (shredded,
+        or its key file damaged): they can never be delivered. Journaled as evicted now
+        (synced before the segment can be deleted), reported once per key by finish."""
+        table = seg.table
+        if not table.live:
+            return
+        for kid in sorted(set(table.keys)):
             why = self._keys.lost(kid)
             if why is None:
                 continue
             reason = (EvictReason.SHREDDED if why == EvictReason.SHREDDED.label
                       else EvictReason.CORRUPT)
-            refs = by_key[kid]
-            for r in refs:
-                self._index.remove(r.first)
-            ranges = spans(refs)
-            for a, b in ranges:
+            gone = RangeSet()
+            for i in range(table.lo, len(table)):
+                if table.keys[i] == kid and table.state[i] != GONE:
+                    gone.add(table.firsts[i], table.last(i))
+                    table.drop(i)
+            for a, b in gone:
                 self._evictions.record(a, b, reason, sync=False)
-            n = sum(r.count for r in refs)
+            kept = self._lost.setdefault(kid, (reason, why, RangeSet()))[2]
+            for a, b in gone:
+                kept.add(a, b)
+        self._evictions.sync()
+
+    def _report_lost_keys(self) -> None:
+        for kid in sorted(self._lost):
+            reason, why, gone = self._lost[kid]
+            ranges = list(gone)
+            n = gone.count()
             shown = ", ".join(f"{a}..{b}" for a, b in ranges[:5])
             more = f" (+{len(ranges) - 5} more ranges)" if len(ranges) > 5 else ""
             log.error("store %s: %d readings sealed with key id %d (%s) cannot be opened; "
@@ -159,3 +289,4 @@ class Recovery:
                       reason.label, shown, more)
             self._event("store", "lost" if reason == EvictReason.CORRUPT else "shredded",
                         f"{n} readings sealed with key id {kid} ({why}): seq {shown}{more}")
+        self._lost.clear()

@@ -39,6 +39,7 @@ from edge_agent.core.fsutil import Write, fsync_dir, no_space, write_all
 from edge_agent.core.model import Priority, Reading
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
+from edge_agent.store.table import RecordTable
 
 log = logging.getLogger("edge_agent.store")
 
@@ -57,17 +58,21 @@ class Segment:
     first: int  # from the file name
     path: Path
     size: int  # end of the records: where the next one is written
-    # pending records in this file, by first sequence number
-    pending: dict[int, RecordRef] = field(default_factory=dict)
+    # the pending records in this file (delivery index; table.py)
+    table: RecordTable = field(default_factory=RecordTable)
     held: int = 0  # delivered records whose ack the journal could not take yet
     fd: int | None = None  # open for writing while this is the lane's active segment
     alloc: int = 0  # zero-filled up to here (active segments; the file's length)
     prealloc: bool = True  # False once the disk had no room for the zeros
+    # False while a file found at open is not scanned yet (its records are unknown, its
+    # ``size`` is the file's size from stat): it is kept whatever its table says
+    scanned: bool = True
 
     @property
     def live(self) -> int:
-        """Records that keep the file: pending, or delivered but not yet journaled."""
-        return len(self.pending) + self.held
+        """Records that keep the file: pending, or delivered but not yet journaled (and
+        every record of a file not scanned yet)."""
+        return self.table.live + self.held + (0 if self.scanned else 1)
 
     @property
     def disk(self) -> int:
@@ -77,7 +82,9 @@ class Segment:
 
 @dataclass(eq=False, slots=True)
 class RecordRef:
-    """Where one pending record is, and what the index needs to know about it."""
+    """Where one pending record is, and what a lease, an ack or a report needs to know
+    about it. Made for the records handed out (a bounded window), not kept per pending
+    record: the index keeps those in the segment's ``table``."""
 
     lane: Priority
     first: int
@@ -87,6 +94,7 @@ class RecordRef:
     offset: int
     size: int
     key_id: int = 0
+    idx: int = -1  # its row in ``seg.table`` (set by the index)
 
     @property
     def last(self) -> int:

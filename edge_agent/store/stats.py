@@ -46,3 +46,6 @@ class StoreStats:
     damaged_segments: int = 0  # segments with unreadable bytes (cut, kept as evidence)
     unreadable_records: int = 0  # records that failed to open when leased
     journal_failures: int = 0  # journal entries the disk had no room for (reported)
+    # segments found at open and not scanned yet: their readings are not in ``backlog``
+    # and their files count in ``bytes_on_disk`` by their size on disk
+    recovering_segments: int = 0

@@ -423,10 +423,19 @@ def _drop_cache(root: Path) -> None:
                 os.close(fd)
 
 
+def _scanned(state: Path) -> bool:
+    """Whether the status file says every store has scanned what it found at start."""
+    chans = _status(state).get("channels", {})
+    return bool(chans) and all(
+        c.get("store", {}).get("recovering_segments", 0) == 0 for c in chans.values())
+
+
 def startup(b: Bench, mib: int) -> dict[str, Any]:
     """Process start -> READY=1 with a store of ``mib`` MiB (100-reading records), broker
     down, no sensors: first with the store's files evicted from the page cache (as after a
-    reboot), then again warm."""
+    reboot), then again warm. Cold, also the time until the status file says the store has
+    scanned every segment it found (the scan runs after READY=1; status is written every
+    2 s, so this is an upper bound) and the agent's CPU-s and VmHWM by then."""
     d = b.dir(f"startup-{mib}")
     state = d / "state"
     fill: dict[str, Any] = {}
@@ -442,6 +451,14 @@ def startup(b: Bench, mib: int) -> dict[str, Any]:
         try:
             agent.start()
             out[f"{label}_s"] = agent.wait_ready(300)
+            out[f"{label}_cpu_at_ready"] = agent.cpu_seconds()
+            if label == "cold":
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline and agent.alive and not _scanned(state):
+                    time.sleep(0.1)
+                out["scanned_s"] = time.monotonic() - agent.started
+                out["cpu_at_scanned"] = agent.cpu_seconds()
+                out["hwm_at_scanned"] = agent.vm("VmHWM")
             if label == "warm" and mib == 0:
                 time.sleep(2.0)
                 c0 = agent.cpu_seconds()

@@ -114,7 +114,9 @@ def tables(raw: dict[str, Any]) -> str:
     srows: list[list[str]] = []
     for s in raw["startup"]:
         srows.append([f"{s['mib']} MiB", _f(s.get("fill", {}).get("readings")),
-                      _f(s["cold_s"], 2), _f(s["warm_s"], 2)])
+                      _f(s["cold_s"], 2), _f(s["warm_s"], 2),
+                      _f(s.get("cold_cpu_at_ready"), 2), _f(s.get("scanned_s"), 1),
+                      _f(s.get("cpu_at_scanned"), 2)])
     worst_start = max(raw["startup"], key=lambda s: s["cold_s"])
     rows.append([f"READY=1 after process start, store {worst_start['mib']} MiB, cold (s)",
                  _f(worst_start["cold_s"], 2), "<= 1",
@@ -135,5 +137,6 @@ def tables(raw: dict[str, Any]) -> str:
     elif raw.get("block_skipped"):
         out += ["", f"Block layer: skipped ({raw['block_skipped']})"]
     out += ["", "Startup (process start to READY=1; store of 100-reading records):", "",
-            markdown_table(["store", "readings", "cold (s)", "warm (s)"], srows)]
+            markdown_table(["store", "readings", "cold (s)", "warm (s)", "CPU-s at READY=1",
+                            "scan done (s, cold)", "CPU-s at scan done"], srows)]
     return "\n".join(out)

@@ -1,0 +1,144 @@
+"""The pending records of one segment, as parallel arrays: what the delivery index knows of
+each record without a Python object per record.
+
+A segment's records are appended in sequence order (the writer, or recovery after a scan),
+so the arrays are sorted by first sequence number and a record is found by bisection. Each
+record costs 31 bytes (first seq and oldest reading time 8 bytes each; count, offset and
+size 4; key id 2; state 1), plus the arrays' growth slack; only the records a lease hands
+out become ``RecordRef`` objects, and only for as long as they are in flight.
+
+``state`` is per record: ``GONE`` (acknowledged, rejected or evicted: final), ``QUEUED``
+(pending, not in flight) or ``LEASED`` (in flight). A gone record keeps its slot: a table is
+dropped with its segment, never compacted.
+
+Pure bookkeeping, no I/O and no lock: the owning store calls it under its lock (recovery
+builds a table outside the lock, before the segment is handed to the index).
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+
+from edge_agent.core.model import CLOCK_FLOOR
+
+GONE, QUEUED, LEASED = 0, 1, 2
+
+
+class RecordTable:
+    __slots__ = ("_min_oldest", "counts", "firsts", "keys", "live", "lo", "offsets",
+                 "oldest", "readings", "sizes", "state")
+
+    def __init__(self) -> None:
+        self.firsts = array("q")
+        self.counts = array("I")
+        # a segment is at most segment_bytes (1 GiB, config limit) plus one batch: 32 bits
+        self.offsets = array("I")
+        self.sizes = array("I")
+        self.oldest = array("d")
+        self.keys = array("H")
+        self.state = bytearray()
+        self.live = 0  # records not GONE
+        self.readings = 0  # readings of the records not GONE
+        self.lo = 0  # every record below this index is GONE
+        self._min_oldest: float | None = None  # cache; None: to be computed
+
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    def append(self, first: int, count: int, offset: int, size: int, oldest: float,
+               key_id: int) -> int:
+        """A pending record, after every record already in the table. Returns its index."""
+        if self.firsts and self.firsts[-1] >= first:
+            raise ValueError(f"record {first} appended behind {self.firsts[-1]}")
+        self.firsts.append(first)
+        self.counts.append(count)
+        self.offsets.append(offset)
+        self.sizes.append(size)
+        self.oldest.append(oldest)
+        self.keys.append(key_id)
+        self.state.append(QUEUED)
+        self.live += 1
+        self.readings += count
+        if self._min_oldest is not None and oldest < self._min_oldest:
+            self._min_oldest = oldest
+        return len(self.firsts) - 1
+
+    def find(self, first: int) -> int:
+        """The index of the record that starts at ``first`` (any state), or -1."""
+        i = bisect.bisect_left(self.firsts, first)
+        return i if i < len(self.firsts) and self.firsts[i] == first else -1
+
+    def at_or_after(self, seq: int) -> int:
+        """The index of the first record starting at or after ``seq`` (may be len)."""
+        return bisect.bisect_left(self.firsts, seq)
+
+    def last(self, i: int) -> int:
+        return self.firsts[i] + self.counts[i] - 1
+
+    def drop(self, i: int) -> None:
+        """Record ``i`` is no longer pending (its state must not be GONE already)."""
+        state = self.state
+        state[i] = GONE
+        self.live -= 1
+        self.readings -= self.counts[i]
+        if self._min_oldest is not None and self.oldest[i] <= self._min_oldest:
+            self._min_oldest = None
+        lo = self.lo
+        if lo == i:  # records leave in order, mostly: advance past the gone ones
+            n = len(state)
+            while lo < n and state[lo] == GONE:
+                lo += 1
+            self.lo = lo
+
+    def drop_all(self) -> list[tuple[int, int]]:
+        """Every pending record leaves at once (the segment is evicted). Returns the
+        contiguous sequence ranges they covered, ascending."""
+        out: list[tuple[int, int]] = []
+        firsts, counts, state = self.firsts, self.counts, self.state
+        for i in range(self.lo, len(state)):
+            if state[i] == GONE:
+                continue
+            a, b = firsts[i], firsts[i] + counts[i] - 1
+            if out and out[-1][1] + 1 == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+            state[i] = GONE
+        self.live = self.readings = 0
+        self.lo = len(state)
+        self._min_oldest = None
+        return out
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The contiguous sequence ranges of the pending records, ascending."""
+        out: list[tuple[int, int]] = []
+        firsts, counts, state = self.firsts, self.counts, self.state
+        for i in range(self.lo, len(state)):
+            if state[i] == GONE:
+                continue
+            a, b = firsts[i], firsts[i] + counts[i] - 1
+            if out and out[-1][1] + 1 == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+        return out
+
+    def min_oldest(self) -> float | None:
+        """The oldest reading time of the pending records (cached until one leaves)."""
+        if self.live == 0:
+            return None
+        if self._min_oldest is None:
+            state, oldest = self.state, self.oldest
+            self._min_oldest = min(oldest[i] for i in range(self.lo, len(state))
+                                   if state[i] != GONE)
+        return self._min_oldest
+
+    def all_older(self, cutoff: float) -> bool:
+        """Whether every pending record is older than ``cutoff`` and was taken with a set
+        clock (retention; eviction.retention_expired)."""
+        if self.live == 0:
+            return False
+        state, oldest = self.state, self.oldest
+        return all(CLOCK_FLOOR <= oldest[i] < cutoff for i in range(self.lo, len(state))
+                   if state[i] != GONE)
