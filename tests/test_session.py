@@ -14,7 +14,7 @@ adapter does, and checks the contract after every step:
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -88,6 +88,8 @@ class Harness:
         self.confirmed: set[int] = set()  # firsts with a success PUBACK / echo fed
         self.published: list[Batch] = []
         self.actions: list[s.Action] = []
+        self.committed = False  # the store was told of a commit (the adapter's notify)
+        self.on_action: Callable[[s.Action], None] | None = None  # runs before each action
 
     # -- playing paho and the store -----------------------------------------------------
 
@@ -124,40 +126,46 @@ class Harness:
         return self.feed(s.Echo(self.session.topic_of(b), b.first))
 
     def run(self, acts: list[s.Action]) -> list[s.Action]:
-        done: list[s.Action] = []
-        todo = deque(acts)
-        while todo:
-            a = todo.popleft()
-            done.append(a)
-            if isinstance(a, s.Lease):
-                got = self.store.lease(a.max_records, a.lanes)
-                todo.extend(self.session.handle(s.Leased(tuple(got)), self.now))
-            elif isinstance(a, s.Publish):
-                self._check_order(a.batch)
-                if self.fail_after is not None:
-                    self.fail_after -= 1
-                    if self.fail_after < 0:
-                        self.fail_after, self.fail_next = None, self.fail_next + 1
-                if self.fail_next:
-                    self.fail_next -= 1
-                    todo.extend(self.session.handle(s.SendFailed(a.batch.first, "no conn"),
-                                                    self.now))
-                else:
-                    self.mid += 1
-                    self.sent[self.mid] = a.batch
-                    self.published.append(a.batch)
-                    todo.extend(self.session.handle(s.Sent(a.batch.first, self.mid),
-                                                    self.now))
-            elif isinstance(a, s.Ack):
-                assert a.batch.first in self.confirmed, f"acked {a.batch.first} unconfirmed"
-                self.store.settle(a.batch.first, "ack")
-            elif isinstance(a, s.Reject):
-                self.store.settle(a.batch.first, "reject")
-            elif isinstance(a, s.Release):
-                self.store.release(a.firsts)
+        # the adapter's order (session.carry_out): an action's answers before the next one
+        done = s.carry_out(acts, self.do, self.urgent)
         self.check()
         self.actions += done
         return done
+
+    def urgent(self) -> list[s.Action]:
+        """The adapter asks for the alarm lane between data steps after a commit."""
+        if not self.committed:
+            return []
+        self.committed = False
+        return self.session.alarm_poll(self.now)
+
+    def do(self, a: s.Action) -> list[s.Action]:
+        if self.on_action is not None:
+            self.on_action(a)
+        if isinstance(a, s.Lease):
+            got = self.store.lease(a.max_records, a.lanes)
+            return self.session.handle(s.Leased(tuple(got)), self.now)
+        if isinstance(a, s.Publish):
+            self._check_order(a.batch)
+            if self.fail_after is not None:
+                self.fail_after -= 1
+                if self.fail_after < 0:
+                    self.fail_after, self.fail_next = None, self.fail_next + 1
+            if self.fail_next:
+                self.fail_next -= 1
+                return self.session.handle(s.SendFailed(a.batch.first, "no conn"), self.now)
+            self.mid += 1
+            self.sent[self.mid] = a.batch
+            self.published.append(a.batch)
+            return self.session.handle(s.Sent(a.batch.first, self.mid), self.now)
+        if isinstance(a, s.Ack):
+            assert a.batch.first in self.confirmed, f"acked {a.batch.first} unconfirmed"
+            self.store.settle(a.batch.first, "ack")
+        elif isinstance(a, s.Reject):
+            self.store.settle(a.batch.first, "reject")
+        elif isinstance(a, s.Release):
+            self.store.release(a.firsts)
+        return []
 
     # -- the contract ---------------------------------------------------------------------
 
@@ -205,12 +213,71 @@ def test_regression_a_local_publish_failure_releases_the_rest_of_the_lease() -> 
     acts = h.poll()
     assert [a.batch.first for a in acts if isinstance(a, s.Publish)] == [1, 2, 3]
     assert s.Release((3, 4, 5, 6)) in acts
-    assert isinstance(acts[-1], s.Disconnect) and not h.session.connected
+    cut = next(i for i, a in enumerate(acts) if isinstance(a, s.Disconnect))
+    assert not h.session.connected
+    assert not any(isinstance(a, s.Publish | s.Lease) for a in acts[cut:])
     assert h.store.inflight == h.session.held_firsts() == {1, 2}  # in flight in paho
     assert h.close(lost=False) == [s.Release((1, 2))]
     assert h.store.inflight == set()
     h.connect()
     assert [a.batch.first for a in h.poll() if isinstance(a, s.Publish)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_alarm_is_published_before_the_data_lease_that_follows_it() -> None:
+    """The adapter once carried out the session's actions breadth first: the alarm's
+    Publish (the answer to the alarm Lease) waited until the data Lease after it had read
+    and decrypted a whole window of data."""
+    h = Harness(window=4, slack=2)
+    h.store.add(Priority.NORMAL, 6)
+    h.store.add(Priority.ALARM, 1)
+    h.connect()
+    acts = h.poll()
+    steps = [(type(a).__name__, a.batch.first if isinstance(a, s.Publish) else a.lanes)
+             for a in acts if isinstance(a, s.Lease | s.Publish)]
+    assert steps[:3] == [("Lease", (Priority.ALARM,)), ("Publish", 7),
+                         ("Lease", s.ALL_LANES)]
+
+
+def test_an_alarm_committed_during_a_data_lease_goes_out_after_at_most_one_data_message(
+        ) -> None:
+    h = Harness(window=6, slack=2)
+    h.store.add(Priority.NORMAL, 6)
+    h.connect()
+    seen: list[int] = []
+
+    def commit_an_alarm_after_the_first_data_publish(a: s.Action) -> None:
+        if isinstance(a, s.Publish):
+            seen.append(a.batch.first)
+            if len(seen) == 1:
+                h.store.add(Priority.ALARM, 1)  # the writer commits an alarm meanwhile
+                h.committed = True
+    h.on_action = commit_an_alarm_after_the_first_data_publish
+    h.poll()
+    assert seen == [1, 2, 7, 3, 4, 5, 6]  # 2 was already being handed to paho
+    assert len(h.session.held_firsts()) == 7
+
+
+def test_without_a_commit_the_data_lease_is_not_interrupted() -> None:
+    h = Harness(window=4, slack=2)
+    h.store.add(Priority.NORMAL, 4)
+    h.connect()
+    h.committed = False
+    leases = [a for a in h.poll() if isinstance(a, s.Lease)]
+    assert [a.lanes for a in leases] == [(Priority.ALARM,), s.ALL_LANES]
+
+
+def test_alarms_leased_later_go_ahead_of_data_not_yet_handed_to_paho() -> None:
+    h = Harness(window=4, slack=2)
+    h.connect()
+    data = h.store.add(Priority.NORMAL, 3)
+    alarm = h.store.add(Priority.ALARM, 1)
+    sess = h.session
+    d = tuple(h.store.batches[f] for f in data)
+    first = sess.handle(s.Leased(d), h.now)  # the first goes to paho, two wait
+    assert [a.batch.first for a in first if isinstance(a, s.Publish)] == [data[0]]
+    assert sess.handle(s.Leased((h.store.batches[alarm[0]],)), h.now) == []  # one at a time
+    nxt = sess.handle(s.Sent(data[0], 1), h.now)
+    assert [a.batch.first for a in nxt if isinstance(a, s.Publish)] == alarm
 
 
 def test_an_alarm_backlog_rides_the_data_window_but_never_past_window_plus_slack() -> None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +77,8 @@ __all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "ORDERED", "Ack", "A
            "Disconnect", "Echo", "Event", "Lease", "Leased", "PubAck", "Publish",
            "PublishHealth", "PublishStatus", "Reject", "Release", "SendFailed", "Sent",
            "Session", "SessionConfig", "SessionTakenOver", "Stopping", "Subscribe", "Subscribed",
-           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "start_node"]
+           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "carry_out",
+           "start_node"]
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 SUBACK_TIMEOUT = 10.0  # echo mode: no SUBACK within this after CONNACK -> reconnect
@@ -99,6 +102,31 @@ DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
 ORDERED = "ordered"  # brokers in order of preference; fail back to the first
 ANY = "any"  # a cluster: every node as good as another; spread, move on, no failback
+
+
+def carry_out(actions: list[Action], do: Callable[[Action], list[Action]],
+              urgent: Callable[[], list[Action]] | None = None) -> list[Action]:
+    """Carry out ``actions`` with ``do`` (which returns the session's answers to one),
+    depth first: the answers to an action are carried out before the next action, so an
+    alarm's ``Publish`` (the answer to the alarm ``Lease``) never waits behind the data
+    ``Lease`` that follows it. Before each ``Lease`` and ``Publish`` of data, ``urgent()``
+    may put actions first (the adapter's alarm lease when new data was committed
+    meanwhile). Returns what was carried out, in order."""
+    todo: deque[Action] = deque(actions)
+    done: list[Action] = []
+    while todo:
+        if urgent is not None and _is_data_work(todo[0]):
+            todo.extendleft(reversed(urgent()))
+        a = todo.popleft()
+        done.append(a)
+        todo.extendleft(reversed(do(a)))
+    return done
+
+
+def _is_data_work(a: Action) -> bool:
+    if isinstance(a, Lease):
+        return a.lanes != (Priority.ALARM,)
+    return isinstance(a, Publish) and a.batch.lane != Priority.ALARM
 
 
 def start_node(seed: str, brokers: int) -> int:
@@ -303,7 +331,15 @@ class Session:
             return []
         if not (self.connected and self._ready) or self.stopping:
             return [Release(tuple(b.first for b in ev.batches))]
-        self._queued.extend(ev.batches)
+        alarms = [b for b in ev.batches if b.lane == Priority.ALARM]
+        if alarms:
+            # alarms go ahead of data leased earlier and not yet handed to paho (each lane
+            # keeps its own order)
+            n = sum(1 for b in self._queued if b.lane == Priority.ALARM)
+            self._queued[n:n] = alarms
+            self._queued.extend(b for b in ev.batches if b.lane != Priority.ALARM)
+        else:
+            self._queued.extend(ev.batches)
         return self._send_next()
 
     def _send_next(self) -> list[Action]:
@@ -477,14 +513,33 @@ class Session:
             out.append(PublishHealth())
         return out
 
-    def _leases(self, now: float) -> list[Action]:
+    def alarm_poll(self, now: float) -> list[Action]:
+        """Only the alarm lane's room: asked between the actions of a data lease when new
+        data was committed meanwhile, so an alarm does not wait for the rest of it."""
+        if not (self.connected and self._ready) or self.stopping:
+            return []
+        alarm = self._held_alarms()
+        room = self._alarm_room(now, alarm)
+        return [Lease((Priority.ALARM,), room)] if room > 0 else []
+
+    def _held_alarms(self) -> int:
         alarm = sum(1 for p in self._inflight.values() if p.batch.lane == Priority.ALARM)
         alarm += sum(1 for b in self._queued if b.lane == Priority.ALARM)
+        if self._sending is not None and self._sending.lane == Priority.ALARM:
+            alarm += 1
+        return alarm
+
+    def _alarm_room(self, now: float, alarm: int) -> int:
+        alarm_cap = self.gate.allowance(self.cfg.topic_alarm, now, alarm)
+        return self.cfg.alarm_slack - alarm if alarm_cap is None else alarm_cap
+
+    def _leases(self, now: float) -> list[Action]:
+        alarm = self._held_alarms()
         data = self.held - alarm
         alarm_cap = self.gate.allowance(self.cfg.topic_alarm, now, alarm)
         data_cap = self.gate.allowance(self.cfg.topic_data, now, data)
         out: list[Action] = []
-        room = self.cfg.alarm_slack - alarm if alarm_cap is None else alarm_cap
+        room = self._alarm_room(now, alarm)
         if room > 0:
             out.append(Lease((Priority.ALARM,), room))
             alarm += room

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.tools.mosquitto import Mosquitto
-from hil.bench import sitefile
+from hil.bench import alarmstages, sitefile
 from hil.bench.loopfs import LoopFS, LoopUnavailable
 from hil.bench.proc import AgentUnderTest
 from hil.bench.subscriber import SubscriberProcess
@@ -69,6 +69,7 @@ class Bench:
     work: Path
     log: Log
     pin_core: int | None = None
+    trace: bool = False  # alarm rounds: time the alarm path inside the agent (alarmtrace)
     raw: dict[str, Any] = field(default_factory=dict)
     _n: int = 0
 
@@ -78,8 +79,9 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def agent(self, site: Path, d: Path) -> AgentUnderTest:
-        return AgentUnderTest(site, d / "agent.log", self.pin_core)
+    def agent(self, site: Path, d: Path, trace: bool = False) -> AgentUnderTest:
+        return AgentUnderTest(site, d / "agent.log", self.pin_core,
+                              d / "alarmtrace.json" if trace and self.trace else None)
 
 
 def _broker(d: Path) -> Mosquitto:
@@ -118,7 +120,7 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
     sensors = sitefile.load_sensor(alarm_rate, ident="sos", chunk=0.01, alarm=True) \
         if alarm_rate else ""
     site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors)
-    agent = b.agent(site, d)
+    agent = b.agent(site, d, trace=bool(alarm_rate))
     out: dict[str, Any] = {"readings": readings, "per_record": per_record,
                            "records": -(-readings // per_record), "fill": fill}
     try:
@@ -158,6 +160,9 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
         alarm_only = alarm_sub.close() if alarm_sub is not None else {}
         broker.stop()
     out["alarm_only_samples"] = alarm_only.get("alarms", [])
+    if agent.trace is not None:
+        out["trace"] = alarmstages.join(agent.trace, final.get("alarms", []),
+                                        out["alarm_only_samples"], out["window"])
     out["sub_cpu"] = final.get("cpu_seconds")
     out["duplicates"] = final.get("duplicates")
     out["bad"] = final.get("bad")
@@ -204,6 +209,7 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
     lat: list[float] = []
     lat_only: list[float] = []
     outside = 0
+    traced: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     for _ in range(sizes.alarm_rounds):
         r = drain_point(b, sizes.alarm_backlog, 500, 120.0, template=d / "state",
@@ -216,8 +222,10 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
         lat += inside
         lat_only += [(rx - t) * 1000 for t, rx in r.pop("alarm_only_samples")
                      if lo is not None and hi is not None and lo <= t <= hi]
-        rounds.append({k: r[k] for k in ("rate", "seconds", "complete", "agent_cpu")
-                       if k in r} | {"alarms": len(inside)})
+        traced += r.pop("trace", [])
+        rounds.append({k: r[k] for k in ("rate", "seconds", "complete", "agent_cpu",
+                                         "cpu_per_m", "sub_cpu") if k in r}
+                      | {"alarms": len(inside), "load": os.getloadavg()[0]})
         b.log(f"  alarm round {len(rounds)}: {len(inside)} alarms during a "
               f"{r.get('seconds', 0):.2f} s drain at {r['rate']:,.0f} readings/s")
         if len(lat) >= sizes.alarms:
@@ -228,7 +236,8 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
             "alarm_only": {"alarms": len(lat_only), "p50_ms": _pct(lat_only, 50),
                            "p99_ms": _pct(lat_only, 99),
                            "max_ms": max(lat_only) if lat_only else float("nan")},
-            "latencies_ms": [round(x, 2) for x in lat]}
+            "latencies_ms": [round(x, 2) for x in lat],
+            "stages": alarmstages.summary(traced) if traced else []}
 
 
 def raw_paho_alarms(b: Bench, n: int) -> dict[str, Any]:
