@@ -39,10 +39,11 @@ class FakeStore:
     settled: dict[int, str] = field(default_factory=dict)  # first -> "ack" | "reject"
     next_seq: int = 1
 
-    def add(self, lane: Priority, n: int = 1, size: int = 1) -> list[int]:
+    def add(self, lane: Priority, n: int = 1, size: int = 1, payload: int = 2) -> list[int]:
         firsts = []
         for _ in range(n):
-            b = Batch(lane, self.next_seq, self.next_seq + size - 1, b"[]")
+            senml = b"[" + b" " * (payload - 2) + b"]"
+            b = Batch(lane, self.next_seq, self.next_seq + size - 1, senml)
             self.batches[b.first] = b
             firsts.append(b.first)
             self.next_seq += size
@@ -72,12 +73,13 @@ class FakeStore:
 
 class Harness:
     def __init__(self, confirm: str = PUBACK, window: int = 4, slack: int = 2,
-                 brokers: int = 2, echo_timeout: float = 5.0, failback: float = 300.0) -> None:
+                 brokers: int = 2, echo_timeout: float = 5.0, failback: float = 300.0,
+                 drain_rate: float = 0.0) -> None:
         self.cfg = s.SessionConfig(brokers=brokers, topic_data=D, topic_alarm=A,
                                    window=window, alarm_slack=slack, confirm=confirm,
                                    echo_timeout=echo_timeout, failback_after=failback,
                                    health_interval=30.0, reconnect_min=1.0,
-                                   reconnect_max=8.0)
+                                   reconnect_max=8.0, drain_rate=drain_rate)
         self.session = s.Session(self.cfg, rng=random.Random(7))
         self.store = FakeStore()
         self.now = 0.0
@@ -278,6 +280,55 @@ def test_alarms_leased_later_go_ahead_of_data_not_yet_handed_to_paho() -> None:
     assert sess.handle(s.Leased((h.store.batches[alarm[0]],)), h.now) == []  # one at a time
     nxt = sess.handle(s.Sent(data[0], 1), h.now)
     assert [a.batch.first for a in nxt if isinstance(a, s.Publish)] == alarm
+
+
+def _ack_all(h: Harness) -> None:
+    for mid in list(h.sent):
+        if h.sent[mid].first not in h.confirmed:
+            h.puback(mid)
+
+
+def test_drain_rate_paces_data_one_message_at_a_time_and_never_alarms() -> None:
+    rate = 10_000.0  # SenML bytes per second
+    h = Harness(window=8, slack=4, drain_rate=rate)
+    h.store.add(Priority.NORMAL, 200, payload=1_000)
+    h.connect()
+    sent_at: list[float] = []
+    for _ in range(300):  # 3 s, polled every 10 ms like a busy pump
+        before = len(h.published)
+        h.poll(0.01)
+        sent_at += [h.now] * (len(h.published) - before)
+        _ack_all(h)
+    # 10 kB/s of 1 kB messages: 10 per second (plus the saved-up burst), never two at once
+    assert 29 <= len(sent_at) <= 32
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    assert gaps[0] >= 0.049 and all(g >= 0.099 for g in gaps[1:])  # after the 50 ms burst
+    h.store.add(Priority.ALARM, 4, payload=1_000)
+    before = len(h.published)
+    h.poll(0.001)  # owed credit for data: alarms go at once
+    assert [b.lane for b in h.published[before:]] == [Priority.ALARM] * 4
+
+
+def test_drain_rate_says_when_data_may_go_again() -> None:
+    h = Harness(window=8, drain_rate=1_000.0)
+    h.store.add(Priority.NORMAL, 3, payload=500)
+    h.connect()
+    h.poll()
+    assert len(h.published) == 1
+    due = h.session.wake_at(h.now)
+    assert due is not None and due == pytest.approx(h.now + 0.45)  # 500 B - 50 B saved
+    h.poll(0.44)
+    assert len(h.published) == 1
+    h.poll(0.01)
+    assert len(h.published) == 2
+
+
+def test_without_drain_rate_a_poll_fills_the_window() -> None:
+    h = Harness(window=8)
+    h.store.add(Priority.NORMAL, 20, payload=100_000)
+    h.connect()
+    h.poll()
+    assert len(h.published) == 8 and h.session.wake_at(h.now) is None
 
 
 def test_an_alarm_backlog_rides_the_data_window_but_never_past_window_plus_slack() -> None:

@@ -123,6 +123,7 @@ class ChannelUplink:
             health_interval=float(cfg.health_interval),
             reconnect_min=float(cfg.reconnect_min), reconnect_max=float(cfg.reconnect_max),
             mqtt_version=cfg.mqtt_version, failover=cfg.failover,
+            drain_rate=float(cfg.drain_rate),
             seed=f"{settings.site}/{settings.node}/{settings.channel.value}"), rng)
         self.stats = self.session.stats
         self._next_cert_check = 0.0
@@ -393,7 +394,8 @@ class ChannelUplink:
             if not session.connected:
                 return
             if not published:
-                self._wake.wait(1.0)
+                due = session.wake_at(now)  # drain_rate: when data may go again
+                self._wake.wait(1.0 if due is None else min(1.0, max(0.0, due - now)))
                 self._wake.clear()
 
     def _apply(self, client: mqtt.Client, actions: list[s.Action]) -> int:

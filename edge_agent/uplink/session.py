@@ -98,6 +98,7 @@ SHORT_IN_A_ROW = 3
 STABLE_CONNECTION = 60.0  # a connection that lived this long resets the takeover backoff
 # alarms waiting in the store: never wait longer than this between reconnect attempts
 ALARM_RECONNECT_MAX = 2.0
+PACE_BURST = 0.05  # drain_rate: at most this many seconds' worth of data saved up
 DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
 ORDERED = "ordered"  # brokers in order of preference; fail back to the first
@@ -172,12 +173,17 @@ class SessionConfig:
     mqtt_version: int = 5
     failover: str = ORDERED  # ORDERED or ANY
     seed: str = ""  # ANY: the node's identity, chooses the starting broker
+    # data (normal and bulk lanes) at most this many SenML bytes per second, one message
+    # at a time; 0: as fast as the broker takes it. Alarms are never paced.
+    drain_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.brokers < 1:
             raise ValueError("a session needs at least one broker")
         if self.failover not in (ORDERED, ANY):
             raise ValueError(f"failover must be {ORDERED!r} or {ANY!r}, not {self.failover!r}")
+        if self.drain_rate < 0:
+            raise ValueError("drain_rate must not be negative")
 
 
 @dataclass
@@ -221,6 +227,8 @@ class Session:
         # leader is being re-elected refuses for a few seconds, an ACL until it is fixed)
         self._resubscribe_at: float | None = None
         self._resubscribe_delay = 0.0
+        self._credit = 0.0  # drain_rate: bytes of data that may go now (negative: owed)
+        self._credit_at: float | None = None
 
     # ------------------------------------------------------------------ introspection
 
@@ -354,6 +362,8 @@ class Session:
             raise ValueError(f"Sent({ev.first}) answers no Publish")
         self._sending = None
         topic = self.topic_of(b)
+        if self.cfg.drain_rate and b.lane != Priority.ALARM:
+            self._credit -= len(b.senml)
         self._inflight[b.first] = _InFlight(b, topic, ev.mid)
         self._mids[ev.mid] = b.first
         if topic not in self._conn_confirmed:
@@ -545,10 +555,31 @@ class Session:
             alarm += room
         # an alarm backlog may ride the data window too, but never past window + slack
         room = self.cfg.window - data if data_cap is None else data_cap
-        room = min(room, self.cfg.window + self.cfg.alarm_slack - alarm - data)
+        room = min(room, self.cfg.window + self.cfg.alarm_slack - alarm - data,
+                   self._paced_room(now))
         if room > 0:  # a held alarm topic: its backlog must not ride the data window
             out.append(Lease(DATA_LANES if alarm_cap is not None else ALL_LANES, room))
         return out
+
+    def _paced_room(self, now: float) -> int:
+        """drain_rate: one data message when nothing is owed (a message may take the credit
+        below zero: the next one waits until that is paid back)."""
+        rate = self.cfg.drain_rate
+        if not rate:
+            return self.cfg.window
+        burst = rate * PACE_BURST
+        self._credit = burst if self._credit_at is None else min(
+            self._credit + (now - self._credit_at) * rate, burst)
+        self._credit_at = now
+        return 1 if self._credit >= 0 else 0
+
+    def wake_at(self, now: float) -> float | None:
+        """drain_rate: when the credit is paid back and data may go again (None: not
+        waiting for it)."""
+        rate = self.cfg.drain_rate
+        if not rate or self._credit >= 0 or self._credit_at is None:
+            return None
+        return self._credit_at + (-self._credit) / rate
 
     def _expire(self, now: float) -> list[Action]:
         """Echo mode: a batch acknowledged but not echoed within ``echo_timeout`` was

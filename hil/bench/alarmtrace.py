@@ -179,6 +179,8 @@ def install(tr: Trace) -> None:
 
 def main() -> int:
     tr = Trace(os.environ["EDGE_ALARMTRACE"])
+    if os.environ.get("EDGE_SWITCHINTERVAL"):  # an experiment: the GIL's switch interval
+        sys.setswitchinterval(float(os.environ["EDGE_SWITCHINTERVAL"]))
     install(tr)
     atexit.register(tr.dump)
     from edge_agent.cli.main import main as agent_main

@@ -102,7 +102,8 @@ def _cpu_per_million(cpu: float, readings: int) -> float:
 # ------------------------------------------------------------------ drain
 
 def drain_point(b: Bench, readings: int, per_record: int, cap: float,
-                template: Path | None = None, alarm_rate: float = 0.0) -> dict[str, Any]:
+                template: Path | None = None, alarm_rate: float = 0.0,
+                drain_rate: str = "") -> dict[str, Any]:
     """Backlog of ``readings`` in records of ``per_record``: agent started with a broker
     and a subscriber up; rate = readings / (last seq received - first message received)."""
     d = b.dir(f"drain-{readings}x{per_record}")
@@ -119,7 +120,8 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
         if alarm_rate else None
     sensors = sitefile.load_sensor(alarm_rate, ident="sos", chunk=0.01, alarm=True) \
         if alarm_rate else ""
-    site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors)
+    site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors,
+                          channel_extra=f"drain_rate: {drain_rate}" if drain_rate else "")
     agent = b.agent(site, d, trace=bool(alarm_rate))
     out: dict[str, Any] = {"readings": readings, "per_record": per_record,
                            "records": -(-readings // per_record), "fill": fill}
@@ -200,7 +202,7 @@ def _pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
+def alarms_during_drain(b: Bench, sizes: E2ESizes, drain_rate: str = "") -> dict[str, Any]:
     """Rounds of: fresh copy of the backlog, agent with an alarm sensor, drain to the
     subscriber (data + alarms). Alarms emitted (SenML t) between the first received
     message and the last data seq are counted; latency = receipt - t."""
@@ -213,7 +215,7 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = []
     for _ in range(sizes.alarm_rounds):
         r = drain_point(b, sizes.alarm_backlog, 500, 120.0, template=d / "state",
-                        alarm_rate=ALARM_RATE)
+                        alarm_rate=ALARM_RATE, drain_rate=drain_rate)
         lo, hi = r["window"]
         samples = r.pop("alarm_samples")
         inside = [(rx - t) * 1000 for t, rx in samples
@@ -230,14 +232,15 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
               f"{r.get('seconds', 0):.2f} s drain at {r['rate']:,.0f} readings/s")
         if len(lat) >= sizes.alarms:
             break
-    return {"backlog": sizes.alarm_backlog, "fill": fill, "rounds": rounds,
+    return {"backlog": sizes.alarm_backlog, "drain_rate": drain_rate, "fill": fill,
+            "rounds": rounds,
             "alarms": len(lat), "outside_drain": outside, "p50_ms": _pct(lat, 50),
             "p99_ms": _pct(lat, 99), "max_ms": max(lat) if lat else float("nan"),
             "alarm_only": {"alarms": len(lat_only), "p50_ms": _pct(lat_only, 50),
                            "p99_ms": _pct(lat_only, 99),
                            "max_ms": max(lat_only) if lat_only else float("nan")},
             "latencies_ms": [round(x, 2) for x in lat],
-            "stages": alarmstages.summary(traced) if traced else []}
+            "stages": alarmstages.summary(traced) if traced else [], "traced": traced}
 
 
 def raw_paho_alarms(b: Bench, n: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     python -m hil.bench.points drain READINGS PER_RECORD [--cap S] [--pin-core]
     python -m hil.bench.points alarms [--alarms N] [--rounds N] [--backlog N] [--trace]
-                                      [--pin-core]
+                                      [--drain-rate 8MB] [--pin-core]
 
 ``drain``: ``e2e.drain_point`` (rate at the subscriber, agent CPU-s per million, the
 subscriber's CPU). ``alarms``: ``e2e.alarms_during_drain``; ``--trace`` runs the agent
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--backlog", type=int, default=1_000_000)
     ap.add_argument("--trace", action="store_true")
+    ap.add_argument("--drain-rate", default="", help="the channel's drain_rate, e.g. 8MB")
     ap.add_argument("--pin-core", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw: dict[str, Any]
         if args.what == "drain":
-            raw = e2e.drain_point(b, args.readings, args.per_record, args.cap)
+            raw = e2e.drain_point(b, args.readings, args.per_record, args.cap,
+                                  drain_rate=args.drain_rate)
             raw.pop("alarm_samples", None)
             raw.pop("alarm_only_samples", None)
             summary = {k: raw.get(k) for k in ("readings", "per_record", "records", "rate",
@@ -55,11 +57,16 @@ def main(argv: list[str] | None = None) -> int:
                                  alarm_backlog=args.backlog, alarm_rounds=args.rounds,
                                  block_rates=(), block_seconds=0, burst=0, ingest=0,
                                  startup_mib=())
-            raw = e2e.alarms_during_drain(b, sizes)
+            raw = e2e.alarms_during_drain(b, sizes, args.drain_rate)
             summary = {k: raw[k] for k in ("alarms", "p50_ms", "p99_ms", "max_ms",
                                            "alarm_only", "rounds")}
             if raw["stages"]:
                 print(alarmstages.table(raw["stages"]), file=sys.stderr)
+                queued = sorted(r["queued_bytes"] for r in raw["traced"] if "queued_bytes" in r)
+                if queued:
+                    summary["paho_queued_bytes_p50_max"] = [queued[len(queued) // 2],
+                                                            queued[-1]]
+        summary["drain_rate"] = args.drain_rate
         summary["load"] = os.getloadavg()
         summary["pin_core"] = args.pin_core
         print(json.dumps(summary, indent=1, default=str))
