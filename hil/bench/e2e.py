@@ -440,8 +440,9 @@ def startup(b: Bench, mib: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the set
 
-def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None) -> dict[str, Any]:
-    b = Bench(work, log, pin_core)
+def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None,
+        trace: bool = False) -> dict[str, Any]:
+    b = Bench(work, log, pin_core, trace=trace)
     raw = b.raw
     raw["sizes"] = sizes.__dict__ | {"drain": [list(x) for x in sizes.drain]}
     raw["pin_core"] = pin_core

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hil.bench import alarmstages
 from hil.common import markdown_table
 
 MB = 1024 * 1024
@@ -135,4 +136,7 @@ def tables(raw: dict[str, Any]) -> str:
         out += ["", f"Block layer: skipped ({raw['block_skipped']})"]
     out += ["", "Startup (process start to READY=1; store of 100-reading records):", "",
             markdown_table(["store", "readings", "cold (s)", "warm (s)"], srows)]
+    if raw["alarms"].get("stages"):
+        out += ["", "Where the alarms' time went inside the agent (--trace-alarms, "
+                "hil/bench/alarmtrace.py):", "", alarmstages.table(raw["alarms"]["stages"])]
     return "\n".join(out)
