@@ -400,9 +400,9 @@ class ChannelUplink:
 
     def _apply(self, client: mqtt.Client, actions: list[s.Action]) -> int:
         """Carry out the session's actions (and those its answers bring), depth first
-        (``session.carry_out``). Returns how many data messages were handed to paho."""
+        (``Session.carry_out``). Returns how many data messages were handed to paho."""
         self._published = 0
-        s.carry_out(actions, lambda a: self._do(client, a), self._urgent)
+        self.session.carry_out(actions, lambda a: self._do(client, a), self._urgent)
         return self._published
 
     def _urgent(self) -> list[s.Action]:

@@ -71,14 +71,13 @@ from edge_agent.uplink.events import (
 )
 
 # the events and actions are re-exported: the session's vocabulary
-__all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "ORDERED", "Ack", "Action",
-           "Backoff", "Closed", "Connect", "ConnectFailed", "Connected", "ConnectionLost",
-           "DenialsReport",
+__all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "DATA_LEASE_STEP", "ORDERED",
+           "Ack", "Action", "Backoff", "Closed", "Connect", "ConnectFailed", "Connected",
+           "ConnectionLost", "DenialsReport",
            "Disconnect", "Echo", "Event", "Lease", "Leased", "PubAck", "Publish",
            "PublishHealth", "PublishStatus", "Reject", "Release", "SendFailed", "Sent",
            "Session", "SessionConfig", "SessionTakenOver", "Stopping", "Subscribe", "Subscribed",
-           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "carry_out",
-           "start_node"]
+           "SubscriptionRefused", "TopicHeld", "TopicRestored", "UplinkStats", "start_node"]
 
 ALARM_SLACK = 16  # extra in-flight slots only alarms may use, so they never wait for backlog
 SUBACK_TIMEOUT = 10.0  # echo mode: no SUBACK within this after CONNACK -> reconnect
@@ -98,6 +97,7 @@ SHORT_IN_A_ROW = 3
 STABLE_CONNECTION = 60.0  # a connection that lived this long resets the takeover backoff
 # alarms waiting in the store: never wait longer than this between reconnect attempts
 ALARM_RECONNECT_MAX = 2.0
+DATA_LEASE_STEP = 2  # data leased (read, decrypted) at most this many messages at a time
 PACE_BURST = 0.05  # drain_rate: at most this many seconds' worth of data saved up
 DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
@@ -105,29 +105,12 @@ ORDERED = "ordered"  # brokers in order of preference; fail back to the first
 ANY = "any"  # a cluster: every node as good as another; spread, move on, no failback
 
 
-def carry_out(actions: list[Action], do: Callable[[Action], list[Action]],
-              urgent: Callable[[], list[Action]] | None = None) -> list[Action]:
-    """Carry out ``actions`` with ``do`` (which returns the session's answers to one),
-    depth first: the answers to an action are carried out before the next action, so an
-    alarm's ``Publish`` (the answer to the alarm ``Lease``) never waits behind the data
-    ``Lease`` that follows it. Before each ``Lease`` and ``Publish`` of data, ``urgent()``
-    may put actions first (the adapter's alarm lease when new data was committed
-    meanwhile). Returns what was carried out, in order."""
-    todo: deque[Action] = deque(actions)
-    done: list[Action] = []
-    while todo:
-        if urgent is not None and _is_data_work(todo[0]):
-            todo.extendleft(reversed(urgent()))
-        a = todo.popleft()
-        done.append(a)
-        todo.extendleft(reversed(do(a)))
-    return done
-
-
 def _is_data_work(a: Action) -> bool:
+    """Work an alarm need not wait for: leasing, publishing or acknowledging data (an
+    acknowledgement may sync the ack journal when a store file is done with)."""
     if isinstance(a, Lease):
         return a.lanes != (Priority.ALARM,)
-    return isinstance(a, Publish) and a.batch.lane != Priority.ALARM
+    return isinstance(a, Publish | Ack) and a.batch.lane != Priority.ALARM
 
 
 def start_node(seed: str, brokers: int) -> int:
@@ -229,6 +212,30 @@ class Session:
         self._resubscribe_delay = 0.0
         self._credit = 0.0  # drain_rate: bytes of data that may go now (negative: owed)
         self._credit_at: float | None = None
+
+    # ------------------------------------------------------------------ carrying out
+
+    def carry_out(self, actions: list[Action], do: Callable[[Action], list[Action]],
+                  urgent: Callable[[], list[Action]] | None = None) -> list[Action]:
+        """Carry out ``actions`` with ``do`` (which returns this session's answers to one),
+        depth first: the answers to an action are carried out before the next action, so
+        an alarm's ``Publish`` (the answer to the alarm ``Lease``) never waits behind the
+        data ``Lease`` that follows it. Before each ``Lease``, ``Publish`` and ``Ack`` of
+        data, ``urgent()`` may put actions first (the adapter's alarm lease when new data
+        was committed meanwhile). A ``Lease`` is skipped once the connection is gone or
+        stopping (nothing would be sent). Returns what was carried out, in order."""
+        todo: deque[Action] = deque(actions)
+        done: list[Action] = []
+        while todo:
+            if urgent is not None and _is_data_work(todo[0]):
+                todo.extendleft(reversed(urgent()))
+            a = todo.popleft()
+            if isinstance(a, Lease) and (not (self.connected and self._ready)
+                                         or self.stopping):
+                continue
+            done.append(a)
+            todo.extendleft(reversed(do(a)))
+        return done
 
     # ------------------------------------------------------------------ introspection
 
@@ -557,8 +564,11 @@ class Session:
         room = self.cfg.window - data if data_cap is None else data_cap
         room = min(room, self.cfg.window + self.cfg.alarm_slack - alarm - data,
                    self._paced_room(now))
-        if room > 0:  # a held alarm topic: its backlog must not ride the data window
-            out.append(Lease(DATA_LANES if alarm_cap is not None else ALL_LANES, room))
+        # a held alarm topic: its backlog must not ride the data window
+        lanes = DATA_LANES if alarm_cap is not None else ALL_LANES
+        # in steps: an alarm committed meanwhile is leased between them (carry_out)
+        out += [Lease(lanes, min(DATA_LEASE_STEP, room - i))
+                for i in range(0, max(room, 0), DATA_LEASE_STEP)]
         return out
 
     def _paced_room(self, now: float) -> int:

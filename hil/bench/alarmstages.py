@@ -19,6 +19,7 @@ STAGES = (
     ("socket -> PUBACK", "sock", "puback"),
     ("socket -> alarm-only subscriber", "sock", "rx_only"),
     ("socket -> data consumer", "sock", "rx_data"),
+    ("emit -> socket (the agent's part)", "t", "sock"),
     ("emit -> alarm-only subscriber", "t", "rx_only"),
 )
 
