@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hil.bench import sitefile
+from edge_agent.tools.mosquitto import Mosquitto
+from hil.bench import alarmstages, sitefile
 from hil.bench.proc import AgentUnderTest, proc_cpu_seconds, proc_vm
+from hil.bench.subscriber import SubscriberProcess
+from hil.common import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,6 +30,10 @@ def test_site_files_pass_check_config(tmp_path: Path) -> None:
     site = sitefile.write(tmp_path / "site.yaml", tmp_path / "state", 1883, sensors=sensors,
                           metrics_textfile=tmp_path / "m" / "edge_agent.prom")
     out = check_config(site)
+    assert out.returncode == 0, out.stdout + out.stderr
+    paced = sitefile.write(tmp_path / "paced.yaml", tmp_path / "state", 1883,
+                           channel_extra="drain_rate: 8MB")
+    out = check_config(paced)
     assert out.returncode == 0, out.stdout + out.stderr
     quiet = sitefile.write(tmp_path / "quiet.yaml", tmp_path / "state", 1883)
     out = check_config(quiet)
@@ -52,3 +59,33 @@ def test_agent_ready_seen_on_own_notify_socket(tmp_path: Path) -> None:
     finally:
         code = agent.stop()
     assert code == 0, agent.log_tail()
+
+
+def test_alarm_trace_stamps_every_stage_of_the_real_agent(tmp_path: Path) -> None:
+    """hil/bench/alarmtrace.py: the agent runs as usual, and each alarm it sends has its
+    stages stamped in order, joined with the independent subscriber's receipt."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        sub = SubscriberProcess(broker.port, f"{sitefile.PREFIX}/alarm", 0)
+        site = sitefile.write(tmp_path / "site.yaml", tmp_path / "state", broker.port,
+                              sensors=sitefile.load_sensor(20, ident="sos", chunk=0.01,
+                                                           alarm=True))
+        agent = AgentUnderTest(site, tmp_path / "agent.log", trace=tmp_path / "trace.json")
+        try:
+            agent.start()
+            agent.wait_ready(120)
+            assert wait_for(lambda: sub.readings >= 10, 60), agent.log_tail()
+        finally:
+            code = agent.stop()
+            final = sub.close()
+    assert code == 0, agent.log_tail()
+    recs = alarmstages.join(tmp_path / "trace.json", [], final["alarms"], (0.0, 1e12))
+    received = [r for r in recs if "rx_only" in r]
+    assert len(received) >= 10
+    order = ("t", "put", "commit0", "locked0", "locked1", "commit1", "lease1", "pub0",
+             "rx_only")
+    for r in received:
+        stamps = [r[k] for k in order]
+        assert stamps == sorted(stamps), r
+        assert "puback" in r and "sock" in r
+    rows = {row["stage"]: row for row in alarmstages.summary(received)}
+    assert rows["emit -> alarm-only subscriber"]["n"] == len(received)

@@ -13,8 +13,9 @@ adapter does, and checks the contract after every step:
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -39,10 +40,11 @@ class FakeStore:
     settled: dict[int, str] = field(default_factory=dict)  # first -> "ack" | "reject"
     next_seq: int = 1
 
-    def add(self, lane: Priority, n: int = 1, size: int = 1) -> list[int]:
+    def add(self, lane: Priority, n: int = 1, size: int = 1, payload: int = 2) -> list[int]:
         firsts = []
         for _ in range(n):
-            b = Batch(lane, self.next_seq, self.next_seq + size - 1, b"[]")
+            senml = b"[" + b" " * (payload - 2) + b"]"
+            b = Batch(lane, self.next_seq, self.next_seq + size - 1, senml)
             self.batches[b.first] = b
             firsts.append(b.first)
             self.next_seq += size
@@ -72,12 +74,13 @@ class FakeStore:
 
 class Harness:
     def __init__(self, confirm: str = PUBACK, window: int = 4, slack: int = 2,
-                 brokers: int = 2, echo_timeout: float = 5.0, failback: float = 300.0) -> None:
+                 brokers: int = 2, echo_timeout: float = 5.0, failback: float = 300.0,
+                 drain_rate: float = 0.0) -> None:
         self.cfg = s.SessionConfig(brokers=brokers, topic_data=D, topic_alarm=A,
                                    window=window, alarm_slack=slack, confirm=confirm,
                                    echo_timeout=echo_timeout, failback_after=failback,
                                    health_interval=30.0, reconnect_min=1.0,
-                                   reconnect_max=8.0)
+                                   reconnect_max=8.0, drain_rate=drain_rate)
         self.session = s.Session(self.cfg, rng=random.Random(7))
         self.store = FakeStore()
         self.now = 0.0
@@ -88,6 +91,8 @@ class Harness:
         self.confirmed: set[int] = set()  # firsts with a success PUBACK / echo fed
         self.published: list[Batch] = []
         self.actions: list[s.Action] = []
+        self.committed = False  # the store was told of a commit (the adapter's notify)
+        self.on_action: Callable[[s.Action], None] | None = None  # runs before each action
 
     # -- playing paho and the store -----------------------------------------------------
 
@@ -124,40 +129,46 @@ class Harness:
         return self.feed(s.Echo(self.session.topic_of(b), b.first))
 
     def run(self, acts: list[s.Action]) -> list[s.Action]:
-        done: list[s.Action] = []
-        todo = deque(acts)
-        while todo:
-            a = todo.popleft()
-            done.append(a)
-            if isinstance(a, s.Lease):
-                got = self.store.lease(a.max_records, a.lanes)
-                todo.extend(self.session.handle(s.Leased(tuple(got)), self.now))
-            elif isinstance(a, s.Publish):
-                self._check_order(a.batch)
-                if self.fail_after is not None:
-                    self.fail_after -= 1
-                    if self.fail_after < 0:
-                        self.fail_after, self.fail_next = None, self.fail_next + 1
-                if self.fail_next:
-                    self.fail_next -= 1
-                    todo.extend(self.session.handle(s.SendFailed(a.batch.first, "no conn"),
-                                                    self.now))
-                else:
-                    self.mid += 1
-                    self.sent[self.mid] = a.batch
-                    self.published.append(a.batch)
-                    todo.extend(self.session.handle(s.Sent(a.batch.first, self.mid),
-                                                    self.now))
-            elif isinstance(a, s.Ack):
-                assert a.batch.first in self.confirmed, f"acked {a.batch.first} unconfirmed"
-                self.store.settle(a.batch.first, "ack")
-            elif isinstance(a, s.Reject):
-                self.store.settle(a.batch.first, "reject")
-            elif isinstance(a, s.Release):
-                self.store.release(a.firsts)
+        # the adapter's order (session.carry_out): an action's answers before the next one
+        done = self.session.carry_out(acts, self.do, self.urgent)
         self.check()
         self.actions += done
         return done
+
+    def urgent(self) -> list[s.Action]:
+        """The adapter asks for the alarm lane between data steps after a commit."""
+        if not self.committed:
+            return []
+        self.committed = False
+        return self.session.alarm_poll(self.now)
+
+    def do(self, a: s.Action) -> list[s.Action]:
+        if self.on_action is not None:
+            self.on_action(a)
+        if isinstance(a, s.Lease):
+            got = self.store.lease(a.max_records, a.lanes)
+            return self.session.handle(s.Leased(tuple(got)), self.now)
+        if isinstance(a, s.Publish):
+            self._check_order(a.batch)
+            if self.fail_after is not None:
+                self.fail_after -= 1
+                if self.fail_after < 0:
+                    self.fail_after, self.fail_next = None, self.fail_next + 1
+            if self.fail_next:
+                self.fail_next -= 1
+                return self.session.handle(s.SendFailed(a.batch.first, "no conn"), self.now)
+            self.mid += 1
+            self.sent[self.mid] = a.batch
+            self.published.append(a.batch)
+            return self.session.handle(s.Sent(a.batch.first, self.mid), self.now)
+        if isinstance(a, s.Ack):
+            assert a.batch.first in self.confirmed, f"acked {a.batch.first} unconfirmed"
+            self.store.settle(a.batch.first, "ack")
+        elif isinstance(a, s.Reject):
+            self.store.settle(a.batch.first, "reject")
+        elif isinstance(a, s.Release):
+            self.store.release(a.firsts)
+        return []
 
     # -- the contract ---------------------------------------------------------------------
 
@@ -204,13 +215,143 @@ def test_regression_a_local_publish_failure_releases_the_rest_of_the_lease() -> 
     h.fail_after = 2
     acts = h.poll()
     assert [a.batch.first for a in acts if isinstance(a, s.Publish)] == [1, 2, 3]
-    assert s.Release((3, 4, 5, 6)) in acts
-    assert isinstance(acts[-1], s.Disconnect) and not h.session.connected
+    assert s.Release((3, 4)) in acts  # 3 and the rest of its lease step (data in steps)
+    cut = next(i for i, a in enumerate(acts) if isinstance(a, s.Disconnect))
+    assert not h.session.connected
+    assert not any(isinstance(a, s.Publish | s.Lease) for a in acts[cut:])  # 5, 6 stay
     assert h.store.inflight == h.session.held_firsts() == {1, 2}  # in flight in paho
     assert h.close(lost=False) == [s.Release((1, 2))]
     assert h.store.inflight == set()
     h.connect()
     assert [a.batch.first for a in h.poll() if isinstance(a, s.Publish)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_alarm_is_published_before_the_data_lease_that_follows_it() -> None:
+    """The adapter once carried out the session's actions breadth first: the alarm's
+    Publish (the answer to the alarm Lease) waited until the data Lease after it had read
+    and decrypted a whole window of data."""
+    h = Harness(window=4, slack=2)
+    h.store.add(Priority.NORMAL, 6)
+    h.store.add(Priority.ALARM, 1)
+    h.connect()
+    acts = h.poll()
+    steps = [(type(a).__name__, a.batch.first if isinstance(a, s.Publish) else a.lanes)
+             for a in acts if isinstance(a, s.Lease | s.Publish)]
+    assert steps[:3] == [("Lease", (Priority.ALARM,)), ("Publish", 7),
+                         ("Lease", s.ALL_LANES)]
+
+
+def test_an_alarm_committed_during_a_data_lease_goes_out_after_at_most_one_data_message(
+        ) -> None:
+    h = Harness(window=6, slack=2)
+    h.store.add(Priority.NORMAL, 6)
+    h.connect()
+    seen: list[int] = []
+
+    def commit_an_alarm_after_the_first_data_publish(a: s.Action) -> None:
+        if isinstance(a, s.Publish):
+            seen.append(a.batch.first)
+            if len(seen) == 1:
+                h.store.add(Priority.ALARM, 1)  # the writer commits an alarm meanwhile
+                h.committed = True
+    h.on_action = commit_an_alarm_after_the_first_data_publish
+    h.poll()
+    assert seen == [1, 2, 7, 3, 4, 5, 6]  # 2 was already being handed to paho
+    assert len(h.session.held_firsts()) == 7
+
+
+def test_without_a_commit_the_data_lease_is_not_interrupted() -> None:
+    h = Harness(window=4, slack=2)
+    h.store.add(Priority.NORMAL, 4)
+    h.connect()
+    h.committed = False
+    leases = [a for a in h.poll() if isinstance(a, s.Lease)]
+    assert [(a.lanes, a.max_records) for a in leases] == [
+        ((Priority.ALARM,), 2), (s.ALL_LANES, s.DATA_LEASE_STEP), (s.ALL_LANES, 2)]
+
+
+def test_an_alarm_committed_while_acks_are_handled_goes_before_the_next_ack() -> None:
+    h = Harness(window=4, slack=2)
+    h.store.add(Priority.NORMAL, 4)
+    h.connect()
+    h.poll()
+    order: list[str] = []
+
+    def note(a: s.Action) -> None:
+        if isinstance(a, s.Ack):
+            order.append(f"ack {a.batch.first}")
+            if a.batch.first == 1:
+                h.store.add(Priority.ALARM, 1)
+                h.committed = True
+        elif isinstance(a, s.Publish):
+            order.append(f"publish {a.batch.first}")
+    h.on_action = note
+    acts = [a for mid in (1, 2) for a in h.puback(mid)]
+    assert order == ["ack 1", "publish 5", "ack 2"]
+    assert sum(isinstance(a, s.Ack) for a in acts) == 2
+
+
+def test_alarms_leased_later_go_ahead_of_data_not_yet_handed_to_paho() -> None:
+    h = Harness(window=4, slack=2)
+    h.connect()
+    data = h.store.add(Priority.NORMAL, 3)
+    alarm = h.store.add(Priority.ALARM, 1)
+    sess = h.session
+    d = tuple(h.store.batches[f] for f in data)
+    first = sess.handle(s.Leased(d), h.now)  # the first goes to paho, two wait
+    assert [a.batch.first for a in first if isinstance(a, s.Publish)] == [data[0]]
+    assert sess.handle(s.Leased((h.store.batches[alarm[0]],)), h.now) == []  # one at a time
+    nxt = sess.handle(s.Sent(data[0], 1), h.now)
+    assert [a.batch.first for a in nxt if isinstance(a, s.Publish)] == alarm
+
+
+def _ack_all(h: Harness) -> None:
+    for mid in list(h.sent):
+        if h.sent[mid].first not in h.confirmed:
+            h.puback(mid)
+
+
+def test_drain_rate_paces_data_one_message_at_a_time_and_never_alarms() -> None:
+    rate = 10_000.0  # SenML bytes per second
+    h = Harness(window=8, slack=4, drain_rate=rate)
+    h.store.add(Priority.NORMAL, 200, payload=1_000)
+    h.connect()
+    sent_at: list[float] = []
+    for _ in range(300):  # 3 s, polled every 10 ms like a busy pump
+        before = len(h.published)
+        h.poll(0.01)
+        sent_at += [h.now] * (len(h.published) - before)
+        _ack_all(h)
+    # 10 kB/s of 1 kB messages: 10 per second (plus the saved-up burst), never two at once
+    assert 29 <= len(sent_at) <= 32
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
+    assert gaps[0] >= 0.049 and all(g >= 0.099 for g in gaps[1:])  # after the 50 ms burst
+    h.store.add(Priority.ALARM, 4, payload=1_000)
+    before = len(h.published)
+    h.poll(0.001)  # owed credit for data: alarms go at once
+    assert [b.lane for b in h.published[before:]] == [Priority.ALARM] * 4
+
+
+def test_drain_rate_says_when_data_may_go_again() -> None:
+    h = Harness(window=8, drain_rate=1_000.0)
+    h.store.add(Priority.NORMAL, 3, payload=500)
+    h.connect()
+    h.poll()
+    assert len(h.published) == 1
+    due = h.session.wake_at(h.now)
+    assert due is not None and due == pytest.approx(h.now + 0.45)  # 500 B - 50 B saved
+    h.poll(0.44)
+    assert len(h.published) == 1
+    h.poll(0.01)
+    assert len(h.published) == 2
+
+
+def test_without_drain_rate_a_poll_fills_the_window() -> None:
+    h = Harness(window=8)
+    h.store.add(Priority.NORMAL, 20, payload=100_000)
+    h.connect()
+    h.poll()
+    assert len(h.published) == 8 and h.session.wake_at(h.now) is None
 
 
 def test_an_alarm_backlog_rides_the_data_window_but_never_past_window_plus_slack() -> None:

@@ -77,6 +77,10 @@ class ChannelConfig:
     # messages awaiting PUBACK, fed from the store
     inflight_window: Annotated[int, Range(1, 1000)] = 8
     batch_max: Annotated[int, Range(1, 10000)] = 500  # readings per published message
+    # data (SenML bytes) per second at most, one message at a time; 0 = as fast as the
+    # broker takes it. Alarms are never paced. For a platform reading data and alarms on
+    # one connection: below its speed, so alarms do not queue behind data (interface.md)
+    drain_rate: Annotated[ByteSize, Range(0, 1024**4, "B")] = ByteSize(0)
     # how often the health message is published
     health_interval: Annotated[Duration, Range(0.1, DAY, "s")] = Duration(60)
     # first wait before reconnecting when every broker failed (doubles each round, full

@@ -48,6 +48,19 @@ class RangeSet:
                 out._ends.append(b)
         return out
 
+    def count_in(self, first: int, last: int) -> int:
+        """How many members lie within [first, last] (O(log n + ranges overlapped))."""
+        if last < first:
+            return 0
+        i = max(0, bisect.bisect_right(self._starts, first) - 1)
+        n = 0
+        while i < len(self._starts) and self._starts[i] <= last:
+            lo, hi = max(first, self._starts[i]), min(last, self._ends[i])
+            if hi >= lo:
+                n += hi - lo + 1
+            i += 1
+        return n
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter(zip(self._starts, self._ends, strict=True))
 

@@ -117,8 +117,7 @@ class Consumer:
         lane = msg.get("lane", "?")
         with self._lock:
             r = self.rec
-            overlap = sum(1 for n in range(first, last + 1) if n in r.ranges) \
-                if last - first < 10_000 else 0
+            overlap = r.ranges.count_in(first, last)
             if overlap:
                 r.duplicates += overlap
             r.ranges.add(first, last)

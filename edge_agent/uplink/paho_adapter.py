@@ -123,12 +123,15 @@ class ChannelUplink:
             health_interval=float(cfg.health_interval),
             reconnect_min=float(cfg.reconnect_min), reconnect_max=float(cfg.reconnect_max),
             mqtt_version=cfg.mqtt_version, failover=cfg.failover,
+            drain_rate=float(cfg.drain_rate),
             seed=f"{settings.site}/{settings.node}/{settings.channel.value}"), rng)
         self.stats = self.session.stats
         self._next_cert_check = 0.0
         self._check_certs()
         self._events: queue.Queue[s.Event | _ConnAck] = queue.Queue(maxsize=EVENT_QUEUE_MAX)
         self._wake = threading.Event()
+        self._committed = threading.Event()  # a commit since the last data lease
+        self._published = 0  # data messages handed to paho by the current _apply
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -148,7 +151,9 @@ class ChannelUplink:
         self._thread.start()
 
     def notify(self) -> None:
-        """New data in the store: wake the pump now (alarms go out at once)."""
+        """New data in the store: wake the pump now (alarms go out at once, ahead of the
+        rest of a data lease being sent)."""
+        self._committed.set()
         self._wake.set()
 
     def stop(self, flush_timeout: float = 2.0) -> None:
@@ -389,43 +394,54 @@ class ChannelUplink:
             if not session.connected:
                 return
             if not published:
-                self._wake.wait(1.0)
+                due = session.wake_at(now)  # drain_rate: when data may go again
+                self._wake.wait(1.0 if due is None else min(1.0, max(0.0, due - now)))
                 self._wake.clear()
 
     def _apply(self, client: mqtt.Client, actions: list[s.Action]) -> int:
-        """Carry out the session's actions (and those its answers bring). Returns how many
-        data messages were handed to paho."""
-        todo: deque[s.Action] = deque(actions)
-        published = 0
-        while todo:
-            a = todo.popleft()
-            now = self.clock.monotonic()
-            if isinstance(a, s.Lease):
-                batches = self.store.lease(a.max_records, lanes=a.lanes,
-                                           max_readings=self.cfg.batch_max)
-                todo.extend(self.session.handle(s.Leased(tuple(batches)), now))
-            elif isinstance(a, s.Publish):
-                b = a.batch
-                info = client.publish(a.topic, self._env.data(b.lane, b.first, b.last, b.senml),
-                                      qos=1)
-                if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                    published += 1
-                    todo.extend(self.session.handle(s.Sent(b.first, info.mid), now))
-                else:
-                    todo.extend(self.session.handle(
-                        s.SendFailed(b.first, mqtt.error_string(info.rc)), now))
-            elif isinstance(a, s.Ack):
-                self.store.ack(a.batch.first)
-                self.stats.last_publish = self.clock.time()
-                if a.batch.lane is Priority.ALARM and self._on_alarm_delivered is not None:
-                    self._on_alarm_delivered(a.batch.first, a.batch.last)
-            elif isinstance(a, s.Reject):
-                self.store.reject(a.batch.first, a.why)
-            elif isinstance(a, s.Release):
-                self.store.release(a.firsts)
-            else:
-                self._side(client, a)
-        return published
+        """Carry out the session's actions (and those its answers bring), depth first
+        (``Session.carry_out``). Returns how many data messages were handed to paho."""
+        self._published = 0
+        self.session.carry_out(actions, lambda a: self._do(client, a), self._urgent)
+        return self._published
+
+    def _urgent(self) -> list[s.Action]:
+        """Between the steps of a data lease: new data was committed meanwhile (perhaps an
+        alarm): lease the alarm lane first."""
+        if not self._committed.is_set():
+            return []
+        self._committed.clear()
+        return self.session.alarm_poll(self.clock.monotonic())
+
+    def _do(self, client: mqtt.Client, a: s.Action) -> list[s.Action]:
+        """One action; returns the session's answers to it."""
+        now = self.clock.monotonic()
+        if isinstance(a, s.Lease):
+            if a.lanes != (Priority.ALARM,):
+                self._committed.clear()  # this lease sees every commit so far
+            batches = self.store.lease(a.max_records, lanes=a.lanes,
+                                       max_readings=self.cfg.batch_max)
+            return self.session.handle(s.Leased(tuple(batches)), now)
+        if isinstance(a, s.Publish):
+            b = a.batch
+            info = client.publish(a.topic, self._env.data(b.lane, b.first, b.last, b.senml),
+                                  qos=1)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._published += 1
+                return self.session.handle(s.Sent(b.first, info.mid), now)
+            return self.session.handle(s.SendFailed(b.first, mqtt.error_string(info.rc)), now)
+        if isinstance(a, s.Ack):
+            self.store.ack(a.batch.first)
+            self.stats.last_publish = self.clock.time()
+            if a.batch.lane is Priority.ALARM and self._on_alarm_delivered is not None:
+                self._on_alarm_delivered(a.batch.first, a.batch.last)
+        elif isinstance(a, s.Reject):
+            self.store.reject(a.batch.first, a.why)
+        elif isinstance(a, s.Release):
+            self.store.release(a.firsts)
+        else:
+            self._side(client, a)
+        return []
 
     def _side(self, client: mqtt.Client, a: s.Action) -> None:
         """Actions that do not touch the store: connection, status, reports."""

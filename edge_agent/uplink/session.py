@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,9 +71,9 @@ from edge_agent.uplink.events import (
 )
 
 # the events and actions are re-exported: the session's vocabulary
-__all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "ORDERED", "Ack", "Action",
-           "Backoff", "Closed", "Connect", "ConnectFailed", "Connected", "ConnectionLost",
-           "DenialsReport",
+__all__ = ["ALARM_SLACK", "ALL_LANES", "ANY", "DATA_LANES", "DATA_LEASE_STEP", "ORDERED",
+           "Ack", "Action", "Backoff", "Closed", "Connect", "ConnectFailed", "Connected",
+           "ConnectionLost", "DenialsReport",
            "Disconnect", "Echo", "Event", "Lease", "Leased", "PubAck", "Publish",
            "PublishHealth", "PublishStatus", "Reject", "Release", "SendFailed", "Sent",
            "Session", "SessionConfig", "SessionTakenOver", "Stopping", "Subscribe", "Subscribed",
@@ -95,10 +97,20 @@ SHORT_IN_A_ROW = 3
 STABLE_CONNECTION = 60.0  # a connection that lived this long resets the takeover backoff
 # alarms waiting in the store: never wait longer than this between reconnect attempts
 ALARM_RECONNECT_MAX = 2.0
+DATA_LEASE_STEP = 2  # data leased (read, decrypted) at most this many messages at a time
+PACE_BURST = 0.05  # drain_rate: at most this many seconds' worth of data saved up
 DATA_LANES = (Priority.NORMAL, Priority.BULK)
 ALL_LANES = tuple(Priority)
 ORDERED = "ordered"  # brokers in order of preference; fail back to the first
 ANY = "any"  # a cluster: every node as good as another; spread, move on, no failback
+
+
+def _is_data_work(a: Action) -> bool:
+    """Work an alarm need not wait for: leasing, publishing or acknowledging data (an
+    acknowledgement may sync the ack journal when a store file is done with)."""
+    if isinstance(a, Lease):
+        return a.lanes != (Priority.ALARM,)
+    return isinstance(a, Publish | Ack) and a.batch.lane != Priority.ALARM
 
 
 def start_node(seed: str, brokers: int) -> int:
@@ -144,12 +156,17 @@ class SessionConfig:
     mqtt_version: int = 5
     failover: str = ORDERED  # ORDERED or ANY
     seed: str = ""  # ANY: the node's identity, chooses the starting broker
+    # data (normal and bulk lanes) at most this many SenML bytes per second, one message
+    # at a time; 0: as fast as the broker takes it. Alarms are never paced.
+    drain_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.brokers < 1:
             raise ValueError("a session needs at least one broker")
         if self.failover not in (ORDERED, ANY):
             raise ValueError(f"failover must be {ORDERED!r} or {ANY!r}, not {self.failover!r}")
+        if self.drain_rate < 0:
+            raise ValueError("drain_rate must not be negative")
 
 
 @dataclass
@@ -193,6 +210,32 @@ class Session:
         # leader is being re-elected refuses for a few seconds, an ACL until it is fixed)
         self._resubscribe_at: float | None = None
         self._resubscribe_delay = 0.0
+        self._credit = 0.0  # drain_rate: bytes of data that may go now (negative: owed)
+        self._credit_at: float | None = None
+
+    # ------------------------------------------------------------------ carrying out
+
+    def carry_out(self, actions: list[Action], do: Callable[[Action], list[Action]],
+                  urgent: Callable[[], list[Action]] | None = None) -> list[Action]:
+        """Carry out ``actions`` with ``do`` (which returns this session's answers to one),
+        depth first: the answers to an action are carried out before the next action, so
+        an alarm's ``Publish`` (the answer to the alarm ``Lease``) never waits behind the
+        data ``Lease`` that follows it. Before each ``Lease``, ``Publish`` and ``Ack`` of
+        data, ``urgent()`` may put actions first (the adapter's alarm lease when new data
+        was committed meanwhile). A ``Lease`` is skipped once the connection is gone or
+        stopping (nothing would be sent). Returns what was carried out, in order."""
+        todo: deque[Action] = deque(actions)
+        done: list[Action] = []
+        while todo:
+            if urgent is not None and _is_data_work(todo[0]):
+                todo.extendleft(reversed(urgent()))
+            a = todo.popleft()
+            if isinstance(a, Lease) and (not (self.connected and self._ready)
+                                         or self.stopping):
+                continue
+            done.append(a)
+            todo.extendleft(reversed(do(a)))
+        return done
 
     # ------------------------------------------------------------------ introspection
 
@@ -303,7 +346,15 @@ class Session:
             return []
         if not (self.connected and self._ready) or self.stopping:
             return [Release(tuple(b.first for b in ev.batches))]
-        self._queued.extend(ev.batches)
+        alarms = [b for b in ev.batches if b.lane == Priority.ALARM]
+        if alarms:
+            # alarms go ahead of data leased earlier and not yet handed to paho (each lane
+            # keeps its own order)
+            n = sum(1 for b in self._queued if b.lane == Priority.ALARM)
+            self._queued[n:n] = alarms
+            self._queued.extend(b for b in ev.batches if b.lane != Priority.ALARM)
+        else:
+            self._queued.extend(ev.batches)
         return self._send_next()
 
     def _send_next(self) -> list[Action]:
@@ -318,6 +369,8 @@ class Session:
             raise ValueError(f"Sent({ev.first}) answers no Publish")
         self._sending = None
         topic = self.topic_of(b)
+        if self.cfg.drain_rate and b.lane != Priority.ALARM:
+            self._credit -= len(b.senml)
         self._inflight[b.first] = _InFlight(b, topic, ev.mid)
         self._mids[ev.mid] = b.first
         if topic not in self._conn_confirmed:
@@ -481,23 +534,66 @@ class Session:
             out.append(PublishHealth())
         return out
 
-    def _leases(self, now: float) -> list[Action]:
+    def alarm_poll(self, now: float) -> list[Action]:
+        """Only the alarm lane's room: asked between the actions of a data lease when new
+        data was committed meanwhile, so an alarm does not wait for the rest of it."""
+        if not (self.connected and self._ready) or self.stopping:
+            return []
+        alarm = self._held_alarms()
+        room = self._alarm_room(now, alarm)
+        return [Lease((Priority.ALARM,), room)] if room > 0 else []
+
+    def _held_alarms(self) -> int:
         alarm = sum(1 for p in self._inflight.values() if p.batch.lane == Priority.ALARM)
         alarm += sum(1 for b in self._queued if b.lane == Priority.ALARM)
+        if self._sending is not None and self._sending.lane == Priority.ALARM:
+            alarm += 1
+        return alarm
+
+    def _alarm_room(self, now: float, alarm: int) -> int:
+        alarm_cap = self.gate.allowance(self.cfg.topic_alarm, now, alarm)
+        return self.cfg.alarm_slack - alarm if alarm_cap is None else alarm_cap
+
+    def _leases(self, now: float) -> list[Action]:
+        alarm = self._held_alarms()
         data = self.held - alarm
         alarm_cap = self.gate.allowance(self.cfg.topic_alarm, now, alarm)
         data_cap = self.gate.allowance(self.cfg.topic_data, now, data)
         out: list[Action] = []
-        room = self.cfg.alarm_slack - alarm if alarm_cap is None else alarm_cap
+        room = self._alarm_room(now, alarm)
         if room > 0:
             out.append(Lease((Priority.ALARM,), room))
             alarm += room
         # an alarm backlog may ride the data window too, but never past window + slack
         room = self.cfg.window - data if data_cap is None else data_cap
-        room = min(room, self.cfg.window + self.cfg.alarm_slack - alarm - data)
-        if room > 0:  # a held alarm topic: its backlog must not ride the data window
-            out.append(Lease(DATA_LANES if alarm_cap is not None else ALL_LANES, room))
+        room = min(room, self.cfg.window + self.cfg.alarm_slack - alarm - data,
+                   self._paced_room(now))
+        # a held alarm topic: its backlog must not ride the data window
+        lanes = DATA_LANES if alarm_cap is not None else ALL_LANES
+        # in steps: an alarm committed meanwhile is leased between them (carry_out)
+        out += [Lease(lanes, min(DATA_LEASE_STEP, room - i))
+                for i in range(0, max(room, 0), DATA_LEASE_STEP)]
         return out
+
+    def _paced_room(self, now: float) -> int:
+        """drain_rate: one data message when nothing is owed (a message may take the credit
+        below zero: the next one waits until that is paid back)."""
+        rate = self.cfg.drain_rate
+        if not rate:
+            return self.cfg.window
+        burst = rate * PACE_BURST
+        self._credit = burst if self._credit_at is None else min(
+            self._credit + (now - self._credit_at) * rate, burst)
+        self._credit_at = now
+        return 1 if self._credit >= 0 else 0
+
+    def wake_at(self, now: float) -> float | None:
+        """drain_rate: when the credit is paid back and data may go again (None: not
+        waiting for it)."""
+        rate = self.cfg.drain_rate
+        if not rate or self._credit >= 0 or self._credit_at is None:
+            return None
+        return self._credit_at + (-self._credit) / rate
 
     def _expire(self, now: float) -> list[Action]:
         """Echo mode: a batch acknowledged but not echoed within ``echo_timeout`` was

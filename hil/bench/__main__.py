@@ -157,7 +157,8 @@ def _e2e(args: argparse.Namespace, log: Callable[[str], object]) -> tuple[str, b
     t = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="hil-e2e-", dir="/var/tmp"))
     try:
-        raw = e2e.run(sizes, work, log, pin_core=0 if args.pin_core else None)
+        raw = e2e.run(sizes, work, log, pin_core=0 if args.pin_core else None,
+                      trace=args.trace_alarms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                          "implies --e2e; can take hours)")
     ap.add_argument("--pin-core", action="store_true",
                     help="end to end with the agent pinned to core 0 (taskset -c 0)")
+    ap.add_argument("--trace-alarms", action="store_true",
+                    help="end to end: run the alarm rounds' agent under hil/bench/alarmtrace.py "
+                         "and report where each alarm's time went, stage by stage")
     ap.add_argument("--out", type=Path, help="also write the tables as markdown here")
     ap.add_argument("--json", type=Path, help="end to end: also write every raw figure here")
     args = ap.parse_args(argv)

@@ -22,7 +22,7 @@ from typing import Any
 
 from edge_agent.store import segments
 from edge_agent.tools.mosquitto import Mosquitto
-from hil.bench import sitefile
+from hil.bench import alarmstages, sitefile
 from hil.bench.loopfs import LoopFS, LoopUnavailable
 from hil.bench.proc import AgentUnderTest
 from hil.bench.subscriber import SubscriberProcess
@@ -70,6 +70,7 @@ class Bench:
     work: Path
     log: Log
     pin_core: int | None = None
+    trace: bool = False  # alarm rounds: time the alarm path inside the agent (alarmtrace)
     raw: dict[str, Any] = field(default_factory=dict)
     _n: int = 0
 
@@ -79,8 +80,9 @@ class Bench:
         d.mkdir(parents=True)
         return d
 
-    def agent(self, site: Path, d: Path) -> AgentUnderTest:
-        return AgentUnderTest(site, d / "agent.log", self.pin_core)
+    def agent(self, site: Path, d: Path, trace: bool = False) -> AgentUnderTest:
+        return AgentUnderTest(site, d / "agent.log", self.pin_core,
+                              d / "alarmtrace.json" if trace and self.trace else None)
 
 
 def _broker(d: Path) -> Mosquitto:
@@ -101,7 +103,8 @@ def _cpu_per_million(cpu: float, readings: int) -> float:
 # ------------------------------------------------------------------ drain
 
 def drain_point(b: Bench, readings: int, per_record: int, cap: float,
-                template: Path | None = None, alarm_rate: float = 0.0) -> dict[str, Any]:
+                template: Path | None = None, alarm_rate: float = 0.0,
+                drain_rate: str = "") -> dict[str, Any]:
     """Backlog of ``readings`` in records of ``per_record``: agent started with a broker
     and a subscriber up; rate = readings / (last seq received - first message received)."""
     d = b.dir(f"drain-{readings}x{per_record}")
@@ -118,8 +121,9 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
         if alarm_rate else None
     sensors = sitefile.load_sensor(alarm_rate, ident="sos", chunk=0.01, alarm=True) \
         if alarm_rate else ""
-    site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors)
-    agent = b.agent(site, d)
+    site = sitefile.write(d / "site.yaml", state, broker.port, sensors=sensors,
+                          channel_extra=f"drain_rate: {drain_rate}" if drain_rate else "")
+    agent = b.agent(site, d, trace=bool(alarm_rate))
     out: dict[str, Any] = {"readings": readings, "per_record": per_record,
                            "records": -(-readings // per_record), "fill": fill}
     try:
@@ -159,6 +163,9 @@ def drain_point(b: Bench, readings: int, per_record: int, cap: float,
         alarm_only = alarm_sub.close() if alarm_sub is not None else {}
         broker.stop()
     out["alarm_only_samples"] = alarm_only.get("alarms", [])
+    if agent.trace is not None:
+        out["trace"] = alarmstages.join(agent.trace, final.get("alarms", []),
+                                        out["alarm_only_samples"], out["window"])
     out["sub_cpu"] = final.get("cpu_seconds")
     out["duplicates"] = final.get("duplicates")
     out["bad"] = final.get("bad")
@@ -196,7 +203,7 @@ def _pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
+def alarms_during_drain(b: Bench, sizes: E2ESizes, drain_rate: str = "") -> dict[str, Any]:
     """Rounds of: fresh copy of the backlog, agent with an alarm sensor, drain to the
     subscriber (data + alarms). Alarms emitted (SenML t) between the first received
     message and the last data seq are counted; latency = receipt - t."""
@@ -205,10 +212,11 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
     lat: list[float] = []
     lat_only: list[float] = []
     outside = 0
+    traced: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     for _ in range(sizes.alarm_rounds):
         r = drain_point(b, sizes.alarm_backlog, 500, 120.0, template=d / "state",
-                        alarm_rate=ALARM_RATE)
+                        alarm_rate=ALARM_RATE, drain_rate=drain_rate)
         lo, hi = r["window"]
         samples = r.pop("alarm_samples")
         inside = [(rx - t) * 1000 for t, rx in samples
@@ -217,19 +225,23 @@ def alarms_during_drain(b: Bench, sizes: E2ESizes) -> dict[str, Any]:
         lat += inside
         lat_only += [(rx - t) * 1000 for t, rx in r.pop("alarm_only_samples")
                      if lo is not None and hi is not None and lo <= t <= hi]
-        rounds.append({k: r[k] for k in ("rate", "seconds", "complete", "agent_cpu")
-                       if k in r} | {"alarms": len(inside)})
+        traced += r.pop("trace", [])
+        rounds.append({k: r[k] for k in ("rate", "seconds", "complete", "agent_cpu",
+                                         "cpu_per_m", "sub_cpu") if k in r}
+                      | {"alarms": len(inside), "load": os.getloadavg()[0]})
         b.log(f"  alarm round {len(rounds)}: {len(inside)} alarms during a "
               f"{r.get('seconds', 0):.2f} s drain at {r['rate']:,.0f} readings/s")
         if len(lat) >= sizes.alarms:
             break
-    return {"backlog": sizes.alarm_backlog, "fill": fill, "rounds": rounds,
+    return {"backlog": sizes.alarm_backlog, "drain_rate": drain_rate, "fill": fill,
+            "rounds": rounds,
             "alarms": len(lat), "outside_drain": outside, "p50_ms": _pct(lat, 50),
             "p99_ms": _pct(lat, 99), "max_ms": max(lat) if lat else float("nan"),
             "alarm_only": {"alarms": len(lat_only), "p50_ms": _pct(lat_only, 50),
                            "p99_ms": _pct(lat_only, 99),
                            "max_ms": max(lat_only) if lat_only else float("nan")},
-            "latencies_ms": [round(x, 2) for x in lat]}
+            "latencies_ms": [round(x, 2) for x in lat],
+            "stages": alarmstages.summary(traced) if traced else [], "traced": traced}
 
 
 def raw_paho_alarms(b: Bench, n: int) -> dict[str, Any]:
@@ -473,8 +485,9 @@ def startup(b: Bench, mib: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the set
 
-def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None) -> dict[str, Any]:
-    b = Bench(work, log, pin_core)
+def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None,
+        trace: bool = False) -> dict[str, Any]:
+    b = Bench(work, log, pin_core, trace=trace)
     raw = b.raw
     raw["sizes"] = sizes.__dict__ | {"drain": [list(x) for x in sizes.drain]}
     raw["pin_core"] = pin_core

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hil.bench import alarmstages
 from hil.common import markdown_table
 
 MB = 1024 * 1024
@@ -139,4 +140,7 @@ def tables(raw: dict[str, Any]) -> str:
     out += ["", "Startup (process start to READY=1; store of 100-reading records):", "",
             markdown_table(["store", "readings", "cold (s)", "warm (s)", "CPU-s at READY=1",
                             "scan done (s, cold)", "CPU-s at scan done"], srows)]
+    if raw["alarms"].get("stages"):
+        out += ["", "Where the alarms' time went inside the agent (--trace-alarms, "
+                "hil/bench/alarmtrace.py):", "", alarmstages.table(raw["alarms"]["stages"])]
     return "\n".join(out)

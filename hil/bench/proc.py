@@ -47,8 +47,10 @@ def proc_vm(pid: int, field: str) -> int:
 
 
 class AgentUnderTest:
-    def __init__(self, site: Path, log: Path, pin_core: int | None = None) -> None:
+    def __init__(self, site: Path, log: Path, pin_core: int | None = None,
+                 trace: Path | None = None) -> None:
         self.site, self.log, self.pin_core = site, log, pin_core
+        self.trace = trace  # alarm path timings (alarmtrace.py) written here at exit
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0  # time.monotonic() just before the process was created
         self.ready_after: float | None = None  # seconds from start to READY=1
@@ -71,7 +73,11 @@ class AgentUnderTest:
         env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET="@" + name,
                    RUNTIME_DIRECTORY=str(self.run_dir))
         env.pop("WATCHDOG_USEC", None)
-        cmd = [PY, "-m", "edge_agent", "run", "-c", str(self.site)]
+        module = "edge_agent"
+        if self.trace is not None:
+            module = "hil.bench.alarmtrace"
+            env["EDGE_ALARMTRACE"] = str(self.trace)
+        cmd = [PY, "-m", module, "run", "-c", str(self.site)]
         if self.pin_core is not None:
             cmd = ["taskset", "-c", str(self.pin_core), *cmd]  # taskset execs: same pid
         with open(self.log, "ab") as err:

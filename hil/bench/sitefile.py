@@ -31,7 +31,8 @@ def load_sensor(rate: float, *, total: int | None = None, chunk: float | None = 
 
 def write(path: Path, state_dir: Path, broker_port: int, *, sensors: str = "",
           commit_interval: str = "1s", max_bytes: str = "4GiB",
-          metrics_textfile: Path | None = None) -> Path:
+          metrics_textfile: Path | None = None, channel_extra: str = "") -> Path:
+    """``channel_extra``: more keys of the ot channel, e.g. ``drain_rate: 8MB``."""
     metrics = (f"metrics: {{textfile: {metrics_textfile}}}\n"
                if metrics_textfile is not None else "")
     path.write_text(f"""site: hil
@@ -42,7 +43,7 @@ channels:
   ot:
     brokers: ["mqtt://127.0.0.1:{broker_port}"]
     allow_insecure: true
-store:
+{('    ' + channel_extra + chr(10)) if channel_extra else ''}store:
   commit_interval: {commit_interval}
   max_bytes: {max_bytes}
 {metrics}sensors:

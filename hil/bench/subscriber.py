@@ -134,4 +134,6 @@ class SubscriberProcess:
         final = self.wait("final", 60) or {}
         self.proc.wait(30)
         self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         return final
