@@ -8,7 +8,7 @@
         fall: { confirm: 60s }
         away: { door: door-front, overdue: 12h }
         climate: { sensor: climate-living, heat: 33, cold: 10, for: 30m }
-        corroborate: { within: 15m, quiet: 3h, follow: 1h }   # optional (these defaults)
+        corroborate: { within: 15m, quiet: 3h, follow: 90m }  # optional (these defaults)
 
 Which sensor types can give which evidence is a table here (``ACTIVITY_TYPES`` and
 friends) so the validator and the rules (``edge_agent.welfare``) read the same facts.
@@ -84,15 +84,16 @@ class InactivityRule:
 class CorroborateRule:
     """When readings count as activity. Two pieces of evidence within ``within`` count (from
     two sensors, or from one sensor a minute apart; a button press counts alone). After
-    ``quiet`` without activity a pair counts only with a third piece within ``follow``: a
-    person who gets up keeps moving, two noise readings that coincide stay alone."""
+    ``quiet`` without activity a pair counts only when another piece follows it within
+    ``follow``: a person who gets up keeps moving, two noise readings that coincide stay
+    alone."""
 
     # two pieces of evidence within this count as activity (1m .. 1h)
     within: Duration = Duration(15 * 60)
     # after this long without activity a pair alone no longer counts (at least within)
     quiet: Duration = Duration(3 * 3600)
-    # ... it needs a third piece within this (from within .. 4h)
-    follow: Duration = Duration(3600)
+    # ... it needs another piece after it within this (from within .. 4h)
+    follow: Duration = Duration(90 * 60)
 
     def __post_init__(self) -> None:
         if not 60 <= self.within <= 3600:

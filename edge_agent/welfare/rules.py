@@ -17,8 +17,8 @@ Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
   reading alone may be noise, so activity counts once it is *corroborated* (the
   ``corroborate:`` block): another piece within ``within`` from a different sensor, or
   from the same sensor at least SAME_SENSOR_APART later (at night only the bed radar sees
-  the resident). After ``quiet`` without activity a pair is not enough: it takes
-  FOLLOW_PIECES pieces within ``follow`` (a person who gets up keeps moving; two noise
+  the resident). After ``quiet`` without activity a pair is not enough: another piece
+  must follow it within ``follow`` (a person who gets up keeps moving; two noise
   readings that coincide while a collapsed resident lies still stay alone). To resolve a
   raised inactivity or fall level the pair must come from two sensors (or the button):
   one sensor's noise does not clear an alarm. The clock moves to the piece that was
@@ -54,7 +54,6 @@ from edge_agent.core.model import CLOCK_FLOOR
 from edge_agent.welfare.events import LEVELS, Kind, Level, Observation, WelfareEvent
 from edge_agent.welfare.evidence import PowerSteps, Sense, classify, power_value
 
-FOLLOW_PIECES = 3  # pieces it takes after ``corroborate.quiet`` (a pair and one more)
 SAME_SENSOR_APART = 60.0
 SAME_SENSOR_PIECES = 2  # pieces one sensor needs in the window to corroborate itself
 PRESENCE_RECENT = 300.0  # a radar's movement counts this long after it last saw presence
@@ -140,7 +139,7 @@ class SubjectRules:
         self._within = float(rules.corroborate.within)
         self._quiet = float(rules.corroborate.quiet)
         self._follow = float(rules.corroborate.follow)
-        self._span = max(self._within, self._follow)  # how long pieces are remembered
+        self._span = self._within + self._follow  # how long pieces are remembered
 
     # -- state ------------------------------------------------------------------------------
 
@@ -339,18 +338,22 @@ class SubjectRules:
 
     def _followed(self, t: float, sid: str, recent: list[tuple[float, str]],
                   raised: bool) -> float | None:
-        """After ``quiet`` without activity a pair is not enough: it takes FOLLOW_PIECES
-        pieces within ``follow``, two of them a pair. Returns the time the clock moves to
-        (the newest piece other than this one), or None."""
-        win = sorted((rt, rs) for rt, rs in recent if t - self._follow <= rt <= t)
-        if len(win) < FOLLOW_PIECES:
+        """After ``quiet`` without activity a pair is not enough: another piece must follow
+        it within ``follow``. When this piece follows such a pair (it is not part of it),
+        returns the time the clock moves to (the newest piece before this one), else None."""
+        within, follow = self._within, self._follow
+        before = sorted((rt, rs) for rt, rs in recent
+                        if t - follow - within <= rt < t or (rt == t and rs != sid))
+        if len(before) < 2:
             return None
-        within = self._within
-        if not any(tb - ta <= within
-                   and (sa != sb or (not raised and tb - ta >= SAME_SENSOR_APART))
-                   for i, (ta, sa) in enumerate(win) for tb, sb in win[i + 1:]):
-            return None
-        return max(rt for rt, rs in win if (rt, rs) != (t, sid))
+        for i, (ta, sa) in enumerate(before):
+            for tb, sb in before[i + 1:]:
+                if tb - ta > within:
+                    break
+                if t - tb <= follow and (
+                        sa != sb or (not raised and tb - ta >= SAME_SENSOR_APART)):
+                    return before[-1][0]
+        return None
 
     def _raised_inactive(self) -> bool:
         raised = self.s.raised

@@ -138,7 +138,7 @@ def test_welfare_must_be_a_list() -> None:
 
 
 def test_corroborate_block_is_optional_typed_and_checked() -> None:
-    assert site().welfare[0].corroborate == CorroborateRule(900, 3 * 3600, 3600)
+    assert site().welfare[0].corroborate == CorroborateRule(900, 3 * 3600, 5400)
     text = SITE.replace("for: 30m }\n", "for: 30m }\n    corroborate: { quiet: 5h, follow: 2h }\n")
     assert site(text).welfare[0].corroborate == CorroborateRule(900, 5 * 3600, 7200)
     text = SITE.replace("for: 30m }\n",

@@ -114,11 +114,12 @@ def test_door_then_nobody_home_is_away_not_inactive() -> None:
         "away_overdue", "caution", "raised", T0 + 200)
     home.at(13 * H, "door-front", "open", True)
     home.at(13 * H + 8, "door-front", "open", False)
-    back = home.at(13 * H + 20, "pir-hall", "motion", True)
+    home.at(13 * H + 20, "pir-hall", "motion", True)  # a pair (door, PIR) after a long quiet
+    back = home.at(13 * H + 60, "pendant", "activity", 1.2)  # ... followed by more
     assert brief(back) == [("away_overdue", "caution", "resolved")]
-    # the inactivity clock restarted on return (at the door closing, confirmed by the PIR)
-    assert home.until(13 * H + 8 + 8 * H - 1) == []
-    assert brief(home.until(13 * H + 8 + 8 * H)) == [("inactivity", "caution", "raised")]
+    # the inactivity clock restarted on return (at the PIR, confirmed by the pendant)
+    assert home.until(13 * H + 20 + 8 * H - 1) == []
+    assert brief(home.until(13 * H + 20 + 8 * H)) == [("inactivity", "caution", "raised")]
 
 
 def test_back_within_overdue_raises_nothing() -> None:
@@ -328,7 +329,9 @@ def test_a_raised_level_is_not_resolved_by_one_sensor_alone() -> None:
     home.until(9 * H)  # caution raised; the resident lies in the bedroom
     home.at(9 * H, "radar-bed", "body_movement", 33)  # two clutter blips from the radar
     assert home.at(9 * H + 400, "radar-bed", "body_movement", 30) == []
-    assert brief(home.at(9 * H + 500, "pir-hall", "motion", True)) == [
+    assert home.at(9 * H + 1400, "radar-bed", "body_movement", 40) == []  # one sensor
+    home.at(9 * H + 1500, "pir-hall", "motion", True)  # a pair of two sensors ...
+    assert brief(home.at(9 * H + 1600, "pendant", "activity", 1.2)) == [  # ... followed
         ("inactivity", "caution", "resolved")]
 
 
@@ -362,7 +365,7 @@ def test_after_a_long_quiet_a_pair_of_noise_readings_does_not_restart_the_clock(
     assert home.events[-1].since == T0 + 90
 
 
-def test_after_a_long_quiet_a_pair_and_a_third_piece_within_follow_count() -> None:
+def test_after_a_long_quiet_a_pair_followed_within_follow_counts() -> None:
     """A sleeper who turns over twice and again half an hour later is alive: the clock
     moves to the second turn (the newest piece before the one that confirmed it)."""
     home = Home()
@@ -377,7 +380,7 @@ def test_after_a_long_quiet_a_pair_and_a_third_piece_within_follow_count() -> No
     collapsed_in_bedroom(late)
     late.at(5 * H + 10, "radar-bed", "body_movement", 32)
     late.at(5 * H + 430, "radar-bed", "body_movement", 39)
-    late.at(5 * H + 10 + H + 60, "radar-bed", "body_movement", 45)
+    late.at(5 * H + 430 + 90 * M + 60, "radar-bed", "body_movement", 45)
     assert brief(late.until(8 * H + 90)) == [("inactivity", "caution", "raised")]
 
 
@@ -420,7 +423,7 @@ def test_restart_mid_collapse_keeps_the_clock_and_the_pending_pair() -> None:
     assert home.w.subjects[0].s.last_activity == T0 + 8 * H + 900
 
 
-def test_a_return_home_after_a_long_outing_is_three_pieces() -> None:
+def test_a_return_home_after_a_long_outing_is_a_pair_and_more() -> None:
     home = Home()
     home.walk(0)
     home.at(200, "door-front", "open", True)
@@ -429,5 +432,6 @@ def test_a_return_home_after_a_long_outing_is_three_pieces() -> None:
     home.at(6 * H, "door-front", "open", True)
     home.at(6 * H + 8, "door-front", "open", False)
     home.at(6 * H + 20, "pir-hall", "motion", True)
+    home.at(6 * H + 300, "pir-hall", "motion", True)  # walks on: the return counts
     assert home.w.subjects[0].s.away_since is None
-    assert home.w.subjects[0].s.last_activity == T0 + 6 * H + 8
+    assert home.w.subjects[0].s.last_activity == T0 + 6 * H + 20
