@@ -20,8 +20,9 @@ Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
   the resident). After ``quiet`` without activity a pair is not enough: another piece
   must follow it within ``follow`` (a person who gets up keeps moving; two noise
   readings that coincide while a collapsed resident lies still stay alone). To resolve a
-  raised inactivity or fall level the pair must come from two sensors (or the button):
-  one sensor's noise does not clear an alarm. The clock moves to the piece that was
+  raised inactivity or fall level a pair alone must come from two sensors (or the
+  button): one sensor's noise does not clear an alarm; a pair followed by another piece
+  may come from one sensor. The clock moves to the piece that was
   confirmed (the newest one before the confirming piece), not to the newest one. A
   button press needs no corroboration.
 - *Inactivity*: no corroborated activity for ``caution`` / ``alarm`` / ``danger`` raises
@@ -322,7 +323,7 @@ class SubjectRules:
             # right after the last real move (a collapse) does not push the alarm back
             confirmed = max(rt for rt, _ in near)
         elif t - last >= self._quiet:
-            found = self._followed(t, sid, recent, raised)
+            found = self._followed(t, sid, recent)
             if found is None:
                 return
             confirmed = found
@@ -336,11 +337,14 @@ class SubjectRules:
                                                 for rt, rs in near))
         self._alive(confirmed, home, out)
 
-    def _followed(self, t: float, sid: str, recent: list[tuple[float, str]],
-                  raised: bool) -> float | None:
+    def _followed(self, t: float, sid: str, recent: list[tuple[float, str]]) -> float | None:
         """After ``quiet`` without activity a pair is not enough: another piece must follow
         it within ``follow``. When this piece follows such a pair (it is not part of it),
-        returns the time the clock moves to (the newest piece before this one), else None."""
+        returns the time the clock moves to (the newest piece before this one), else None.
+        One sensor may confirm itself here even while a level is raised: the piece that
+        must follow already keeps its lone noise out (at night only the bed radar sees a
+        sleeper, and a false caution must not turn into an alarm for want of a second
+        sensor)."""
         within, follow = self._within, self._follow
         before = sorted((rt, rs) for rt, rs in recent
                         if t - follow - within <= rt < t or (rt == t and rs != sid))
@@ -350,8 +354,7 @@ class SubjectRules:
             for tb, sb in before[i + 1:]:
                 if tb - ta > within:
                     break
-                if t - tb <= follow and (
-                        sa != sb or (not raised and tb - ta >= SAME_SENSOR_APART)):
+                if t - tb <= follow and (sa != sb or tb - ta >= SAME_SENSOR_APART):
                     return before[-1][0]
         return None
 

@@ -322,17 +322,19 @@ def test_radar_movement_counts_only_while_it_sees_someone() -> None:
         ("inactivity", "caution", "resolved")]
 
 
-def test_a_raised_level_is_not_resolved_by_one_sensor_alone() -> None:
+def test_a_raised_level_is_not_resolved_by_one_sensors_pair_alone() -> None:
     home = Home()
     home.walk(0)
     home.at(1000, "radar-bed", "presence", True)
     home.until(9 * H)  # caution raised; the resident lies in the bedroom
     home.at(9 * H, "radar-bed", "body_movement", 33)  # two clutter blips from the radar
     assert home.at(9 * H + 400, "radar-bed", "body_movement", 30) == []
-    assert home.at(9 * H + 1400, "radar-bed", "body_movement", 40) == []  # one sensor
-    home.at(9 * H + 1500, "pir-hall", "motion", True)  # a pair of two sensors ...
-    assert brief(home.at(9 * H + 1600, "pendant", "activity", 1.2)) == [  # ... followed
+    # a pair followed by another piece is a sleeper turning over, even from one sensor
+    # (at night only the bed radar sees the resident: a false caution must not become
+    # an alarm for want of a second sensor)
+    assert brief(home.at(9 * H + 1400, "radar-bed", "body_movement", 40)) == [
         ("inactivity", "caution", "resolved")]
+    assert home.w.subjects[0].s.last_activity == T0 + 9 * H + 400
 
 
 def test_radar_movement_right_after_a_presence_dropout_still_counts() -> None:
