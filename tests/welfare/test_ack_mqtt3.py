@@ -98,7 +98,8 @@ def test_ack_over_mqtt_3_1_1_stops_escalation_and_reports_time_to_ack(
         platform = Platform311(it.port, "platform")
         intruder = Platform311(it.port, "intruder")
         try:
-            # delivered = echoed back through the broker (3.1.1 has no PUBACK reason codes)
+            # delivered = echoed back through the broker (3.1.1 has no PUBACK reason codes);
+            # the platform may have subscribed just after it went out: its seq is the node's
             assert wait_for(lambda: alarms(agent)[0]["delivered_at"], timeout=20)
             assert agent.uplinks[Channel.IT].delivery()["confirm"] == "echo"
             seq = alarms(agent)[0]["seq"]
@@ -121,7 +122,6 @@ def test_ack_over_mqtt_3_1_1_stops_escalation_and_reports_time_to_ack(
                           if "time_to_ack" in a][-1:]
             assert h_alarm["seq"] == seq and h_alarm["acked_by"] == "care-centre"
             assert h_alarm["time_to_ack"] >= 5.0
-            assert [a for t, a in platform.messages if t.endswith("/alarm")]  # the alarm itself
         finally:
             platform.close()
             intruder.close()
