@@ -38,6 +38,7 @@ from edge_agent.config.validate import type_name
 from edge_agent.config.welfare import (
     AwayRule,
     ClimateRule,
+    CorroborateRule,
     FallRule,
     InactivityRule,
     MeterRule,
@@ -60,6 +61,7 @@ SECTIONS: tuple[tuple[str, str, type], ...] = (
     ("Welfare: falls", "welfare[].fall", FallRule),
     ("Welfare: away from home", "welfare[].away", AwayRule),
     ("Welfare: room climate", "welfare[].climate", ClimateRule),
+    ("Welfare: what counts as activity", "welfare[].corroborate", CorroborateRule),
 )
 
 YAML_NAMES = {"for_": "for"}  # Python keywords read under another field name

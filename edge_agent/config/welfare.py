@@ -8,6 +8,7 @@
         fall: { confirm: 60s }
         away: { door: door-front, overdue: 12h }
         climate: { sensor: climate-living, heat: 33, cold: 10, for: 30m }
+        corroborate: { within: 15m, quiet: 3h, follow: 90m }  # optional (these defaults)
 
 Which sensor types can give which evidence is a table here (``ACTIVITY_TYPES`` and
 friends) so the validator and the rules (``edge_agent.welfare``) read the same facts.
@@ -80,6 +81,30 @@ class InactivityRule:
 
 
 @dataclass(frozen=True)
+class CorroborateRule:
+    """When readings count as activity. Two pieces of evidence within ``within`` count (from
+    two sensors, or from one sensor a minute apart; a button press counts alone). After
+    ``quiet`` without activity a pair counts only when another piece follows it within
+    ``follow``: a person who gets up keeps moving, two noise readings that coincide stay
+    alone."""
+
+    # two pieces of evidence within this count as activity (1m .. 1h)
+    within: Duration = Duration(15 * 60)
+    # after this long without activity a pair alone no longer counts (at least within)
+    quiet: Duration = Duration(3 * 3600)
+    # ... it needs another piece after it within this (from within .. 4h)
+    follow: Duration = Duration(90 * 60)
+
+    def __post_init__(self) -> None:
+        if not 60 <= self.within <= 3600:
+            raise ValueError("within must be between 1m and 1h")
+        if self.quiet < self.within:
+            raise ValueError(f"quiet must be at least within ({self.within:g}s)")
+        if not self.within <= self.follow <= 4 * 3600:
+            raise ValueError(f"follow must be between within ({self.within:g}s) and 4h")
+
+
+@dataclass(frozen=True)
 class FallRule:
     # a fall with no activity after it for this long is confirmed (10s .. 1h)
     confirm: Duration = Duration(60)
@@ -139,6 +164,8 @@ class WelfareSubject:
     away: AwayRule | None = None
     # heat-wave and cold risk
     climate: ClimateRule | None = None
+    # when readings count as activity (a pair; after a long quiet, a pair and one more)
+    corroborate: CorroborateRule = field(default_factory=CorroborateRule)
 
     def sensors(self) -> set[str]:
         """Every sensor id these rules read."""

@@ -14,12 +14,17 @@ Rules (constants below are the tuning, documented in hil/welfare/NOTES.md):
 
 - *Activity* is evidence of a living person moving (``evidence.classify``, door changes,
   appliance switch-ons); a radar's movement counts only while it reports presence. One
-  reading alone may be noise, so activity counts once it is *corroborated*: another piece
-  within CORROBORATE from a different sensor, or from the same sensor at least
-  SAME_SENSOR_APART later (at night only the bed radar sees the resident). To resolve a
-  raised inactivity or fall level it takes two sensors (or the button): one sensor's
-  noise does not clear an alarm. The clock moves to the piece that was confirmed, not to
-  the newest one. A button press needs no corroboration.
+  reading alone may be noise, so activity counts once it is *corroborated* (the
+  ``corroborate:`` block): another piece within ``within`` from a different sensor, or
+  from the same sensor at least SAME_SENSOR_APART later (at night only the bed radar sees
+  the resident). After ``quiet`` without activity a pair is not enough: another piece
+  must follow it within ``follow`` (a person who gets up keeps moving; two noise
+  readings that coincide while a collapsed resident lies still stay alone). To resolve a
+  raised inactivity or fall level a pair alone must come from two sensors (or the
+  button): one sensor's noise does not clear an alarm; a pair followed by another piece
+  may come from one sensor. The clock moves to the piece that was
+  confirmed (the newest one before the confirming piece), not to the newest one. A
+  button press needs no corroboration.
 - *Inactivity*: no corroborated activity for ``caution`` / ``alarm`` / ``danger`` raises
   that level once (``since`` = last activity); activity resolves every raised level.
   Suspended while the resident is away.
@@ -50,7 +55,6 @@ from edge_agent.core.model import CLOCK_FLOOR
 from edge_agent.welfare.events import LEVELS, Kind, Level, Observation, WelfareEvent
 from edge_agent.welfare.evidence import PowerSteps, Sense, classify, power_value
 
-CORROBORATE = 15 * 60.0
 SAME_SENSOR_APART = 60.0
 SAME_SENSOR_PIECES = 2  # pieces one sensor needs in the window to corroborate itself
 PRESENCE_RECENT = 300.0  # a radar's movement counts this long after it last saw presence
@@ -133,6 +137,10 @@ class SubjectRules:
         self._settle = float(rules.away.settle) if rules.away is not None else 0.0
         self._overdue = float(rules.away.overdue) if rules.away is not None else 0.0
         self._for = float(rules.climate.for_) if rules.climate is not None else 0.0
+        self._within = float(rules.corroborate.within)
+        self._quiet = float(rules.corroborate.quiet)
+        self._follow = float(rules.corroborate.follow)
+        self._span = self._within + self._follow  # how long pieces are remembered
 
     # -- state ------------------------------------------------------------------------------
 
@@ -277,7 +285,10 @@ class SubjectRules:
                 s.presence_last[sid] = t
             since = s.presence_since.setdefault(sid, t)
             if t - since >= PRESENCE_HELD:
-                self._home(t, out)
+                # back home since the presence began (the radar may report it only every
+                # few minutes), unless it began before the departure
+                away = s.away_since
+                self._home(since if away is not None and since > away else t, out)
         elif sense is Sense.ABSENT:
             s.presence_since.pop(sid, None)
         elif sense is Sense.FALL and stype in FALL_TYPES and s.fall_at is None \
@@ -295,19 +306,29 @@ class SubjectRules:
             s.fall_at, s.fall_skip = None, []
             s.falls_recovered += 1
         latest = max(t, s.now or t)
-        recent = [(rt, rs) for rt, rs in s.recent if rt >= latest - CORROBORATE]
-        near = [(rt, rs) for rt, rs in recent if abs(rt - t) <= CORROBORATE]
+        recent = [(rt, rs) for rt, rs in s.recent if rt >= latest - self._span]
+        near = [(rt, rs) for rt, rs in recent if abs(rt - t) <= self._within]
         same = [(rt, rs) for rt, rs in near if rs == sid and abs(rt - t) >= SAME_SENSOR_APART]
         near = [(rt, rs) for rt, rs in near if rs != sid]
-        if len(same) >= SAME_SENSOR_PIECES - 1 and not self._raised_inactive():
+        raised = self._raised_inactive()
+        if len(same) >= SAME_SENSOR_PIECES - 1 and not raised:
             near += same
         recent.append((t, sid))
         s.recent = recent[-RECENT_MAX:]
-        if not (strong or near):
+        last = s.last_activity if s.last_activity is not None else -math.inf
+        if strong:
+            confirmed = t
+        elif near and max(rt for rt, _ in near) - last < self._quiet:
+            # the clock moves to the piece this one confirms, not to this one: a noise blip
+            # right after the last real move (a collapse) does not push the alarm back
+            confirmed = max(rt for rt, _ in near)
+        elif t - last >= self._quiet:
+            found = self._followed(t, sid, recent)
+            if found is None:
+                return
+            confirmed = found
+        else:
             return
-        # the clock moves to the piece this one confirms, not to this one: a noise blip
-        # right after the last real move (a collapse) does not push the alarm back
-        confirmed = t if strong else max(rt for rt, _ in near)
         home = sid != self._door
         if home and s.away_since is None and s.depart_at is not None and s.door_at is not None:
             # a possible departure is cancelled only by evidence from inside, after the door
@@ -315,6 +336,27 @@ class SubjectRules:
             home = t > after and (strong or any(rs != self._door and rt > after
                                                 for rt, rs in near))
         self._alive(confirmed, home, out)
+
+    def _followed(self, t: float, sid: str, recent: list[tuple[float, str]]) -> float | None:
+        """After ``quiet`` without activity a pair is not enough: another piece must follow
+        it within ``follow``. When this piece follows such a pair (it is not part of it),
+        returns the time the clock moves to (the newest piece before this one), else None.
+        One sensor may confirm itself here even while a level is raised: the piece that
+        must follow already keeps its lone noise out (at night only the bed radar sees a
+        sleeper, and a false caution must not turn into an alarm for want of a second
+        sensor)."""
+        within, follow = self._within, self._follow
+        before = sorted((rt, rs) for rt, rs in recent
+                        if t - follow - within <= rt < t or (rt == t and rs != sid))
+        if len(before) < 2:
+            return None
+        for i, (ta, sa) in enumerate(before):
+            for tb, sb in before[i + 1:]:
+                if tb - ta > within:
+                    break
+                if t - tb <= follow and (sa != sb or tb - ta >= SAME_SENSOR_APART):
+                    return before[-1][0]
+        return None
 
     def _raised_inactive(self) -> bool:
         raised = self.s.raised

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from edge_agent.config.welfare import AwayRule, ClimateRule, InactivityRule, MeterRule
+from edge_agent.config.welfare import (
+    AwayRule,
+    ClimateRule,
+    CorroborateRule,
+    InactivityRule,
+    MeterRule,
+)
 from edge_agent.core.errors import ConfigError
 
 from .helpers import SITE, site
@@ -129,3 +135,20 @@ def test_welfare_must_be_a_list() -> None:
     text = SITE[:SITE.index("welfare:")] + "welfare: { subject: x }\n"
     (p,) = problems(text)
     assert p.endswith("welfare: expected a list of residents (subject, activity, ...)")
+
+
+def test_corroborate_block_is_optional_typed_and_checked() -> None:
+    assert site().welfare[0].corroborate == CorroborateRule(900, 3 * 3600, 5400)
+    text = SITE.replace("for: 30m }\n", "for: 30m }\n    corroborate: { quiet: 5h, follow: 2h }\n")
+    assert site(text).welfare[0].corroborate == CorroborateRule(900, 5 * 3600, 7200)
+    text = SITE.replace("for: 30m }\n",
+                        "for: 30m }\n    corroborate: { within: 20m, follow: 10m }\n")
+    (p,) = problems(text)
+    assert p.startswith(f"site.yaml:{line_of(text, 'corroborate:')}: welfare[0].corroborate"
+                        ".follow: follow must be between within (1200s) and 4h")
+    text = SITE.replace("for: 30m }\n", "for: 30m }\n    corroborate: { within: 2h }\n")
+    (p,) = problems(text)
+    assert "welfare[0].corroborate.within: within must be between 1m and 1h" in p
+    text = SITE.replace("for: 30m }\n", "for: 30m }\n    corroborate: { qiet: 2h }\n")
+    (p,) = problems(text)
+    assert p.endswith("welfare[0].corroborate.qiet: unknown key (did you mean 'quiet'?)")
