@@ -17,8 +17,7 @@ case "$ENV" in
     *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
-scripts/setup.sh --test >/dev/null
-.venv/bin/python -m pip install -q -e ".[test,hil]"
+scripts/setup.sh --test >/dev/null  # the [test,hil] extras: pytest, labgrid
 
 ARGS=(-p no:cacheprovider hil/tests --lg-env "hil/env/$ENV.yaml")
 if [ "$ENV" = vm ]; then

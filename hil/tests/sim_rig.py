@@ -79,7 +79,7 @@ class SimRig(Rig):
         env = dict(os.environ, NOTIFY_SOCKET=self._notify_path)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent.cli", "run", "-c", self.site_path],
+                [sys.executable, "-m", "edge_agent", "run", "-c", self.site_path],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         if not self.wait_notify("READY=1", READY_TIMEOUT):
             raise AssertionError(f"no READY=1 within {READY_TIMEOUT} s\n{self.logs()[-3000:]}")
