@@ -179,13 +179,11 @@ class VmRig(Rig):
         self.put_file("/etc/hil/devicetree/system/linux,revision", PI4_REVISION, "0644")
         self.put_file("/etc/systemd/system/edge-agent.service.d/hil.conf", DROPIN.encode(),
                       "0644")
-        # Raspberry Pi OS gives the gpio group its GPIO chips (99-com.rules); plain Debian
-        # leaves them root-only. The VM stands in for Pi OS here.
-        self.put_file("/etc/udev/rules.d/60-hil-gpio.rules",
-                      b'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"\n',
-                      "0644")
-        self.sh("udevadm control --reload && udevadm trigger --subsystem-match=gpio"
-                " && udevadm settle").check("udev")
+        # plain Debian leaves /dev/gpiochipN root-only: install.sh's udev rule gives them
+        # to the gpio group (nothing here adjusts them)
+        owner = self.sh("stat -c '%G %a' /dev/gpiochip0").check("gpiochip").strip()
+        if owner != "gpio 660":
+            raise AssertionError(f"/dev/gpiochip0 after install.sh: {owner}, not gpio 660")
         self.sh("systemctl daemon-reload").check("daemon-reload")
         name = self.sh("grep -l 'SMBus stub driver' /sys/bus/i2c/devices/i2c-*/name").out
         m = re.search(r"i2c-(\d+)/name", name)
