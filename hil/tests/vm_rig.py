@@ -66,11 +66,14 @@ class SocketMeter(P1Meter):
             self.meter.power_w = watts
 
     def unplug(self) -> None:
+        """A USB detach: the guest's ftdi_sio sees the adapter go and removes the tty."""
         self.rig.qmp("device_del", {"id": "p1dev"})
+        self.rig.wait_device(self.rig.p1_port, present=False)
 
     def replug(self) -> None:
         self.rig.qmp("device_add", {"driver": "usb-serial", "chardev": "p1", "id": "p1dev",
                                     "bus": "xhci.0"})
+        self.rig.wait_device(self.rig.p1_port, present=True)
 
     def _run(self) -> None:
         sock: socket.socket | None = None
@@ -83,6 +86,8 @@ class SocketMeter(P1Meter):
                     candidate.close()
                     self._stop.wait(0.5)
                     continue
+                # a detached adapter's chardev stops reading: never block the meter on it
+                candidate.settimeout(5.0)
                 sock = candidate
             now = time.time()
             with self._lock:
@@ -168,6 +173,18 @@ class VmRig(Rig):
 
     def qmp(self, command: str, arguments: dict[str, Any]) -> Any:
         return self.qemu.monitor_command(command, arguments)
+
+    def wait_device(self, path: str, present: bool, timeout: float = 60.0) -> None:
+        """Wait until the guest's device node ``path`` exists (or is gone)."""
+        test = f"test -e {shlex.quote(path)}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.sh(test).rc == 0) == present:
+                return
+            time.sleep(0.5)
+        state = "appear" if present else "go away"
+        raise AssertionError(f"{path} did not {state} in the guest within {timeout:.0f} s\n"
+                             + self.sh("dmesg | tail -20; ls -l /dev/ttyUSB* 2>&1").out)
 
     def sh(self, command: str, timeout: float = 60.0) -> Result:
         out, _, rc = self.shell.run(f"{command} 2>&1", timeout=timeout)
