@@ -22,12 +22,21 @@ from .rig import PREFIX_IT, PREFIX_OT, Rig
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true",
-                     help="long run: 100 power cuts instead of 10, and the arm64 smoke boot")
+                     help="long run: 100 power cuts instead of 10")
+    parser.addoption("--cut-budget", type=float, default=0.0, metavar="SECONDS",
+                     help="power cuts: stop cutting after this many seconds (0: no limit);"
+                          " the check of every accepted reading still runs and the figures"
+                          " say how many of the cycles were made")
 
 
 @pytest.fixture(scope="session")
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture(scope="session")
+def cut_budget(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--cut-budget"))
 
 
 @pytest.fixture(scope="session")
