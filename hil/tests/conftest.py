@@ -106,10 +106,11 @@ def ot(broker: Mosquitto) -> Iterator[Consumer]:
 
 
 @pytest.fixture
-def it(broker: Mosquitto, platform_key: KeyPair) -> Iterator[Consumer]:
-    """The IT subscriber; it opens the sealed payloads with the platform's key."""
-    c = Consumer("127.0.0.1", broker.port, PREFIX_IT,
-                 private_key=platform_key.private_key).start()
+def it(broker: Mosquitto, platform_key: KeyPair, rig: Rig) -> Iterator[Consumer]:
+    """The IT subscriber; it opens the sealed payloads with the platform's key and accepts
+    only those the rig's node signed (its key is enrolled when the rig starts the agent)."""
+    c = Consumer("127.0.0.1", broker.port, PREFIX_IT, private_key=platform_key.private_key,
+                 node_keys=rig.node_keys).start()
     yield c
     c.stop()
 

@@ -41,6 +41,7 @@ class PtyMeter(P1Meter):
 
 class SimRig(Rig):
     name = "sim"
+    key_owner = ""  # the agent runs as this user
 
     def __init__(self, workdir: Path, broker_port: int) -> None:
         self.workdir = workdir
@@ -75,6 +76,7 @@ class SimRig(Rig):
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             raise RuntimeError("the agent is already running")
+        self.enrol()
         self._drain_notify()
         env = dict(os.environ, NOTIFY_SOCKET=self._notify_path)
         with open(self.log_path, "ab") as log:

@@ -211,6 +211,7 @@ class VmRig(Rig):
     # -- the agent --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.enrol()
         self._cursor = self.sh("journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'"
                                ).out.strip()
         self.sh("systemctl reset-failed edge-agent 2>/dev/null; true")
