@@ -73,13 +73,37 @@ def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
     return out
 
 
-def build_wheels(dest: Path) -> list[Path]:
+# pip's platform tags for the guest's interpreter (Debian 12: CPython 3.11, glibc 2.36)
+PLATFORMS = {"arm64": ["manylinux2014_aarch64", "manylinux_2_28_aarch64",
+                       "manylinux_2_34_aarch64", "manylinux_2_36_aarch64"]}
+
+
+def build_wheels(dest: Path, arch: str = "amd64") -> list[Path]:
     """The agent's wheel and every dependency's (with the ``[pi]`` extra), for offline
-    installation in the guest."""
+    installation in the guest. The agent is pure Python; for another architecture its
+    dependencies' wheels for that platform come from the package index (``pip download
+    --platform``), as a Pi would get them."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest),
-                    f"{REPO}[pi]"], check=True)
+    if arch not in PLATFORMS:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
+                        str(dest), f"{REPO}[pi]"], check=True)
+        return sorted(dest.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--wheel-dir", str(dest), str(REPO)], check=True)
+    agent = next(dest.glob("edge_agent-*.whl"))
+    platforms = [a for p in PLATFORMS[arch] for a in ("--platform", p)]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+                    "--only-binary=:all:", *platforms, "--python-version", "3.11",
+                    "--implementation", "cp", f"{agent}[pi]"], check=True)
     return sorted(dest.glob("*.whl"))
+
+
+def image_arch(image: Path) -> str:
+    """The architecture an image directory was built for (its name: ``<arch>-<hash>``)."""
+    arch = image.name.split("-", 1)[0]
+    if arch not in QEMU:
+        raise ImageError(f"{image}: not an image directory of this cache (<arch>-<hash>)")
+    return arch
 
 
 def prepare(run: Path, image: Path) -> dict[str, Path]:
@@ -92,7 +116,7 @@ def prepare(run: Path, image: Path) -> dict[str, Path]:
                     "-b", str(image / "disk.img"), str(overlay)], check=True)
     payload = run / "payload"
     shutil.rmtree(payload, ignore_errors=True)
-    build_wheels(payload / "wheels")
+    build_wheels(payload / "wheels", image_arch(image))
     repo = payload / "repo"
     for part in ("systemd", "configs"):
         shutil.copytree(REPO / part, repo / part)
@@ -143,6 +167,8 @@ def accel(image: Path) -> str:
     forced = os.environ.get("EDGE_HIL_ACCEL")
     if forced in ("kvm", "tcg"):
         return forced
+    if image_arch(image) != "amd64":
+        return "tcg"  # another architecture: emulated, whatever /dev/kvm can do
     if cached.exists():
         return cached.read_text().strip()
     choice = "kvm" if probe_kvm(image) else "tcg"
