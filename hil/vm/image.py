@@ -15,6 +15,7 @@ guest installs the agent offline with ``systemd/install.sh``, as a technician do
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import select
@@ -43,13 +44,23 @@ def image_dir(arch: str = "amd64") -> Path:
 
 
 def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
-    """The image for the current recipe, built (as root, niced) when it is not cached."""
+    """The image for the current recipe, built (as root, niced) when it is not cached.
+    A second run asking for the same image meanwhile waits for the first one's build."""
     out = image_dir(arch)
     stamp = out / "recipe.sha256"
     if stamp.exists() and stamp.read_text().strip() == recipe_hash():
         return out
     if os.geteuid() != 0:
         raise ImageError("building the VM image needs root (debootstrap, chroot)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{arch}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text().strip() == recipe_hash():
+            return out
+        return _build(arch, out, log)
+
+
+def _build(arch: str, out: Path, log: Path | None) -> Path:
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
