@@ -70,8 +70,7 @@ def _build(arch: str, out: Path, log: Path | None) -> Path:
         r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPE), str(tmp), arch],
                            stdout=f, stderr=subprocess.STDOUT, check=False)
     if r.returncode != 0:
-        subprocess.run(["umount", "-R", "-l", str(tmp / "rootfs")], capture_output=True,
-                       check=False)
+        unmount_below(tmp)  # debootstrap's and the recipe's proc, sys, dev mounts
         shutil.rmtree(tmp, ignore_errors=True)
         raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
     (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
@@ -82,6 +81,14 @@ def _build(arch: str, out: Path, log: Path | None) -> Path:
         if old != out and not old.name.endswith(".log"):
             shutil.rmtree(old, ignore_errors=True)
     return out
+
+
+def unmount_below(path: Path) -> None:
+    """Lazily unmount every mount point below ``path``, deepest first."""
+    prefix = str(path.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 # pip's platform tags for the guest's interpreter (Debian 12: CPython 3.11, glibc 2.36)
