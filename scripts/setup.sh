@@ -2,7 +2,7 @@
 # Prepare a fresh Debian 12 / Raspberry Pi OS machine: mosquitto (and, with --test,
 # nats-server), a virtualenv in .venv, and edge-agent installed into it (editable).
 # Safe to run again.
-# Usage: scripts/setup.sh [--test]     (--test also installs the test tools)
+# Usage: scripts/setup.sh [--test]     (--test also installs the test tools and labgrid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +28,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 extra=""
-[ "${1:-}" = "--test" ] && extra="[test]"
+# the test tools, and labgrid for the rig suite (hil/tests: its sim rig runs in CI)
+[ "${1:-}" = "--test" ] && extra="[test,hil]"
 .venv/bin/python -m pip install -q -e ".${extra}"

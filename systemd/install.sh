@@ -70,6 +70,7 @@ BIN_LINK="$PREFIX/usr/local/bin/edge-agent"
 BASH_COMPLETION="$PREFIX/usr/share/bash-completion/completions/edge-agent"
 ZSH_COMPLETION="$PREFIX/usr/local/share/zsh/site-functions/_edge-agent"
 MAN_PAGE="$PREFIX/usr/local/share/man/man1/edge-agent.1"
+GPIO_RULE="$PREFIX/etc/udev/rules.d/60-edge-agent-gpio.rules"
 
 say() { echo "edge-agent install: $*"; }
 
@@ -288,6 +289,43 @@ enable_service() {
     fi
 }
 
+# Raspberry Pi OS gives the gpio group its GPIO chips with a udev rule; plain Debian (on a
+# Pi or elsewhere) leaves /dev/gpiochipN root-only, and the service (user edge-agent, group
+# gpio through SupplementaryGroups=) could not open them. Add the same rule where no rule
+# gives gpiochips a group yet.
+gpio_rule() {
+    local d f
+    [ -n "$EXTRAS" ] || return 0
+    for d in "$PREFIX/etc/udev/rules.d" "$PREFIX/run/udev/rules.d" \
+             "$PREFIX/lib/udev/rules.d" "$PREFIX/usr/lib/udev/rules.d"; do
+        [ -d "$d" ] || continue
+        for f in "$d"/*.rules; do
+            [ -f "$f" ] && [ "$f" != "$GPIO_RULE" ] || continue
+            if grep -Eq '^[^#]*SUBSYSTEM=="gpio".*GROUP=' "$f"; then
+                say "GPIO chips get their group from $f"
+                return 0
+            fi
+        done
+    done
+    run install -d -m 0755 "$(dirname "$GPIO_RULE")"
+    if [ "$DRY_RUN" = 1 ]; then
+        run write "$GPIO_RULE" 'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"'
+    else
+        printf '%s\n' "# written by edge-agent's install.sh: the gpio group (the service's" \
+            "# SupplementaryGroups=) may open the GPIO chips, as on Raspberry Pi OS" \
+            'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"' \
+            > "$GPIO_RULE.tmp"
+        chmod 0644 "$GPIO_RULE.tmp"
+        mv -f "$GPIO_RULE.tmp" "$GPIO_RULE"
+        say "wrote $GPIO_RULE (GPIO chips: group gpio, mode 0660)"
+    fi
+    if [ -z "$PREFIX" ] && command -v udevadm >/dev/null 2>&1 && [ -d /run/udev ]; then
+        run udevadm control --reload || true
+        run udevadm trigger --subsystem-match=gpio --action=change || true
+        run udevadm settle || true
+    fi
+}
+
 # ------------------------------------------------------------------ uninstall
 
 shred_data() {
@@ -312,7 +350,7 @@ uninstall() {
     if systemd_running; then
         run systemctl disable --now edge-agent.service || true
     fi
-    run rm -f "$UNIT" "$BIN_LINK" "$BASH_COMPLETION" "$ZSH_COMPLETION" "$MAN_PAGE"
+    run rm -f "$UNIT" "$BIN_LINK" "$BASH_COMPLETION" "$ZSH_COMPLETION" "$MAN_PAGE" "$GPIO_RULE"
     run rm -rf "$DROPIN" "$OPT"
     if systemd_running; then
         run systemctl daemon-reload
@@ -349,6 +387,7 @@ create_user
 install_package
 install_docs
 install_files
+gpio_rule
 enable_service
 # a power cut in the next half minute must not leave an empty unit file (a "masked"
 # service that never starts again) or an empty site.yaml: write it all out now

@@ -185,3 +185,25 @@ def test_install_brings_the_gpio_backend(tmp_path: Path) -> None:
     r = sh("--dry-run", "--prefix", str(root), "--without-gpio")
     pip = [ln for ln in r.stdout.splitlines() if " -m pip install " in ln]
     assert pip and pip[0].endswith(str(REPO)), pip
+
+
+def test_install_gives_the_gpio_group_its_chips_on_plain_debian(tmp_path: Path) -> None:
+    """Plain Debian leaves /dev/gpiochipN root-only; Raspberry Pi OS has a udev rule giving
+    the gpio group access. install.sh adds that rule where none exists, and only there."""
+    root = tmp_path / "root"
+    rule = root / "etc/udev/rules.d/60-edge-agent-gpio.rules"
+    r = sh("--prefix", str(root), "--pip-arg", "--no-deps")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln for ln in rule.read_text().splitlines() if not ln.startswith("#")]
+    assert lines == ['SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"']
+    r = sh("--prefix", str(root), "--uninstall")
+    assert r.returncode == 0 and not rule.exists(), r.stdout + r.stderr
+    # Raspberry Pi OS: its own rule (99-com.rules) already gives the group
+    pios = root / "usr/lib/udev/rules.d/99-com.rules"
+    pios.parent.mkdir(parents=True)
+    pios.write_text('SUBSYSTEM=="gpio", GROUP="gpio", MODE="0660"\n')
+    r = sh("--prefix", str(root), "--pip-arg", "--no-deps")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not rule.exists() and "get their group from" in r.stdout
+    r = sh("--dry-run", "--prefix", str(tmp_path / "other"), "--without-gpio")
+    assert "60-edge-agent-gpio.rules" not in r.stdout

@@ -22,12 +22,21 @@ from .rig import PREFIX_IT, PREFIX_OT, Rig
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true",
-                     help="long run: 100 power cuts instead of 10, and the arm64 smoke boot")
+                     help="long run: 100 power cuts instead of 10")
+    parser.addoption("--cut-budget", type=float, default=0.0, metavar="SECONDS",
+                     help="power cuts: stop cutting after this many seconds (0: no limit);"
+                          " the check of every accepted reading still runs and the figures"
+                          " say how many of the cycles were made")
 
 
 @pytest.fixture(scope="session")
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture(scope="session")
+def cut_budget(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--cut-budget"))
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +106,11 @@ def ot(broker: Mosquitto) -> Iterator[Consumer]:
 
 
 @pytest.fixture
-def it(broker: Mosquitto, platform_key: KeyPair) -> Iterator[Consumer]:
-    """The IT subscriber; it opens the sealed payloads with the platform's key."""
-    c = Consumer("127.0.0.1", broker.port, PREFIX_IT,
-                 private_key=platform_key.private_key).start()
+def it(broker: Mosquitto, platform_key: KeyPair, rig: Rig) -> Iterator[Consumer]:
+    """The IT subscriber; it opens the sealed payloads with the platform's key and accepts
+    only those the rig's node signed (its key is enrolled when the rig starts the agent)."""
+    c = Consumer("127.0.0.1", broker.port, PREFIX_IT, private_key=platform_key.private_key,
+                 node_keys=rig.node_keys).start()
     yield c
     c.stop()
 

@@ -120,6 +120,7 @@ class PiRig(Rig):
                 timeout=1800).check("install.sh")
 
     def start(self) -> None:
+        self.enrol()
         self._cursor = self.sh("journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'"
                                ).out.strip()
         self.sh("systemctl reset-failed edge-agent 2>/dev/null; true")

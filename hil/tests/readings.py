@@ -63,19 +63,12 @@ def last_health(c: Consumer) -> dict[str, Any] | None:
 
 def missing(c: Consumer, top: int) -> list[tuple[int, int]]:
     """Sequence ranges in 1..top neither received nor reported by the agent."""
-    got, rep = c.received(), reported(c)
-    out: list[tuple[int, int]] = []
-    start: int | None = None
-    for n in range(1, top + 1):
-        hole = n not in got and n not in rep
-        if hole and start is None:
-            start = n
-        elif not hole and start is not None:
-            out.append((start, n - 1))
-            start = None
-    if start is not None:
-        out.append((start, top))
-    return out
+    if top < 1:
+        return []
+    both = c.received()
+    for first, last in reported(c):
+        both.add(first, last)
+    return both.gaps(1, top)
 
 
 def wait_drained(c: Consumer, timeout: float = 90.0) -> int:

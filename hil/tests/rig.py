@@ -12,9 +12,13 @@ from __future__ import annotations
 import abc
 import base64
 import shlex
+import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from edge_agent.security.nodekey import NodeKeys
 
 SITE = "hil"
 NODE = "rig"
@@ -62,6 +66,32 @@ class Rig(abc.ABC):
     #: the device paths the site file names
     p1_port = "/dev/ttyUSB0"
     i2c_bus = 1
+    #: the user the agent's keys belong to (``keys init --owner``); "" where it runs as us
+    key_owner = "edge-agent"
+    _node_keys: NodeKeys | None = None
+
+    @property
+    def node_keys(self) -> NodeKeys:
+        """The node signing keys the platform has enrolled (the IT subscriber checks who
+        sealed each payload with them); filled by :meth:`enrol`."""
+        if self._node_keys is None:
+            self._node_keys = NodeKeys()
+        return self._node_keys
+
+    def enrol(self) -> None:
+        """Provisioning, as an installer does it before the first start: ``keys init``
+        makes the node's keys (the signing key among them, kept if it exists), and its
+        public enrolment record (``keys export``) is enrolled for the IT subscriber."""
+        owner = f" --owner {self.key_owner}" if self.key_owner else ""
+        self.edge_agent(f"keys init -c {self.site_path}{owner}").check("keys init")
+        record = self.edge_agent(f"keys export -c {self.site_path}").check("keys export")
+        with tempfile.TemporaryDirectory(prefix="edge-agent-hil-enrol-") as d:
+            path = Path(d) / "node-sign.pub"
+            path.write_text(record)
+            enrolled = NodeKeys.load(path)
+        for site, node in enrolled.nodes():
+            for key in enrolled.get(site, node):
+                self.node_keys.add(site, node, key)
 
     @abc.abstractmethod
     def sh(self, command: str, timeout: float = 60.0) -> Result:
@@ -85,7 +115,8 @@ class Rig(abc.ABC):
 
     @abc.abstractmethod
     def start(self) -> None:
-        """Start the agent with the site file in place; return once it said READY=1."""
+        """Start the agent with the site file in place (after :meth:`enrol`); return once it
+        said READY=1."""
 
     @abc.abstractmethod
     def stop(self) -> None: ...

@@ -41,6 +41,7 @@ class PtyMeter(P1Meter):
 
 class SimRig(Rig):
     name = "sim"
+    key_owner = ""  # the agent runs as this user
 
     def __init__(self, workdir: Path, broker_port: int) -> None:
         self.workdir = workdir
@@ -75,11 +76,12 @@ class SimRig(Rig):
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             raise RuntimeError("the agent is already running")
+        self.enrol()
         self._drain_notify()
         env = dict(os.environ, NOTIFY_SOCKET=self._notify_path)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent.cli", "run", "-c", self.site_path],
+                [sys.executable, "-m", "edge_agent", "run", "-c", self.site_path],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         if not self.wait_notify("READY=1", READY_TIMEOUT):
             raise AssertionError(f"no READY=1 within {READY_TIMEOUT} s\n{self.logs()[-3000:]}")

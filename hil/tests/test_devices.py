@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +13,7 @@ from edge_agent.protocols import accel as pa
 from edge_agent.protocols import bme280 as pb
 from edge_agent.tools.consumer import Consumer
 
-from .readings import wait_values
+from .readings import Value, wait_values
 from .rig import Rig, sensor_lines
 
 
@@ -32,6 +33,10 @@ def test_p1_meter_on_a_tty(agent: Rig, ot: Consumer) -> None:
     assert wait_values(ot, "meter-main", "energy_import_t1", 1), "no energy register"
 
 
+def near(expected: float) -> Callable[[Value], bool]:
+    return lambda v: v == pytest.approx(expected)
+
+
 @pytest.mark.lg_feature(["p1", "serial_hotplug"])
 def test_serial_adapter_unplugged_and_back(agent: Rig, ot: Consumer) -> None:
     meter = agent.p1()
@@ -40,14 +45,17 @@ def test_serial_adapter_unplugged_and_back(agent: Rig, ot: Consumer) -> None:
     agent.start()
     pid = agent.main_pid()
     assert wait_values(ot, "meter-main", "power_import", 2, timeout=90)
-    meter.unplug()
-    time.sleep(4)
-    meter.set_power(777.0)
-    meter.replug()
-    back = wait_values(ot, "meter-main", "power_import", 2, timeout=120,
-                       accept=lambda v: v == pytest.approx(777.0))
-    assert len(back) >= 2, f"no readings after the adapter came back\n{agent.logs()[-3000:]}"
-    assert agent.main_pid() == pid, "the agent restarted instead of recovering the port"
+    for n, watts in enumerate((777.0, 888.0, 999.0), 1):  # three times: reliably, not once
+        meter.unplug()
+        time.sleep(4)
+        meter.set_power(watts)
+        meter.replug()
+        back = wait_values(ot, "meter-main", "power_import", 2, timeout=120,
+                           accept=near(watts))
+        assert len(back) >= 2, \
+            f"replug {n}: no readings after the adapter came back\n{agent.logs()[-3000:]}"
+        assert agent.main_pid() == pid, \
+            f"replug {n}: the agent restarted instead of recovering the port"
 
 
 @pytest.mark.lg_feature("gpio")
@@ -59,8 +67,10 @@ def test_gpio_button_pir_door(agent: Rig, it: Consumer) -> None:
     agent.start()
     # the agent's bias settings (pull-up for button and door, pull-down for the PIR) set
     # the simulated lines as a real pull resistor would: the door reads open at start
-    assert wait_values(it, "door-front", "open", 1, timeout=60), \
-        f"door state not reported\n{agent.logs()[-3000:]}"
+    # (the first reading waits for lgpio and gpiozero to load: slow under TCG on a busy host)
+    if not wait_values(it, "door-front", "open", 1, timeout=180):
+        status = agent.edge_agent(f"status -c {agent.site_path}").out
+        raise AssertionError(f"door state not reported\n{agent.logs()[-3000:]}\n{status}")
     agent.set_pull(22, high=False)  # door shut: the reed closes to GND
     assert wait_values(it, "door-front", "open", 1, timeout=60, accept=lambda v: v is False)
     agent.set_pull(17, high=False)  # the button pressed: contact to GND

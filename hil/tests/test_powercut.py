@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,11 @@ from .rig import Rig, sensor_lines
 
 
 @pytest.mark.lg_feature("power_switch")
-def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bool) -> None:
-    cycles = 100 if long_run else 10
+def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bool,
+                                          cut_budget: float, workdir: Path) -> None:
+    planned = 100 if long_run else 10
+    progress = workdir / "powercut-progress.jsonl"  # one line per cycle, as it happens
+    progress.unlink(missing_ok=True)
     agent.install_site(sensor_lines(
         "{id: gen, type: load, channel: ot, rate: 50, chunk: 0.1}",
         "{id: sos, type: load, channel: ot, priority: alarm, rate: 2, chunk: 0.5}"))
@@ -27,10 +31,15 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bo
     rng = random.Random(20261130)
     boots: list[float] = []
     cut_after: list[float] = []
+    cycle_s: list[float] = []
+    began = time.monotonic()
     def count() -> int:
         return sum(b - a + 1 for a, b in ot.received())
 
-    for cycle in range(cycles):
+    for cycle in range(planned):
+        if cut_budget and time.monotonic() - began > cut_budget:
+            break
+        cycle_start = time.monotonic()
         seen = count()
         deadline = time.monotonic() + 120
         while count() <= seen and time.monotonic() < deadline:
@@ -44,17 +53,29 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, long_run: bo
         cut_after.append(round(wait, 2))
         agent.power_cut()
         boots.append(agent.boot())  # the unit is enabled: it starts at boot by itself
+        cycle_s.append(time.monotonic() - cycle_start)
+        with progress.open("a") as f:
+            f.write(json.dumps({"cycle": cycle + 1, "cut_after_s": round(wait, 2),
+                                "boot_s": round(boots[-1], 1),
+                                "cycle_s": round(cycle_s[-1], 1), "received": count(),
+                                "elapsed_s": round(time.monotonic() - began)}) + "\n")
+    assert boots, "no power cut made within the budget"
     top = wait_drained(ot, timeout=180)
     holes = missing(ot, top)
     rep = reported(ot)
+    received = ot.received()
     figures = {
-        "cycles": cycles, "accepted_top": top, "received": sum(b - a + 1 for a, b in
-                                                               ot.received()),
-        "reported_ranges": [list(r) for r in rep], "missing": holes,
-        "duplicates": ot.snapshot().duplicates,
+        "cycles": len(boots), "planned": planned, "accepted_top": top,
+        "received": received.count(),
+        "reported_count": rep.count(), "reported_ranges": [list(r) for r in rep],
+        "missing": holes, "duplicates": ot.snapshot().duplicates,
+        "cut_after_s": {"min": min(cut_after), "max": max(cut_after)},
         "boot_s": {"min": round(min(boots), 1), "max": round(max(boots), 1),
                    "mean": round(sum(boots) / len(boots), 1)},
+        "cycle_s_mean": round(sum(cycle_s) / len(cycle_s), 1),
+        "wall_s": round(time.monotonic() - began),
     }
     print("power-cut figures:", json.dumps(figures))
+    (workdir / "powercut-figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     assert top > 0
     assert holes == [], f"accepted readings neither delivered nor reported: {holes}"

@@ -66,11 +66,14 @@ class SocketMeter(P1Meter):
             self.meter.power_w = watts
 
     def unplug(self) -> None:
+        """A USB detach: the guest's ftdi_sio sees the adapter go and removes the tty."""
         self.rig.qmp("device_del", {"id": "p1dev"})
+        self.rig.wait_device(self.rig.p1_port, present=False)
 
     def replug(self) -> None:
         self.rig.qmp("device_add", {"driver": "usb-serial", "chardev": "p1", "id": "p1dev",
                                     "bus": "xhci.0"})
+        self.rig.wait_device(self.rig.p1_port, present=True)
 
     def _run(self) -> None:
         sock: socket.socket | None = None
@@ -83,6 +86,8 @@ class SocketMeter(P1Meter):
                     candidate.close()
                     self._stop.wait(0.5)
                     continue
+                # a detached adapter's chardev stops reading: never block the meter on it
+                candidate.settimeout(5.0)
                 sock = candidate
             now = time.time()
             with self._lock:
@@ -169,6 +174,18 @@ class VmRig(Rig):
     def qmp(self, command: str, arguments: dict[str, Any]) -> Any:
         return self.qemu.monitor_command(command, arguments)
 
+    def wait_device(self, path: str, present: bool, timeout: float = 60.0) -> None:
+        """Wait until the guest's device node ``path`` exists (or is gone)."""
+        test = f"test -e {shlex.quote(path)}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.sh(test).rc == 0) == present:
+                return
+            time.sleep(0.5)
+        state = "appear" if present else "go away"
+        raise AssertionError(f"{path} did not {state} in the guest within {timeout:.0f} s\n"
+                             + self.sh("dmesg | tail -20; ls -l /dev/ttyUSB* 2>&1").out)
+
     def sh(self, command: str, timeout: float = 60.0) -> Result:
         out, _, rc = self.shell.run(f"{command} 2>&1", timeout=timeout)
         return Result(int(rc), "\n".join(out))
@@ -179,13 +196,11 @@ class VmRig(Rig):
         self.put_file("/etc/hil/devicetree/system/linux,revision", PI4_REVISION, "0644")
         self.put_file("/etc/systemd/system/edge-agent.service.d/hil.conf", DROPIN.encode(),
                       "0644")
-        # Raspberry Pi OS gives the gpio group its GPIO chips (99-com.rules); plain Debian
-        # leaves them root-only. The VM stands in for Pi OS here.
-        self.put_file("/etc/udev/rules.d/60-hil-gpio.rules",
-                      b'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"\n',
-                      "0644")
-        self.sh("udevadm control --reload && udevadm trigger --subsystem-match=gpio"
-                " && udevadm settle").check("udev")
+        # plain Debian leaves /dev/gpiochipN root-only: install.sh's udev rule gives them
+        # to the gpio group (nothing here adjusts them)
+        owner = self.sh("stat -c '%G %a' /dev/gpiochip0").check("gpiochip").strip()
+        if owner != "gpio 660":
+            raise AssertionError(f"/dev/gpiochip0 after install.sh: {owner}, not gpio 660")
         self.sh("systemctl daemon-reload").check("daemon-reload")
         name = self.sh("grep -l 'SMBus stub driver' /sys/bus/i2c/devices/i2c-*/name").out
         m = re.search(r"i2c-(\d+)/name", name)
@@ -196,6 +211,7 @@ class VmRig(Rig):
     # -- the agent --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.enrol()
         self._cursor = self.sh("journalctl -n 0 --show-cursor | sed -n 's/^-- cursor: //p'"
                                ).out.strip()
         self.sh("systemctl reset-failed edge-agent 2>/dev/null; true")

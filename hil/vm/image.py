@@ -15,6 +15,7 @@ guest installs the agent offline with ``systemd/install.sh``, as a technician do
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import select
@@ -43,13 +44,23 @@ def image_dir(arch: str = "amd64") -> Path:
 
 
 def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
-    """The image for the current recipe, built (as root, niced) when it is not cached."""
+    """The image for the current recipe, built (as root, niced) when it is not cached.
+    A second run asking for the same image meanwhile waits for the first one's build."""
     out = image_dir(arch)
     stamp = out / "recipe.sha256"
     if stamp.exists() and stamp.read_text().strip() == recipe_hash():
         return out
     if os.geteuid() != 0:
         raise ImageError("building the VM image needs root (debootstrap, chroot)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{arch}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text().strip() == recipe_hash():
+            return out
+        return _build(arch, out, log)
+
+
+def _build(arch: str, out: Path, log: Path | None) -> Path:
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -59,8 +70,7 @@ def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
         r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPE), str(tmp), arch],
                            stdout=f, stderr=subprocess.STDOUT, check=False)
     if r.returncode != 0:
-        subprocess.run(["umount", "-R", "-l", str(tmp / "rootfs")], capture_output=True,
-                       check=False)
+        unmount_below(tmp)  # debootstrap's and the recipe's proc, sys, dev mounts
         shutil.rmtree(tmp, ignore_errors=True)
         raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
     (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
@@ -73,13 +83,45 @@ def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
     return out
 
 
-def build_wheels(dest: Path) -> list[Path]:
+def unmount_below(path: Path) -> None:
+    """Lazily unmount every mount point below ``path``, deepest first."""
+    prefix = str(path.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+# pip's platform tags for the guest's interpreter (Debian 12: CPython 3.11, glibc 2.36)
+PLATFORMS = {"arm64": ["manylinux2014_aarch64", "manylinux_2_28_aarch64",
+                       "manylinux_2_34_aarch64", "manylinux_2_36_aarch64"]}
+
+
+def build_wheels(dest: Path, arch: str = "amd64") -> list[Path]:
     """The agent's wheel and every dependency's (with the ``[pi]`` extra), for offline
-    installation in the guest."""
+    installation in the guest. The agent is pure Python; for another architecture its
+    dependencies' wheels for that platform come from the package index (``pip download
+    --platform``), as a Pi would get them."""
     dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(dest),
-                    f"{REPO}[pi]"], check=True)
+    if arch not in PLATFORMS:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
+                        str(dest), f"{REPO}[pi]"], check=True)
+        return sorted(dest.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--wheel-dir", str(dest), str(REPO)], check=True)
+    agent = next(dest.glob("edge_agent-*.whl"))
+    platforms = [a for p in PLATFORMS[arch] for a in ("--platform", p)]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest),
+                    "--only-binary=:all:", *platforms, "--python-version", "3.11",
+                    "--implementation", "cp", f"{agent}[pi]"], check=True)
     return sorted(dest.glob("*.whl"))
+
+
+def image_arch(image: Path) -> str:
+    """The architecture an image directory was built for (its name: ``<arch>-<hash>``)."""
+    arch = image.name.split("-", 1)[0]
+    if arch not in QEMU:
+        raise ImageError(f"{image}: not an image directory of this cache (<arch>-<hash>)")
+    return arch
 
 
 def prepare(run: Path, image: Path) -> dict[str, Path]:
@@ -92,7 +134,7 @@ def prepare(run: Path, image: Path) -> dict[str, Path]:
                     "-b", str(image / "disk.img"), str(overlay)], check=True)
     payload = run / "payload"
     shutil.rmtree(payload, ignore_errors=True)
-    build_wheels(payload / "wheels")
+    build_wheels(payload / "wheels", image_arch(image))
     repo = payload / "repo"
     for part in ("systemd", "configs"):
         shutil.copytree(REPO / part, repo / part)
@@ -143,6 +185,8 @@ def accel(image: Path) -> str:
     forced = os.environ.get("EDGE_HIL_ACCEL")
     if forced in ("kvm", "tcg"):
         return forced
+    if image_arch(image) != "amd64":
+        return "tcg"  # another architecture: emulated, whatever /dev/kvm can do
     if cached.exists():
         return cached.read_text().strip()
     choice = "kvm" if probe_kvm(image) else "tcg"
