@@ -9,8 +9,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -248,23 +246,6 @@ def test_no_room_for_the_zero_tail_writes_the_segment_without_it(tmp_path: Path)
     assert seg.stat().st_size == data_end(seg) == s.stats().bytes_on_disk
     assert drain(s) == {i + 1: 1000.0 + i * 1.37 for i in range(40)}
     s.close()
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs: a disk that really fills (root only; skipped otherwise)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                           str(mnt)], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_full_disk_at_a_new_segment_still_accepts_its_records(tmpfs: Path) -> None:

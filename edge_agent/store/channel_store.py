@@ -172,15 +172,7 @@ class ChannelStore:
                         self._cond.notify_all()
                     return True
                 acked, evicted = self._recovery.snapshot(seg)
-            try:
-                scanned = self._recovery.scan(seg, acked, evicted)
-            except FileNotFoundError:
-                # evicted meanwhile (install then finds it gone), or deleted behind the
-                # store's back (installed as empty: its numbers are reported lost)
-                scanned = self._recovery.missing(seg)
-            except OSError as exc:
-                raise StoreError(f"store {self.channel.value}: cannot read segment "
-                                 f"{seg.path.name}: {exc}") from exc
+            scanned = self._scan_file(seg, acked, evicted)
             with self._cond:
                 if self._closed:
                     return False
@@ -202,14 +194,19 @@ class ChannelStore:
         """Scan a segment not scanned yet under the lock (the size budget evicts it before
         the background scan reached it: its records must be known to be reported)."""
         acked, evicted = self._recovery.snapshot(seg)
+        self._install(self._scan_file(seg, acked, evicted))
+
+    def _scan_file(self, seg: Segment, acked: RangeSet, evicted: RangeSet) -> Scanned:
+        """Read and scan one segment file not scanned yet."""
         try:
-            scanned = self._recovery.scan(seg, acked, evicted)
+            return self._recovery.scan(seg, acked, evicted)
         except FileNotFoundError:
-            scanned = self._recovery.missing(seg)
+            # evicted meanwhile (install then finds it gone), or deleted behind the
+            # store's back (installed as empty: its numbers are reported lost)
+            return self._recovery.missing(seg)
         except OSError as exc:
             raise StoreError(f"store {self.channel.value}: cannot read segment "
                              f"{seg.path.name}: {exc}") from exc
-        self._install(scanned)
 
     @property
     def recovering(self) -> int:

@@ -94,16 +94,9 @@ class RecordTable:
     def drop_all(self) -> list[tuple[int, int]]:
         """Every pending record leaves at once (the segment is evicted). Returns the
         contiguous sequence ranges they covered, ascending."""
-        out: list[tuple[int, int]] = []
-        firsts, counts, state = self.firsts, self.counts, self.state
+        out = self.spans()
+        state = self.state
         for i in range(self.lo, len(state)):
-            if state[i] == GONE:
-                continue
-            a, b = firsts[i], firsts[i] + counts[i] - 1
-            if out and out[-1][1] + 1 == a:
-                out[-1] = (out[-1][0], b)
-            else:
-                out.append((a, b))
             state[i] = GONE
         self.live = self.readings = 0
         self.lo = len(state)
