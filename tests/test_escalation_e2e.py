@@ -138,13 +138,16 @@ def test_reachable_broker_means_no_escalation(tmp_path: Path,
 
 
 class Platform:
-    """A subscriber on the IT prefix that can acknowledge alarms."""
+    """A subscriber on the IT prefix that can acknowledge alarms (MQTT 5 by default; on
+    MQTT 3.1.1 with a username, as the platform or an intruder with its own identity)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, port: int, user: str = "platform",
+                 protocol: int = mqtt.MQTTv5, password: bool = False) -> None:
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        port = int(url.rsplit(":", 1)[1])
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="platform")
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=protocol)
+        if password:
+            self.c.username_pw_set(user, f"{user}-pw")
         self.c.on_message = self._msg
         self.c.connect("127.0.0.1", port)
         self.c.subscribe(f"{PREFIX}/#", qos=1)
@@ -158,13 +161,14 @@ class Platform:
         with self._lock:
             return [p for t, p in self.messages if t == f"{PREFIX}/{suffix}"]
 
-    def ack(self, seq: int) -> None:
-        self.c.publish(f"{PREFIX}/alarm/ack", json.dumps({"seq": seq, "by": "care-centre"}),
+    def ack(self, seq: int, by: str = "care-centre") -> None:
+        self.c.publish(f"{PREFIX}/alarm/ack", json.dumps({"seq": seq, "by": by}),
                        qos=1).wait_for_publish(5)
 
     def close(self) -> None:
-        self.c.loop_stop()
         self.c.disconnect()
+        self.c.loop_stop()
+        self.c.on_message = None  # no cycle: paho closes its socket pair when freed
 
 
 def test_ack_plays_help_is_coming_stops_escalation_and_reports_time_to_ack(
@@ -178,7 +182,7 @@ def test_ack_plays_help_is_coming_stops_escalation_and_reports_time_to_ack(
         assert wait_for(lambda: alarms(agent) and alarms(agent)[0]["escalated_at"], timeout=15)
         assert wait_for(lambda: emu.attempts >= 1, timeout=10)
         it.start()
-        platform = Platform(it.url)
+        platform = Platform(it.port)
         try:
             # the alarm goes out once the broker is back (the platform may have subscribed
             # just after it: its seq is the node's alarm seq)

@@ -5,22 +5,18 @@ data and alarm topics (echo) and only reads the ack topic; only the platform wri
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.core.model import Channel
 from edge_agent.security import events as secevents
 from edge_agent.tools.mosquitto import Mosquitto, free_port
 from tests.conftest import wait_for
-from tests.test_escalation_e2e import PREFIX, alarms, modem_of, running, site
+from tests.test_escalation_e2e import PREFIX, Platform, alarms, modem_of, running, site
 
 ACL = f"""user n1
 topic readwrite {PREFIX}/data
@@ -37,36 +33,9 @@ topic read edge/+/+/it/#
 """
 
 
-class Platform311:
+def platform311(port: int, user: str) -> Platform:
     """The platform (or an intruder) on MQTT 3.1.1 with its own identity."""
-
-    def __init__(self, port: int, user: str) -> None:
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user,
-                             protocol=mqtt.MQTTv311)
-        self.c.username_pw_set(user, f"{user}-pw")
-        self.c.on_message = self._msg
-        self.c.connect("127.0.0.1", port)
-        self.c.subscribe(f"{PREFIX}/#", qos=1)
-        self.c.loop_start()
-
-    def _msg(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((m.topic, json.loads(m.payload)))
-
-    def on(self, suffix: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [p for t, p in self.messages if t == f"{PREFIX}/{suffix}"]
-
-    def ack(self, seq: int, by: str) -> None:
-        self.c.publish(f"{PREFIX}/alarm/ack", json.dumps({"seq": seq, "by": by}),
-                       qos=1).wait_for_publish(5)
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
-        self.c.on_message = None  # no cycle: paho closes its socket pair when freed
+    return Platform(port, user, protocol=mqtt.MQTTv311, password=True)
 
 
 def test_ack_over_mqtt_3_1_1_stops_escalation_and_reports_time_to_ack(
@@ -95,8 +64,8 @@ def test_ack_over_mqtt_3_1_1_stops_escalation_and_reports_time_to_ack(
         assert wait_for(lambda: alarms(agent) and alarms(agent)[0]["escalated_at"], timeout=15)
         assert wait_for(lambda: emu.attempts >= 1, timeout=10)
         it.start()
-        platform = Platform311(it.port, "platform")
-        intruder = Platform311(it.port, "intruder")
+        platform = platform311(it.port, "platform")
+        intruder = platform311(it.port, "intruder")
         try:
             # delivered = echoed back through the broker (3.1.1 has no PUBACK reason codes);
             # the platform may have subscribed just after it went out: its seq is the node's
