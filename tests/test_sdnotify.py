@@ -98,7 +98,9 @@ def _service(tmp_path: Path, broker: Mosquitto, sock: NotifySocket) -> Service:
     cfg = write_site(tmp_path, broker.url, sensors=LOAD)
     return Service(cfg, load_config(cfg, SENSOR_TYPES), SENSOR_TYPES, stop=threading.Event(),
                    notifier=Notifier(sock.address), watchdog=0.2, status_interval=0.5,
-                   writer_budget=1.0, uplink_budget=1.0)
+                   # each well above its thread's own beat (writer <= 0.5 s, an idle
+                   # uplink about 1 s), so only the stalled thread is ever reported
+                   writer_budget=1.0, uplink_budget=2.5)
 
 
 @pytest.mark.parametrize("stall", ["writer", "uplink"])
