@@ -44,13 +44,16 @@ class Trace:
         self.by_mid: dict[int, Rec] = {}
         self.pending_sock: list[Rec] = []  # published alarms not yet seen on the socket
         self.notify: list[float] = []
-        self.locked: list[tuple[float, float, int]] = []  # alarm appends: lock held, first seq
+        # alarm appends: lock held, the sequence ranges written (a batch may hold several)
+        self.locked: list[tuple[float, float, list[tuple[int, int]]]] = []
 
     def dump(self) -> None:
-        for t0, t1, first in self.locked:
-            rec = self.by_seq.get(first)
-            if rec is not None:
-                rec.update(locked0=t0, locked1=t1)
+        for t0, t1, ranges in self.locked:
+            for a, b in ranges:
+                for seq in range(a, b + 1):
+                    rec = self.by_seq.get(seq)
+                    if rec is not None:
+                        rec.update(locked0=t0, locked1=t1)
         with open(self.out, "w") as f:
             json.dump({"alarms": list(self.by_time.values()), "notify": self.notify[-20000:]},
                       f)
@@ -97,7 +100,7 @@ def install(tr: Trace) -> None:
         t0 = time.time()
         ranges = locked0(self, items)
         if items and items[0][0] == alarm:
-            tr.locked.append((t0, time.time(), ranges[0][0]))
+            tr.locked.append((t0, time.time(), [(a, b) for a, b in ranges]))
         return ranges
 
     lease0: Callable[..., Any] = ChannelStore.lease
