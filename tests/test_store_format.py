@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,49 @@ def test_torn_tail_of_a_segment_in_the_old_format_is_cut_as_before(tmp_path: Pat
         assert s.stats().backlog == {"alarm": 6, "normal": 300, "bulk": 60}
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------- one record
+
+
+class _Keys:
+    def __init__(self, aead: AESGCM | None) -> None:
+        self.aead = aead
+
+    def get(self, key_id: int) -> AESGCM | None:
+        return self.aead
+
+
+def test_small_plaintexts_are_stored_as_they_are_larger_ones_compressed() -> None:
+    small = json.dumps([{"n": "p", "v": 1.5}]).encode()
+    large = json.dumps([{"n": "p", "v": 1.5 + i} for i in range(40)]).encode()
+    assert len(small) < rec.COMPRESS_MIN <= len(large)
+    for pt, zipped in ((small, False), (large, True)):
+        data = rec.seal(AESGCM(KEY), "ot", 1, 1, 7, 1, 1.7e9, pt)
+        head, out = rec.open_record(_Keys(AESGCM(KEY)), "ot", data)
+        assert bool(head.flags & rec.FLAG_ZLIB) is zipped
+        assert out == pt and head.first == 7
+        assert (len(data) < len(pt)) is zipped  # the large one shrinks
+
+
+@pytest.mark.parametrize("where", [rec.HEAD_SIZE + 3, -6])
+def test_a_damaged_record_is_corrupt_a_tampered_or_foreign_one_unreadable(where: int) -> None:
+    """Opening checks the tag, and the CRC only when the tag fails: a flipped byte is
+    damage (the CRC says so), the same flip with the CRC made to match is tampering, and a
+    record sealed with another key is unreadable."""
+    data = bytearray(sealed(1, 3))
+    data[where] ^= 0x40
+    with pytest.raises(rec.RecordCorrupt):
+        rec.open_record(_Keys(AESGCM(KEY)), "ot", bytes(data))
+    body = bytes(data[:-rec.TRAILER_SIZE])
+    forged = body + rec.CRC.pack(zlib.crc32(body))
+    with pytest.raises(rec.RecordUnreadable, match="tampered"):
+        rec.open_record(_Keys(AESGCM(KEY)), "ot", forged)
+    with pytest.raises(rec.RecordUnreadable, match="tampered"):
+        rec.open_record(_Keys(AESGCM(bytes(32))), "ot", sealed(1, 3))
+    with pytest.raises(rec.RecordUnreadable, match="gone"):
+        rec.open_record(_Keys(None), "ot", sealed(1, 3))
+    data = bytearray(sealed(1, 3))
+    data[5] ^= 0x01  # in the header (its flags), which the tag covers too
+    with pytest.raises(rec.RecordCorrupt):
+        rec.open_record(_Keys(None), "ot", bytes(data))

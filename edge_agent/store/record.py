@@ -24,8 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -35,7 +34,11 @@ HEAD_SIZE = 4 + 1 + 1 + 2 + 8 + 4 + 8 + 12 + 4
 _HEAD = struct.Struct("<4sBBHQId12sI")
 assert _HEAD.size == HEAD_SIZE
 TRAILER_SIZE = 4
+CRC = struct.Struct("<I")  # the trailer
 FLAG_ZLIB = 1
+# plaintexts shorter than this are stored as they are: zlib saves a few bytes at most on
+# one or two readings and costs more than the rest of sealing and opening them together
+COMPRESS_MIN = 256
 MAX_CIPHERTEXT = 64 * 1024 * 1024
 
 
@@ -47,13 +50,14 @@ class RecordUnreadable(Exception):
     """Internal: a record's CRC is fine but it fails authentication (wrong key, tampering)."""
 
 
-@dataclass(frozen=True)
-class RecordHeader:
+class RecordHeader(NamedTuple):
+    """A decoded header (a tuple: recovery makes one per record, so it must be cheap)."""
+
     lane: int
     flags: int
     key_id: int
     first: int
-    count: int
+    count: int  # type: ignore[assignment]  # the field hides tuple.count, never used here
     oldest: float
     nonce: bytes
     clen: int
@@ -75,7 +79,7 @@ def seal(aead: AESGCM, channel: str, lane: int, key_id: int, first: int, count: 
          oldest: float, plaintext: bytes, compress: bool = True) -> bytes:
     """Build a complete record (header, ciphertext, CRC)."""
     flags = 0
-    if compress:
+    if compress and len(plaintext) >= COMPRESS_MIN:
         plaintext = zlib.compress(plaintext, 1)
         flags |= FLAG_ZLIB
     nonce = os.urandom(12)
@@ -95,13 +99,26 @@ def parse_header(buf: bytes | memoryview) -> RecordHeader:
         raise RecordCorrupt("bad magic")
     if lane > 2 or count == 0 or first == 0 or not 16 <= clen <= MAX_CIPHERTEXT:
         raise RecordCorrupt("impossible header")
-    return RecordHeader(lane, flags, key_id, first, count, oldest, bytes(nonce), clen)
+    return RecordHeader(lane, flags, key_id, first, count, oldest, nonce, clen)
+
+
+def unpack_header(buf: bytes | memoryview, off: int) -> RecordHeader | None:
+    """The header at ``off`` of ``buf``, or None when there is none that could be valid
+    (short, bad magic or impossible values); ``parse_header`` without the exception, for
+    the scan's loop over every record of a segment."""
+    if len(buf) - off < HEAD_SIZE:
+        return None
+    magic, lane, flags, key_id, first, count, oldest, nonce, clen = _HEAD.unpack_from(buf, off)
+    if magic != MAGIC or lane > 2 or count == 0 or first == 0 \
+            or not 16 <= clen <= MAX_CIPHERTEXT:
+        return None
+    return RecordHeader(lane, flags, key_id, first, count, oldest, nonce, clen)
 
 
 def check_crc(record: bytes | memoryview) -> None:
-    body = record[:-TRAILER_SIZE]
-    (crc,) = struct.unpack_from("<I", record, len(record) - TRAILER_SIZE)
-    if zlib.crc32(body) != crc:
+    """Raises RecordCorrupt when ``record`` (a whole record) does not carry its CRC."""
+    (crc,) = CRC.unpack_from(record, len(record) - TRAILER_SIZE)
+    if zlib.crc32(memoryview(record)[:-TRAILER_SIZE]) != crc:
         raise RecordCorrupt("crc mismatch")
 
 
@@ -110,19 +127,23 @@ class KeyLookup(Protocol):
 
 
 def open_record(keys: KeyLookup, channel: str, record: bytes) -> tuple[RecordHeader, bytes]:
-    """Verify and decrypt a whole record; returns (header, plaintext SenML JSON)."""
+    """Verify and decrypt a whole record; returns (header, plaintext SenML JSON).
+
+    The AES-GCM tag authenticates the header and the ciphertext, so the CRC (over the
+    same bytes) is only read when the tag does not match: it tells a damaged record
+    (``RecordCorrupt``) from a wrong key or tampering (``RecordUnreadable``)."""
     head = parse_header(record)
     if len(record) != head.size:
         raise RecordCorrupt("length mismatch")
-    check_crc(record)
     aead = keys.get(head.key_id)
     if aead is None:
+        check_crc(record)
         raise RecordUnreadable(f"key {head.key_id} is gone (shredded or rotated away)")
-    hbytes = record[:HEAD_SIZE]
     try:
         pt = aead.decrypt(head.nonce, record[HEAD_SIZE:HEAD_SIZE + head.clen],
-                          channel.encode() + hbytes)
+                          channel.encode() + record[:HEAD_SIZE])
     except InvalidTag:
+        check_crc(record)
         raise RecordUnreadable("authentication failed (wrong key or tampered)") from None
     if head.flags & FLAG_ZLIB:
         try:

@@ -174,21 +174,29 @@ class Recovery:
         data = seg.path.read_bytes()
         result = segments.scan(data)
         table = RecordTable()
-        known = RangeSet()
+        known: list[tuple[int, int]] = []  # merged as they come: records are in order
+        rows: list[tuple[int, int, int, int, float, int]] = []
         lane = int(seg.lane)
+        gone = RangeSet([*acked, *evicted])  # a record wholly in it is not pending
+        last_first = 0
         for off, head in result.records:
             if head.lane != lane:
                 continue
-            known.add(head.first, head.last)
-            if len(table) and head.first <= table.firsts[-1]:
+            first = head.first
+            last = first + head.count - 1
+            if known and known[-1][1] + 1 == first:
+                known[-1] = (known[-1][0], last)
+            else:
+                known.append((first, last))
+            if first <= last_first:
                 continue  # salvaged twice (cannot happen with intact CRCs): keep the first
-            if not (acked.covers(head.first, head.last)
-                    or evicted.covers(head.first, head.last)):
-                table.append(head.first, head.count, off, head.size, head.oldest,
-                             head.key_id)
+            last_first = first
+            if not (gone and gone.covers(first, last)):
+                rows.append((first, head.count, off, head.size, head.oldest, head.key_id))
+        table.extend(rows)
         tail = data[result.keep:result.end] if result.damaged else b""
         result.records = []  # a header object per record: the table holds what is needed
-        return Scanned(seg, len(data), result, tail, table, list(known))
+        return Scanned(seg, len(data), result, tail, table, known)
 
     @staticmethod
     def missing(seg: Segment) -> Scanned:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
 from edge_agent.store.segments import RecordRef, SegmentSet
@@ -23,6 +25,7 @@ def open_runs(runs: Sequence[Sequence[RecordRef]], keys: Keyring, channel: str
     out: list[Batch] = []
     groups: list[tuple[RecordRef, ...]] = []
     failed: list[Failed] = []
+    cached = _KeysOnce(keys)
     for run in runs:
         good: list[tuple[RecordRef, bytes]] = []
         for ref, got in zip(run, SegmentSet.read_many(run), strict=True):
@@ -30,7 +33,7 @@ def open_runs(runs: Sequence[Sequence[RecordRef]], keys: Keyring, channel: str
             try:
                 if isinstance(got, OSError):
                     raise got
-                head, pt = rec.open_record(keys, channel, data)
+                head, pt = rec.open_record(cached, channel, data)
                 if head.first != ref.first or head.lane != ref.lane:
                     raise rec.RecordCorrupt("record moved")
             except (OSError, rec.RecordCorrupt, rec.RecordUnreadable) as exc:
@@ -41,6 +44,24 @@ def open_runs(runs: Sequence[Sequence[RecordRef]], keys: Keyring, channel: str
             good.append((ref, pt))
         _emit(good, out, groups)
     return out, groups, failed
+
+
+class _KeysOnce:
+    """The keyring's answers for one call of ``open_runs``: asked once per key id, not
+    once per record (the keyring takes its lock for every question)."""
+
+    __slots__ = ("_got", "_keys")
+
+    def __init__(self, keys: Keyring) -> None:
+        self._keys = keys
+        self._got: dict[int, AESGCM | None] = {}
+
+    def get(self, key_id: int) -> AESGCM | None:
+        try:
+            return self._got[key_id]
+        except KeyError:
+            aead = self._got[key_id] = self._keys.get(key_id)
+            return aead
 
 
 def _emit(good: list[tuple[RecordRef, bytes]], out: list[Batch],

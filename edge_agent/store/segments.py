@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,30 +176,29 @@ def scan(data: bytes) -> ScanResult:
     are salvaged (resync on the magic + CRC), so a bit flip loses one record, not the rest
     of the file."""
     out = ScanResult()
-    off, n = 0, len(data)
+    n = len(data)
     nonzero = zero_tail(data)
+    records = out.records
     view = memoryview(data)
-    while off < n:
-        if off >= nonzero:
-            break  # only zeros left: the end of the data
-        try:
-            head = rec.parse_header(data[off:off + rec.HEAD_SIZE])
-            end = off + head.size
-            if end > n:
-                raise rec.RecordCorrupt("truncated")
-            rec.check_crc(view[off:end])
-        except rec.RecordCorrupt:
-            out.damaged = True
-            nxt = data.find(rec.MAGIC, off + 1)
-            if nxt < 0:
+    unpack, crc32, crc_at = rec.unpack_header, zlib.crc32, rec.CRC.unpack_from  # per record
+    head_size, trailer = rec.HEAD_SIZE, rec.TRAILER_SIZE
+    off = keep = 0
+    damaged = False
+    while off < nonzero:  # past it only zeros: the end of the data
+        head = unpack(data, off)
+        end = off + head_size + head.clen + trailer if head is not None else n + 1
+        if head is None or end > n \
+                or crc32(view[off:end - trailer]) != crc_at(data, end - trailer)[0]:
+            damaged = True  # resync on the next magic (its CRC decides)
+            off = data.find(rec.MAGIC, off + 1)
+            if off < 0:
                 break
-            off = nxt
             continue
-        if out.damaged:
+        if damaged:
             out.tail_only = False
-        out.records.append((off, head))
-        off = end
-        out.keep = end
+        records.append((off, head))
+        off = keep = end
+    out.keep, out.damaged = keep, damaged
     out.end = max(out.keep, nonzero)
     return out
 

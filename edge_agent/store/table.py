@@ -18,6 +18,7 @@ builds a table outside the lock, before the segment is handed to the index).
 from __future__ import annotations
 
 import bisect
+import itertools
 from array import array
 
 from edge_agent.core.model import CLOCK_FLOOR
@@ -63,6 +64,30 @@ class RecordTable:
         if self._min_oldest is not None and oldest < self._min_oldest:
             self._min_oldest = oldest
         return len(self.firsts) - 1
+
+    def extend(self, rows: list[tuple[int, int, int, int, float, int]]) -> None:
+        """Pending records (first, count, offset, size, oldest, key id), in sequence
+        order after every record already in the table: ``append`` for many at once."""
+        if not rows:
+            return
+        firsts = [r[0] for r in rows]
+        if (self.firsts and self.firsts[-1] >= firsts[0]) \
+                or any(a >= b for a, b in itertools.pairwise(firsts)):
+            raise ValueError(f"records {firsts[0]}..{firsts[-1]} are not in order behind "
+                             f"{self.firsts[-1] if self.firsts else 0}")
+        counts = [r[1] for r in rows]
+        oldest = [r[4] for r in rows]
+        self.firsts.extend(firsts)
+        self.counts.extend(counts)
+        self.offsets.extend(r[2] for r in rows)
+        self.sizes.extend(r[3] for r in rows)
+        self.oldest.extend(oldest)
+        self.keys.extend(r[5] for r in rows)
+        self.state.extend(bytes([QUEUED]) * len(rows))
+        self.live += len(rows)
+        self.readings += sum(counts)
+        if self._min_oldest is not None:
+            self._min_oldest = min(self._min_oldest, min(oldest))
 
     def find(self, first: int) -> int:
         """The index of the record that starts at ``first`` (any state), or -1."""
