@@ -71,6 +71,7 @@ BASH_COMPLETION="$PREFIX/usr/share/bash-completion/completions/edge-agent"
 ZSH_COMPLETION="$PREFIX/usr/local/share/zsh/site-functions/_edge-agent"
 MAN_PAGE="$PREFIX/usr/local/share/man/man1/edge-agent.1"
 GPIO_RULE="$PREFIX/etc/udev/rules.d/60-edge-agent-gpio.rules"
+TMPFILES="$PREFIX/etc/tmpfiles.d/edge-agent.conf"
 
 say() { echo "edge-agent install: $*"; }
 
@@ -196,6 +197,12 @@ install_files() {
     if [ -z "$PREFIX" ]; then owner=(-o root -g "$USER_NAME"); fi
     run install -d -m 0755 "$UNIT_DIR"
     run install -m 0644 "$HERE/edge-agent.service" "$UNIT"
+    # the metrics textfile's directory on /run (a tmpfs), made again at every boot
+    run install -d -m 0755 "$(dirname "$TMPFILES")"
+    run install -m 0644 "$HERE/edge-agent.tmpfiles" "$TMPFILES"
+    if [ -z "$PREFIX" ] && command -v systemd-tmpfiles >/dev/null 2>&1; then
+        run systemd-tmpfiles --create "$TMPFILES" || true
+    fi
     run install -d -m 0750 ${owner[@]+"${owner[@]}"} "$ETC" "$ETC/tls"
     example="$REPO/configs/elderly-home.yaml"
     if [ -f "$example" ]; then
@@ -350,7 +357,8 @@ uninstall() {
     if systemd_running; then
         run systemctl disable --now edge-agent.service || true
     fi
-    run rm -f "$UNIT" "$BIN_LINK" "$BASH_COMPLETION" "$ZSH_COMPLETION" "$MAN_PAGE" "$GPIO_RULE"
+    run rm -f "$UNIT" "$BIN_LINK" "$BASH_COMPLETION" "$ZSH_COMPLETION" "$MAN_PAGE" "$GPIO_RULE" \
+        "$TMPFILES"
     run rm -rf "$DROPIN" "$OPT"
     if systemd_running; then
         run systemctl daemon-reload

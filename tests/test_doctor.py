@@ -212,3 +212,33 @@ def test_sensor_key_files(tmp_path: Path) -> None:
     assert bad.status == FAIL and "32 hex digits" in bad.detail and "EK=<32 hex" in bad.fix
     assert "sensor key meter" in by_name(doctor.run_checks(cfg, timeout=0.2,
                                                           run=lambda cmd: (1, "")))
+
+
+@pytest.mark.parametrize(("fs", "opts", "status", "said"), [
+    ("ext4", "rw,noatime", WARN, "journal committed every 5 s"),
+    ("ext4", "rw,noatime,commit=30", PASS, "journal committed every 30 s"),
+    ("ext4", "rw,commit=600", PASS, "every 600 s"),
+    ("tmpfs", "rw,mode=755", WARN, "lost at every power cut"),
+    ("xfs", "rw", PASS, "on xfs"),
+])
+def test_card_writes_name_the_journal_commit_and_the_textfile(
+        tmp_path: Path, fs: str, opts: str, status: str, said: str) -> None:
+    prom = tmp_path / "run" / "m" / "edge_agent.prom"
+    cfg = write_site(tmp_path, "mqtt://127.0.0.1:1", sensors=LOAD)
+    cfg.write_text(cfg.read_text() + f"metrics: {{textfile: {prom}}}\n")
+    site = load_config(cfg, SENSOR_TYPES)
+    site.state_dir.mkdir(mode=0o700)
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/root rw\n"
+        f"30 22 259:3 / {tmp_path} rw,noatime - {fs} /dev/sdb1 {opts}\n"
+        f"31 30 0:23 / {tmp_path}/run rw,nosuid - tmpfs tmpfs rw,mode=755\n")
+    card, textfile = doctor.check_card_writes(site, info)
+    assert card.status == status and said in card.detail, card
+    assert (card.fix is not None and "commit=30" in card.fix) is (said.endswith("5 s"))
+    assert textfile.status == PASS and "tmpfs" in textfile.detail
+    # the textfile on the card: named, with the directory to use instead
+    info.write_text(info.read_text().replace("tmpfs tmpfs", "ext4 /dev/sdb2"))
+    textfile = list(doctor.check_card_writes(site, info))[1]
+    assert textfile.status == WARN and "/run/edge-agent-metrics" in (textfile.fix or "")
+    assert next(iter(doctor.check_card_writes(site, tmp_path / "absent"))).status == SKIP

@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from edge_agent.core.mounts import on_volatile_fs
 from edge_agent.daemon.health import (
     ChannelHealth,
     DeliveryHealth,
@@ -95,6 +96,10 @@ def test_status_of_a_running_agent(tmp_path: Path, broker: Mosquitto) -> None:
                          text)
         assert stat.S_IMODE(prom.stat().st_mode) == 0o644
         assert not list(prom.parent.glob(".*tmp"))  # atomic: no leftovers
+        # a textfile on a card-backed file system is named once in the log
+        said = (tmp_path / "agent.log").read_text()
+        assert (f"metrics textfile {prom} is not on a tmpfs" in said) \
+            is (not on_volatile_fs(prom.parent))
 
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0

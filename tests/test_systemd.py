@@ -116,6 +116,8 @@ def test_prefix_install_upgrade_uninstall(tmp_path: Path) -> None:
     etc = root / "etc/edge-agent"
     state = root / "var/lib/edge-agent"
     assert (root / "etc/systemd/system/edge-agent.service").read_text() == UNIT.read_text()
+    tmpfiles = root / "etc/tmpfiles.d/edge-agent.conf"
+    assert "d /run/edge-agent-metrics 0755 edge-agent edge-agent -" in tmpfiles.read_text()
     assert (etc / "site.yaml").read_text() == (REPO / "configs/elderly-home.yaml").read_text()
     assert (etc / "site.yaml.example").exists() and (etc / "edge-agent.env").exists()
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
@@ -143,7 +145,7 @@ def test_prefix_install_upgrade_uninstall(tmp_path: Path) -> None:
     # uninstall without --purge and without a terminal: program gone, data kept
     r = sh("--prefix", str(root), "--uninstall")
     assert r.returncode == 0, r.stderr
-    assert not venv.exists() and not link.exists()
+    assert not venv.exists() and not link.exists() and not tmpfiles.exists()
     assert (state / "keys" / "ot.key").exists() and (etc / "site.yaml").exists()
     # --purge --dry-run: shows the shredding, does nothing
     r = sh("--prefix", str(root), "--uninstall", "--purge", "--dry-run")

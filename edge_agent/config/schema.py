@@ -153,7 +153,7 @@ class LoggingConfig:
 class MetricsConfig:
     """Prometheus node_exporter textfile (written atomically, same counters as health)."""
 
-    textfile: Path | None = None  # e.g. /var/lib/node_exporter/textfile/edge_agent.prom
+    textfile: Path | None = None  # e.g. /run/edge-agent-metrics/edge_agent.prom (a tmpfs)
     # how often the textfile is rewritten
     interval: Annotated[Duration, Range(1, DAY, "s")] = Duration(15)
 

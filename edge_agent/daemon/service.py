@@ -33,6 +33,7 @@ from typing import Any
 from edge_agent.config.diff import changes
 from edge_agent.config.schema import SiteConfig
 from edge_agent.core.errors import ConfigError, EdgeAgentError
+from edge_agent.core.mounts import on_volatile_fs
 from edge_agent.daemon.metrics import Textfile
 from edge_agent.daemon.runtime import Agent
 from edge_agent.daemon.sdnotify import Notifier, watchdog_interval
@@ -244,6 +245,11 @@ class Service:
                 self._next_metrics = now + float(mc.interval)
                 if self._textfile is None or self._textfile.path != mc.textfile:
                     self._textfile = Textfile(mc.textfile)
+                    if not on_volatile_fs(mc.textfile.parent):
+                        log.info("metrics textfile %s is not on a tmpfs: each rewrite (every "
+                                 "%g s while figures change) is a file-system journal commit "
+                                 "on the card; a directory under /run costs none "
+                                 "(configs/README.md, Metrics)", mc.textfile, float(mc.interval))
                 self._textfile.write(doc, alive and not self._problems, now)
         except Exception as exc:  # reporting must never stop the pipeline
             if not self._status_failed:

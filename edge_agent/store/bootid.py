@@ -21,37 +21,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from edge_agent.core.mounts import on_volatile_fs
+
 KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-MOUNTINFO = Path("/proc/self/mountinfo")
 MARKER = "boot-id"
-VOLATILE_FS = frozenset({"tmpfs", "ramfs"})
-
-
-def on_volatile_fs(path: Path, mountinfo: Path = MOUNTINFO) -> bool:
-    """True if ``path`` lives on tmpfs/ramfs (gone at power-off). False when unsure."""
-    try:
-        lines = mountinfo.read_text().splitlines()
-        target = os.path.realpath(path)
-    except OSError:
-        return False
-    best, fstype = "", ""
-    for line in lines:
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5 or not right.split():
-            continue
-        point = _unescape(fields[4])
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):  # the last, most specific mount wins
-            best, fstype = point, right.split()[0]
-    return fstype in VOLATILE_FS
-
-
-def _unescape(s: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    for code, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        s = s.replace(code, ch)
-    return s
 
 
 class BootIdSource:

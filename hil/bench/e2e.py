@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +25,18 @@ from edge_agent.store import segments
 from edge_agent.tools.mosquitto import Mosquitto
 from hil.bench import alarmstages, sitefile
 from hil.bench.loopfs import LoopFS, LoopUnavailable
-from hil.bench.proc import AgentUnderTest
+from hil.bench.proc import RUN_TMPFS, AgentUnderTest
 from hil.bench.subscriber import SubscriberProcess
 from hil.common import run_child
 
 MB = 1024 * 1024
 Log = Callable[[str], object]
+
+
+# An SD card's root file system (4 KiB blocks) as Raspberry Pi OS mounts it, and the same
+# with the journal committed every 30 s instead of 5 (docs/design/0016-block-layer-bytes.md)
+SD = "noatime"
+SD_COMMIT30 = "noatime,commit=30"
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class E2ESizes:
     alarms: int  # alarms wanted during drains
     alarm_backlog: int
     alarm_rounds: int
-    block_rates: tuple[int, ...]  # readings/s
+    # (readings/s, file system block size, mount options) of each block-layer point
+    block_points: tuple[tuple[int, int, str], ...]
     block_seconds: float
     burst: int
     ingest: int
@@ -49,17 +57,22 @@ class E2ESizes:
 
 E2E = E2ESizes(drain=((25_000, 1), (100_000, 1), (1_000_000, 100), (1_000_000, 500)),
                drain_cap=30.0, paho=20_000, alarms=200, alarm_backlog=1_000_000,
-               alarm_rounds=12, block_rates=(0, 1, 10, 100), block_seconds=20.0,
+               alarm_rounds=12, block_seconds=20.0,
+               block_points=((0, 4096, SD), (1, 4096, SD), (10, 4096, SD), (100, 4096, SD),
+                             (100, 4096, SD_COMMIT30), (100, 1024, SD)),
                burst=100_000, ingest=1_000_000, startup_mib=(0, 16, 64))
 SCALE = E2ESizes(drain=((25_000, 1), (100_000, 1), (400_000, 1), (1_000_000, 1),
                         (1_000_000, 100), (5_000_000, 100), (10_000_000, 100),
                         (1_000_000, 500), (5_000_000, 500), (10_000_000, 500)),
                  drain_cap=900.0, paho=20_000, alarms=400, alarm_backlog=1_000_000,
-                 alarm_rounds=25, block_rates=(0, 1, 10, 100), block_seconds=120.0,
+                 alarm_rounds=25, block_seconds=120.0,
+                 block_points=((0, 4096, SD), (1, 4096, SD), (10, 4096, SD), (100, 4096, SD),
+                               (100, 4096, SD_COMMIT30), (100, 1024, SD)),
                  burst=100_000, ingest=5_000_000, startup_mib=(0, 16, 64, 256, 1024))
 QUICK = E2ESizes(drain=((5_000, 1), (200_000, 100), (200_000, 500)), drain_cap=30.0,
                  paho=5_000, alarms=30, alarm_backlog=200_000, alarm_rounds=6,
-                 block_rates=(100,), block_seconds=8.0, burst=20_000, ingest=200_000,
+                 block_points=((100, 4096, SD),), block_seconds=8.0, burst=20_000,
+                 ingest=200_000,
                  startup_mib=(0, 16))
 
 ALARM_RATE = 25.0  # alarms/s from the alarm sensor: one every 40 ms during a drain
@@ -270,18 +283,25 @@ def _senml_json_size(count: int) -> float:
 
 
 def block_io(b: Bench, rate: int, seconds: float, warm: float = 5.0,
-             block_size: int | None = None) -> dict[str, Any]:
-    """The agent on a fresh loop-mounted ext4 (its whole state_dir and its metrics textfile),
-    ``rate`` readings/s, 1 s commits, broker and subscriber attached (so acks are written
-    too). Bytes at the block layer in a steady window after ``warm`` seconds.
-    ``block_size``: the file system's (default mkfs's: 1 KiB for this 256 MiB image; an
-    SD card's root file system has 4 KiB)."""
+             block_size: int | None = None, metrics_on_card: bool = False,
+             options: str = "noatime") -> dict[str, Any]:
+    """The agent on a fresh loop-mounted ext4 (its whole state_dir), ``rate`` readings/s,
+    1 s commits, broker and subscriber attached (so acks are written too). Bytes at the
+    block layer in a steady window after ``warm`` seconds. ``block_size``: the file
+    system's (default mkfs's: 1 KiB for this 256 MiB image; an SD card's root file system
+    has 4 KiB). The metrics textfile is on a tmpfs, where the product puts it
+    (/run/edge-agent-metrics), or with ``metrics_on_card`` on the measured file system.
+    ``options``: the mount options (``noatime,commit=30``: the journal committed every
+    30 s instead of 5, a common setting for SD cards)."""
     d = b.dir(f"blockio-{rate}")
-    out: dict[str, Any] = {"rate": rate, "block_size": block_size}
-    with LoopFS(d / "state.img", d / "mnt", size_mb=256, block_size=block_size) as fs:
+    out: dict[str, Any] = {"rate": rate, "block_size": block_size,
+                           "metrics_on_card": metrics_on_card, "options": options}
+    with LoopFS(d / "state.img", d / "mnt", size_mb=256, block_size=block_size,
+                options=options) as fs, \
+            tempfile.TemporaryDirectory(prefix="hil-bench-metrics-", dir=RUN_TMPFS) as run:
         state = fs.mount / "state"
-        metrics = fs.mount / "metrics"
-        metrics.mkdir()
+        metrics = fs.mount / "metrics" if metrics_on_card else Path(run)
+        metrics.mkdir(exist_ok=True)
         broker = _broker(d)
         sub = SubscriberProcess(broker.port, sitefile.PREFIX, 0)
         sensors = sitefile.load_sensor(rate) if rate else ""
@@ -506,10 +526,12 @@ def run(sizes: E2ESizes, work: Path, log: Log, pin_core: int | None = None,
     raw["alarms"] = alarms_during_drain(b, sizes)
     raw["paho_alarms"] = raw_paho_alarms(b, sizes.alarms)
     raw["block"] = []
-    for rate in sizes.block_rates:
-        log(f"block layer: {rate} readings/s for {sizes.block_seconds:.0f} s")
+    for rate, block_size, options in sizes.block_points:
+        log(f"block layer: {rate} readings/s for {sizes.block_seconds:.0f} s, "
+            f"{block_size} B blocks, {options}")
         try:
-            raw["block"].append(block_io(b, rate, sizes.block_seconds))
+            raw["block"].append(block_io(b, rate, sizes.block_seconds,
+                                         block_size=block_size, options=options))
         except LoopUnavailable as exc:
             log(f"  skipped: {exc}")
             raw["block_skipped"] = str(exc)

@@ -14,7 +14,7 @@ HEADERS = ["measure (end to end)", "edge-agent", "target", "baseline (same run)"
 DRAIN_HEADERS = ["backlog", "records", "readings/s at subscriber", "x raw paho",
                  "agent CPU-s per M", "subscriber CPU-s", "READY after (s)", "VmHWM (MB)",
                  "complete"]
-BLOCK_HEADERS = ["readings/s", "window (s)", "bytes written", "bytes/reading",
+BLOCK_HEADERS = ["readings/s", "file system", "window (s)", "bytes written", "bytes/reading",
                  "SenML JSON/reading", "x JSON", "long run bytes/reading", "MB/hour",
                  "agent CPU-s/hour", "start + stop bytes"]
 
@@ -68,7 +68,8 @@ def tables(raw: dict[str, Any]) -> str:
     brows: list[list[str]] = []
     for r in raw.get("block", []):
         bpr = r["bytes_per_reading"]
-        brows.append([str(r["rate"]), _f(r["seconds"], 1), _f(r["steady_bytes"]),
+        fs = f"{(r.get('block_size') or 1024) // 1024} KiB, {r.get('options', 'noatime')}"
+        brows.append([str(r["rate"]), fs, _f(r["seconds"], 1), _f(r["steady_bytes"]),
                       _f(bpr, 1), _f(r["json_per_reading"], 1),
                       f"{bpr / r['json_per_reading']:.2f}x" if bpr else "",
                       _f(r.get("long_run_bytes_per_reading"), 1),
@@ -76,12 +77,12 @@ def tables(raw: dict[str, Any]) -> str:
                       _f(r["start_bytes"] + r["stop_bytes"])])
         if r["rate"] == 100:
             rows.append(["bytes at the block layer per reading, 100/s, 1 s commits, "
-                         "everything the agent writes",
+                         f"everything the agent writes ({fs})",
                          _f(bpr, 1), "<= 1.0 x JSON", f"SenML JSON {_f(r['json_per_reading'], 1)}",
                          f"{bpr / r['json_per_reading']:.2f}x JSON",
                          _ok(bpr <= r["json_per_reading"])])
         if r["rate"] == 0:
-            rows.append(["block-layer bytes per hour, idle site (no readings)",
+            rows.append([f"block-layer bytes per hour, idle site (no readings; {fs})",
                          f"{r['bytes_per_hour'] / MB:,.1f} MB", "", "", "", "info"])
     mem = raw["memory"]
     rows.append([f"memory, ingest burst of {mem['burst']:,} readings: VmHWM / VmRSS "
@@ -132,8 +133,8 @@ def tables(raw: dict[str, Any]) -> str:
     out = [markdown_table(HEADERS, rows), "", "Drain sweep (backlog written offline, "
            "then agent + broker + subscriber):", "", markdown_table(DRAIN_HEADERS, drows)]
     if brows:
-        out += ["", "Block layer (loop-mounted ext4, noatime; state_dir and metrics textfile "
-                "on it; broker and subscriber attached):", "",
+        out += ["", "Block layer (loop-mounted ext4; the state_dir on it, the metrics textfile "
+                "on a tmpfs as the product installs it; broker and subscriber attached):", "",
                 markdown_table(BLOCK_HEADERS, brows)]
     elif raw.get("block_skipped"):
         out += ["", f"Block layer: skipped ({raw['block_skipped']})"]

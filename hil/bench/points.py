@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sizes = e2e.E2ESizes(drain=(), drain_cap=0, paho=0, alarms=args.alarms,
                                  alarm_backlog=args.backlog, alarm_rounds=args.rounds,
-                                 block_rates=(), block_seconds=0, burst=0, ingest=0,
+                                 block_points=(), block_seconds=0, burst=0, ingest=0,
                                  startup_mib=())
             raw = e2e.alarms_during_drain(b, sizes, args.drain_rate)
             summary = {k: raw[k] for k in ("alarms", "p50_ms", "p99_ms", "max_ms",
