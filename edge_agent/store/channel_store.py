@@ -102,6 +102,7 @@ class ChannelStore:
         # rejected as one (one message)
         self._runs: dict[int, tuple[RecordRef, ...]] = {}
         self.unreadable_records = 0
+        self._evidence: set[Path] = set()  # segments kept as evidence of a damaged record
         self.damaged_segments = 0
         self.accepted = 0
         self.not_accepted = 0
@@ -207,6 +208,12 @@ class ChannelStore:
         except OSError as exc:
             raise StoreError(f"store {self.channel.value}: cannot read segment "
                              f"{seg.path.name}: {exc}") from exc
+
+    @property
+    def indexed_segments(self) -> int:
+        """Segments found at open that were read from their index file, not scanned."""
+        with self._cond:
+            return self._recovery.out.indexed_segments
 
     @property
     def recovering(self) -> int:
@@ -411,6 +418,12 @@ class ChannelStore:
             return
         log.error("store %s: record seq %d..%d unreadable (%s); reported as lost",
                   self.channel.value, ref.first, ref.last, exc)
+        if isinstance(exc, rec.RecordCorrupt) and ref.seg.path not in self._evidence:
+            # damaged on the card after it was indexed (an index file spares the scan
+            # that would have found it): the segment is kept as evidence, as a scan does
+            self._evidence.add(ref.seg.path)
+            self._quarantine.link(ref.seg.path, f"record seq {ref.first}..{ref.last} "
+                                  f"damaged ({exc})")
         self.unreadable_records += 1
         self._drop(ref, EvictReason.CORRUPT)
         self._event("store", "lost", f"seq {ref.first}..{ref.last} unreadable: {exc}")

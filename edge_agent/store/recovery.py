@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from edge_agent.core.model import Channel
 from edge_agent.security.keyring import Keyring
-from edge_agent.store import segments
+from edge_agent.store import segindex, segments
 from edge_agent.store.aside import Quarantine
 from edge_agent.store.delivery import DeliveryIndex
 from edge_agent.store.eviction import EvictionLedger, EvictReason
@@ -51,6 +51,7 @@ _NO_END = 2**63 - 1
 @dataclass
 class Recovered:
     damaged_segments: int = 0  # segments with unreadable bytes (cut, kept as evidence)
+    indexed_segments: int = 0  # segments read from their index file instead of scanned
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Scanned:
     tail: bytes  # the bytes cut off (evidence), when damaged
     table: RecordTable  # the records neither acknowledged nor evicted
     known: list[tuple[int, int]] = field(default_factory=list)  # every record found
+    indexed: bool = False  # read from the segment's index file, not scanned
 
 
 class Recovery:
@@ -98,7 +100,8 @@ class Recovery:
                 self._quarantine.move(path, "not a segment file")
             found: list[Segment] = []
             for first, path in files:
-                seg = Segment(lane, first, path, path.stat().st_size, scanned=False)
+                seg = Segment(lane, first, path, path.stat().st_size, scanned=False,
+                              index=segindex.size(path))
                 self._segments.adopt(seg)
                 found.append(seg)
             self._todo.extend(found)
@@ -169,8 +172,20 @@ class Recovery:
 
     @staticmethod
     def scan(seg: Segment, acked: RangeSet, evicted: RangeSet) -> Scanned:
-        """Read and scan one segment file (no lock: nothing else writes an unscanned file).
-        Raises OSError when the file cannot be read."""
+        """Read and scan one segment file (no lock: nothing else writes an unscanned file),
+        or read its index file when it has an intact one (segindex.py). Raises OSError
+        when the file cannot be read."""
+        length = seg.path.stat().st_size
+        cols = segindex.read(seg.path, length)
+        if cols is not None:
+            table = RecordTable.of_columns(cols.firsts, cols.counts, cols.offsets, cols.sizes,
+                                           cols.oldest, cols.keys)
+            found = table.runs()
+            for a, b in [*acked, *evicted]:
+                table.drop_within(a, b)
+            whole = segments.ScanResult(keep=length, end=length)
+            return Scanned(seg, length, whole, b"", table, found, indexed=True)
+        segindex.remove(seg.path)  # torn, or written for another length: of no use
         data = seg.path.read_bytes()
         result = segments.scan(data)
         table = RecordTable()
@@ -214,6 +229,8 @@ class Recovery:
         # the records: cutting needs no free space; damaged bytes go below
         if result.keep < s.length:
             self._segments.cut(seg.path, result.keep)
+        if s.indexed:
+            self.out.indexed_segments += 1
         if result.damaged:
             self.out.damaged_segments += 1
             self._quarantine.link(seg.path, f"{result.end - result.keep} unreadable bytes cut"

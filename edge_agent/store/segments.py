@@ -40,6 +40,7 @@ from edge_agent.core.fsutil import Write, fsync_dir, no_space, write_all
 from edge_agent.core.model import Priority, Reading
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
+from edge_agent.store import segindex
 from edge_agent.store.table import RecordTable
 
 log = logging.getLogger("edge_agent.store")
@@ -68,6 +69,7 @@ class Segment:
     # False while a file found at open is not scanned yet (its records are unknown, its
     # ``size`` is the file's size from stat): it is kept whatever its table says
     scanned: bool = True
+    index: int = 0  # bytes of its index file (segindex.py; written when it is closed)
 
     @property
     def live(self) -> int:
@@ -77,8 +79,9 @@ class Segment:
 
     @property
     def disk(self) -> int:
-        """Bytes the file takes: its records and any zero tail (``max_bytes`` counts it)."""
-        return max(self.size, self.alloc)
+        """Bytes the segment takes: its records, any zero tail and its index file
+        (``max_bytes`` counts them)."""
+        return max(self.size, self.alloc) + self.index
 
 
 @dataclass(eq=False, slots=True)
@@ -111,6 +114,7 @@ class SealedRecord:
     count: int
     oldest: float
     data: bytes
+    key_id: int = 0  # the period key that sealed it
 
 
 def plaintexts(readings: list[Reading], batch_max: int) -> list[Plaintext]:
@@ -136,7 +140,7 @@ def seal(keys: Keyring, channel: str, items: list[Plaintext],
         oldest = min(r.time for r in chunk)
         key_id, aead = keys.current(oldest)
         data = rec.seal(aead, channel, int(lane), key_id, seq, len(chunk), oldest, pt)
-        records.append(SealedRecord(lane, seq, len(chunk), oldest, data))
+        records.append(SealedRecord(lane, seq, len(chunk), oldest, data, key_id))
         seq += len(chunk)
     return records
 
@@ -211,10 +215,12 @@ def segment_files(root: Path, lane: Priority) -> tuple[list[tuple[int, Path]], l
     """(segment files by first sequence number, other files that do not belong there)."""
     segs: list[tuple[int, Path]] = []
     strays: list[Path] = []
-    for p in lane_dir(root, lane).iterdir():
+    names = {p.name: p for p in lane_dir(root, lane).iterdir()}
+    for p in names.values():
         if p.suffix == ".seg" and p.stem.isdigit():
             segs.append((int(p.stem), p))
-        else:
+        elif not (p.suffix == segindex.SUFFIX and p.stem.isdigit()
+                  and p.stem + ".seg" in names):  # an index beside its segment belongs
             strays.append(p)
     segs.sort()
     return segs, strays
@@ -283,8 +289,10 @@ class SegmentSet:
             self._fsync(f.fileno())
 
     def remove(self, seg: Segment) -> None:
-        """Delete a segment's file (the caller made what makes it removable durable)."""
+        """Delete a segment's file (the caller made what makes it removable durable);
+        its index file first (an index without its segment would be a stray)."""
         close_fd(seg)
+        segindex.remove(seg.path)
         with contextlib.suppress(FileNotFoundError):
             seg.path.unlink()
         with contextlib.suppress(ValueError):
@@ -378,7 +386,7 @@ class SegmentSet:
                 # half a record must never be counted as written)
                 write_all(seg.fd, r.data, write=self._write, what=seg.path)
                 placed.append(RecordRef(r.lane, r.first, r.count, r.oldest, seg, seg.size,
-                                        len(r.data)))
+                                        len(r.data), r.key_id))
                 self._resize(seg, seg.size + len(r.data), seg.alloc)
             for seg, _ in touched.values():
                 assert seg.fd is not None
@@ -467,13 +475,22 @@ class SegmentSet:
         return seg, True
 
     def _close_tail(self, seg: Segment) -> None:
-        """Stop writing to ``seg`` and cut its zero tail off (not synced: a tail found
-        after a power cut is cut at the next start)."""
-        if seg.fd is not None and seg.alloc > seg.size:
+        """Stop writing to ``seg``, cut its zero tail off (not synced: a tail found after
+        a power cut is cut at the next start) and write its index file (a start then
+        reads the index instead of scanning the records)."""
+        if seg.fd is None:
+            return
+        cut = seg.alloc <= seg.size
+        if not cut:
             with contextlib.suppress(OSError):
                 os.ftruncate(seg.fd, seg.size)
+                cut = True
         close_fd(seg)
         self._resize(seg, seg.size, 0)
+        if cut and seg.size:
+            before = seg.disk
+            seg.index = segindex.write(seg.path, seg.table, seg.size)
+            self.bytes += seg.disk - before
 
     def close(self) -> None:
         for seg in self:

@@ -47,6 +47,42 @@ class RecordTable:
     def __len__(self) -> int:
         return len(self.firsts)
 
+    @classmethod
+    def of_columns(cls, firsts: array[int], counts: array[int], offsets: array[int],
+                   sizes: array[int], oldest: array[float], keys: array[int]) -> RecordTable:
+        """A table of these records (a segment's index file), every one pending."""
+        t = cls()
+        t.firsts, t.counts, t.offsets, t.sizes, t.oldest, t.keys = (
+            firsts, counts, offsets, sizes, oldest, keys)
+        t.state = bytearray([QUEUED]) * len(firsts)
+        t.live = len(firsts)
+        t.readings = sum(counts)
+        return t
+
+    def drop_within(self, first: int, last: int) -> None:
+        """Every pending record wholly within [first, last] leaves (acknowledged or
+        evicted before the table was built)."""
+        firsts, counts, state = self.firsts, self.counts, self.state
+        for i in range(bisect.bisect_left(firsts, first), bisect.bisect_right(firsts, last)):
+            if state[i] != GONE and firsts[i] + counts[i] - 1 <= last:
+                self.drop(i)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The contiguous sequence ranges of all its records (pending or not), ascending."""
+        firsts, counts = self.firsts, self.counts
+        n = len(firsts)
+        if not n:
+            return []
+        out: list[tuple[int, int]] = []
+        start = firsts[0]
+        for i in range(n - 1):
+            end = firsts[i] + counts[i]
+            if firsts[i + 1] != end:
+                out.append((start, end - 1))
+                start = firsts[i + 1]
+        out.append((start, firsts[-1] + counts[-1] - 1))
+        return out
+
     def append(self, first: int, count: int, offset: int, size: int, oldest: float,
                key_id: int) -> int:
         """A pending record, after every record already in the table. Returns its index."""
