@@ -2,6 +2,8 @@
 
     <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py;
                                  written in place in front of a zero tail, design note 0014)
+    lane-<n>/<first>.idx         a closed segment's record rows, read at start instead of
+                                 scanning it (segindex.py, design note 0017)
     acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
     seq.hwm, seq.last            numbering (numbering.py)
     reserve.bin                  disk kept for alarms (reserve.py)
