@@ -1,13 +1,18 @@
 """Single end-to-end points, one at a time (each reports the load average it ran at).
 
-    python -m hil.bench.points drain READINGS PER_RECORD [--cap S] [--pin-core]
+    python -m hil.bench.points drain READINGS PER_RECORD [--cap S] [--pin-core] [--template DIR]
     python -m hil.bench.points alarms [--alarms N] [--rounds N] [--backlog N] [--trace]
                                       [--drain-rate 8MB] [--pin-core]
 
 ``drain``: ``e2e.drain_point`` (rate at the subscriber, agent CPU-s per million, the
-subscriber's CPU). ``alarms``: ``e2e.alarms_during_drain``; ``--trace`` runs the agent
-under ``alarmtrace.py`` and prints where the alarms' time went, stage by stage. Prints a
-JSON summary on stdout (``--json FILE``: every raw figure).
+subscriber's CPU); ``--template DIR`` drains a copy of a backlog written beforehand with
+``python -m hil.bench.prefill DIR READINGS PER_RECORD`` (the fill is not timed). Everything
+on one core, as on a busy Pi: ``taskset -c 0 python -m hil.bench.points ...`` (the agent,
+the broker and the subscriber inherit it).
+
+``alarms``: ``e2e.alarms_during_drain``; ``--trace`` runs the agent under
+``alarmtrace.py`` and prints where the alarms' time went, stage by stage. Prints a JSON
+summary on stdout (``--json FILE``: every raw figure).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--drain-rate", default="", help="the channel's drain_rate, e.g. 8MB")
     ap.add_argument("--pin-core", action="store_true")
+    ap.add_argument("--template", type=Path, help="drain: a copy of this prefilled state dir")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hil-bench-point-", dir="/var/tmp"))
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         raw: dict[str, Any]
         if args.what == "drain":
             raw = e2e.drain_point(b, args.readings, args.per_record, args.cap,
-                                  drain_rate=args.drain_rate)
+                                  template=args.template, drain_rate=args.drain_rate)
             raw.pop("alarm_samples", None)
             raw.pop("alarm_only_samples", None)
             summary = {k: raw.get(k) for k in ("readings", "per_record", "records", "rate",
