@@ -1,8 +1,8 @@
 """``python -m hil.bench [--quick] [--out FILE.md]``: the in-process microbenchmarks, one table.
 
-``python -m hil.bench --e2e [--quick | --scale] [--pin-core] [--json FILE]``: the end-to-end
-set instead (the real agent process, a real mosquitto, an independent subscriber; see
-``e2e.py``). ``--all``: both.
+``python -m hil.bench --e2e [--quick | --scale] [--pin-core | --one-core] [--json FILE]``:
+the end-to-end set instead (the real agent process, a real mosquitto, an independent
+subscriber; see ``e2e.py``). ``--all``: both.
 
 Each figure comes from a fresh child process; baselines run in the same invocation against
 the same throwaway mosquitto (never port 1883).
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.tools.mosquitto import Mosquitto
+from hil.bench.proc import one_core
 from hil.common import env_info, markdown_table, run_child
 
 
@@ -166,6 +167,8 @@ def _e2e(args: argparse.Namespace, log: Callable[[str], object]) -> tuple[str, b
     text = e2e_report.tables(raw)
     kind = "scale" if args.scale else "quick" if args.quick else "default"
     pin = ", agent pinned to core 0" if args.pin_core else ""
+    if args.one_core:
+        pin += ", everything on one core"
     head = (f"edge-agent end-to-end benchmark ({kind}{pin}), {env_info()}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}, {time.monotonic() - t:.0f} s")
     return f"{head}\n\n{text}\n", "MISSED" not in text
@@ -182,12 +185,18 @@ def main(argv: list[str] | None = None) -> int:
                          "implies --e2e; can take hours)")
     ap.add_argument("--pin-core", action="store_true",
                     help="end to end with the agent pinned to core 0 (taskset -c 0)")
+    ap.add_argument("--one-core", action="store_true",
+                    help="the bench and everything it starts (agent, mosquitto, subscribers) "
+                         "on one core, as on a busy Pi; the same conditions for every point "
+                         "while other work holds the other cores")
     ap.add_argument("--trace-alarms", action="store_true",
                     help="end to end: run the alarm rounds' agent under hil/bench/alarmtrace.py "
                          "and report where each alarm's time went, stage by stage")
     ap.add_argument("--out", type=Path, help="also write the tables as markdown here")
     ap.add_argument("--json", type=Path, help="end to end: also write every raw figure here")
     args = ap.parse_args(argv)
+    if args.one_core:
+        one_core()
     t = time.monotonic()
 
     def log(m: str) -> None:

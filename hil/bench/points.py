@@ -7,8 +7,8 @@
 ``drain``: ``e2e.drain_point`` (rate at the subscriber, agent CPU-s per million, the
 subscriber's CPU); ``--template DIR`` drains a copy of a backlog written beforehand with
 ``python -m hil.bench.prefill DIR READINGS PER_RECORD`` (the fill is not timed). Everything
-on one core, as on a busy Pi: ``taskset -c 0 python -m hil.bench.points ...`` (the agent,
-the broker and the subscriber inherit it).
+on one core, as on a busy Pi: ``--one-core`` (the agent, the broker and the subscriber
+inherit the bench's affinity).
 
 ``alarms``: ``e2e.alarms_during_drain``; ``--trace`` runs the agent under
 ``alarmtrace.py`` and prints where the alarms' time went, stage by stage. Prints a JSON
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.bench import alarmstages, e2e
+from hil.bench.proc import one_core
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--drain-rate", default="", help="the channel's drain_rate, e.g. 8MB")
     ap.add_argument("--pin-core", action="store_true")
+    ap.add_argument("--one-core", action="store_true",
+                    help="everything (agent, mosquitto, subscribers) on one core")
     ap.add_argument("--template", type=Path, help="drain: a copy of this prefilled state dir")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    if args.one_core:
+        one_core()
     work = Path(tempfile.mkdtemp(prefix="hil-bench-point-", dir="/var/tmp"))
     b = e2e.Bench(work, lambda m: print(m, file=sys.stderr, flush=True),
                   0 if args.pin_core else None, trace=args.trace)
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["drain_rate"] = args.drain_rate
         summary["load"] = os.getloadavg()
         summary["pin_core"] = args.pin_core
+        summary["one_core"] = args.one_core
         print(json.dumps(summary, indent=1, default=str))
         if args.json:
             args.json.write_text(json.dumps(raw, indent=1, default=str))

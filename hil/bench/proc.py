@@ -30,6 +30,12 @@ class AgentFailed(RuntimeError):
     """The agent exited or did not become ready; the message carries its log tail."""
 
 
+def one_core() -> None:
+    """Run this process, and every process it starts from now on (the agent, mosquitto,
+    the subscribers: children inherit the affinity), on the lowest core it may use."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """utime + stime of every thread of ``pid`` so far, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
