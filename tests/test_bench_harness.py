@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.tools.mosquitto import Mosquitto
-from hil.bench import alarmstages, sitefile
+from hil.bench import alarmstages, e2e, sitefile
 from hil.bench.proc import AgentUnderTest, proc_cpu_seconds, proc_vm
 from hil.bench.subscriber import SubscriberProcess
 from hil.common import wait_for
@@ -89,3 +89,13 @@ def test_alarm_trace_stamps_every_stage_of_the_real_agent(tmp_path: Path) -> Non
         assert "puback" in r and "sock" in r
     rows = {row["stage"]: row for row in alarmstages.summary(received)}
     assert rows["emit -> alarm-only subscriber"]["n"] == len(received)
+
+
+def test_ingest_point_sees_the_agent_accept_every_reading(tmp_path: Path) -> None:
+    """The ingest point reads the agent's own status file (the store's ``accepted``): a
+    layout it cannot read would wait out its deadline and report nothing."""
+    b = e2e.Bench(tmp_path, lambda m: None, None)
+    out = e2e.ingest(b, 3000)
+    assert out["accepted"] >= 3000, out
+    assert out["seconds_upper"] < 60 and out["exit"] == 0
+    assert out["agent_cpu"] > 0 and out["cpu_per_m"] > 0

@@ -426,7 +426,8 @@ def ingest(b: Bench, total: int) -> dict[str, Any]:
         deadline = t0 + 600
         accepted = 0
         while time.monotonic() < deadline and agent.alive:
-            accepted = int(_status(state).get("channels", {}).get("ot", {}).get("accepted", 0))
+            ot = _status(state).get("channels", {}).get("ot", {})
+            accepted = int(ot.get("store", {}).get("accepted", 0))
             if accepted >= total:
                 break
             time.sleep(0.1)
