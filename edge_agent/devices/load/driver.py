@@ -11,6 +11,10 @@ from edge_agent.core.model import Reading
 from edge_agent.devices.base import Emit, Sensor, SensorContext, SensorSpec
 from edge_agent.devices.load.options import LoadOptions
 
+# readings per emit at most: a sensor that fell behind (the ingest queue blocked it) catches
+# up in pieces of this size, so the backlog it owes never becomes one list in memory
+BATCH_MAX = 10_000
+
 
 class LoadSensor(Sensor):
     def __init__(self, spec: SensorSpec, opts: LoadOptions, ctx: SensorContext) -> None:
@@ -26,7 +30,7 @@ class LoadSensor(Sensor):
             due = int((clock.monotonic() - start) * self.opts.rate)
             if self.opts.total is not None:
                 due = min(due, self.opts.total)
-            n = due - self.sent
+            n = min(due - self.sent, BATCH_MAX)
             if n > 0:
                 now = clock.time()
                 batch = [Reading(spec.id, spec.channel, spec.priority, "counter",
@@ -37,7 +41,8 @@ class LoadSensor(Sensor):
                 emit(batch)
             if self.opts.total is not None and self.sent >= self.opts.total:
                 return
-            stop.wait(self.opts.chunk)
+            if n < BATCH_MAX:  # caught up: wait for the next chunk's readings
+                stop.wait(self.opts.chunk)
 
 
 def build(spec: SensorSpec, opts: LoadOptions, ctx: SensorContext) -> Sensor:
