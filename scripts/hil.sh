@@ -25,9 +25,10 @@ if [ "$ENV" = vm ] || [ "$ENV" = arm64 ]; then
     ARCH=amd64; tools=(qemu-system-x86_64:qemu-system-x86)
     if [ "$ENV" = arm64 ]; then
         ARCH=arm64
-        # debootstrap's second stage runs arm64 binaries through qemu-user (binfmt_misc)
+        # debootstrap's second stage runs arm64 binaries through qemu-user (binfmt_misc);
+        # the kernel's modules and the initramfs are prepared here (depmod, cpio)
         tools=(qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
-               update-binfmts:binfmt-support)
+               update-binfmts:binfmt-support depmod:kmod cpio:cpio)
     fi
     need=()
     for tool in "${tools[@]}" qemu-img:qemu-utils debootstrap:debootstrap socat:socat \

@@ -84,7 +84,7 @@ cp "$APTD/busybox/bin/busybox" "$I/bin/busybox"
 # the modules the root disk needs, each after the ones it depends on (modules.dep lists a
 # module's dependencies, the deepest last)
 MODS="$ROOT/lib/modules/$KVER"
-want=(virtio_pci virtio_mmio virtio_blk ext4)
+want=(virtio_pci virtio_mmio virtio_blk crc32c_generic ext4)  # ext4 soft-depends on crc32c
 : > "$I/modules"
 add_module() {
     local name="$1" path deps d
