@@ -68,8 +68,14 @@ KIMG="$(apt-cache -o APT::Architecture=arm64 -o Dir::State::Lists="$APTD/lists" 
         depends linux-image-arm64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-arm64\)$/\1/p' | head -n1)"
 [ -n "$KIMG" ] || { echo "recipe: linux-image-arm64 depends on no kernel package" >&2; exit 1; }
 (cd "$APTD/debs" && hostapt download "$KIMG" busybox-static >/dev/null)
-dpkg-deb -x "$APTD/debs/${KIMG}"_*.deb "$ROOT"
+# unpacked beside the root, then copied in: the package's ./lib would replace the root's
+# /lib -> usr/lib symlink (merged /usr) with a directory
+dpkg-deb -x "$APTD/debs/${KIMG}"_*.deb "$APTD/kernel"
 KVER="${KIMG#linux-image-}"
+mkdir -p "$ROOT/usr/lib/modules" "$ROOT/boot"
+cp -a "$APTD/kernel/lib/modules/$KVER" "$ROOT/usr/lib/modules/"
+cp -a "$APTD/kernel/boot/." "$ROOT/boot/"
+[ -L "$ROOT/lib" ] || { echo "recipe: $ROOT/lib is no longer a symlink" >&2; exit 1; }
 depmod -b "$ROOT" "$KVER"
 cp "$ROOT/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 grep -E '^CONFIG_(VIRTIO|VIRTIO_PCI|VIRTIO_MMIO|VIRTIO_BLK|EXT4_FS|CRC32C|LIBCRC32C)=' \
