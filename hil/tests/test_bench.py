@@ -3,14 +3,17 @@
 guest, with the installed agent's interpreter and the payload's copy of ``hil/``, then
 the same here. On the arm64 rig the guest's CPU is qemu's TCG translator on this host,
 not a Cortex-A72: its figure bounds a Pi's slowness from above, it is not a Pi figure.
-The figures go into the JUnit file as properties."""
+The figures go into the JUnit file (test-suite properties) and ``ingest-figures.json`` in
+the suite's work directory."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -31,18 +34,25 @@ def _figures(out: str) -> dict[str, float]:
 
 
 @pytest.mark.lg_feature("ingest_bench")
-def test_ingest_cpu_seconds_per_million(rig: Rig,
-                                        record_property: Callable[[str, object], None]
-                                        ) -> None:
+def test_ingest_cpu_seconds_per_million(
+        rig: Rig, workdir: Path, record_testsuite_property: Callable[[str, object], None]
+) -> None:
     guest = _figures(rig.sh(f"cd {PAYLOAD}/repo && {GUEST_PY} -m hil.bench.ingest "
                             + " ".join(ARGS), timeout=3600).check("guest hil.bench.ingest"))
     host = _figures(subprocess.run([sys.executable, "-m", "hil.bench.ingest", *ARGS],
                                    cwd=REPO, capture_output=True, text=True, check=True,
                                    timeout=600).stdout)
-    for where, fig in (("guest", guest), ("host", host)):
-        for key in ("store", "store_cpu_s_per_m", "sqlite_batched", "sqlite_naive"):
-            record_property(f"{where}_{key}", round(fig[key], 3))
-    ratio = guest["store_cpu_s_per_m"] / host["store_cpu_s_per_m"]
-    record_property("cpu_ratio_guest_to_host", round(ratio, 2))
+    figures = {f"{where}_{key}": round(fig[key], 3)
+               for where, fig in (("guest", guest), ("host", host))
+               for key in ("store", "store_cpu_s_per_m", "sqlite_batched", "sqlite_naive")}
+    figures["cpu_ratio_guest_to_host"] = round(
+        guest["store_cpu_s_per_m"] / host["store_cpu_s_per_m"], 2)
+    figures["host_load_average"] = round(os.getloadavg()[0], 2)
+    rig_seconds = workdir / "vm" / "rig-seconds.json"  # the vm rig's first boot, install.sh
+    if rig_seconds.exists():
+        figures.update({f"rig_{k}_s": v for k, v in json.loads(rig_seconds.read_text()).items()})
+    for key, value in figures.items():
+        record_testsuite_property(f"ingest_{key}", value)
+    (workdir / "ingest-figures.json").write_text(json.dumps(figures) + "\n")
     assert guest["store"] > 0 and host["store"] > 0
     assert guest["store_cpu_s_per_m"] > 0 and host["store_cpu_s_per_m"] > 0
