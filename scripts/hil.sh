@@ -9,13 +9,14 @@
 #   scripts/hil.sh vm --long           # 100 power cuts instead of 10, then the arm64 run
 #
 # vm/arm64: build the VM image once (needs root; ~/.cache/edge-agent-hil, rebuilt when
-# hil/vm/recipe.sh changes) and install qemu, debootstrap and socat with apt-get.
+# its recipe, hil/vm/recipe.sh or recipe_arm64.sh, changes) and install qemu, debootstrap
+# and socat with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV="${1:-}"
 case "$ENV" in
     sim|vm|arm64|pi) shift ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 
 scripts/setup.sh --test >/dev/null  # the [test,hil] extras: pytest, labgrid
@@ -25,9 +26,10 @@ if [ "$ENV" = vm ] || [ "$ENV" = arm64 ]; then
     ARCH=amd64; tools=(qemu-system-x86_64:qemu-system-x86)
     if [ "$ENV" = arm64 ]; then
         ARCH=arm64
-        # debootstrap's second stage runs arm64 binaries through qemu-user (binfmt_misc)
+        # debootstrap's second stage runs arm64 binaries through qemu-user (binfmt_misc);
+        # the kernel's modules and the initramfs are prepared here (depmod, cpio)
         tools=(qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
-               update-binfmts:binfmt-support)
+               update-binfmts:binfmt-support depmod:kmod cpio:cpio)
     fi
     need=()
     for tool in "${tools[@]}" qemu-img:qemu-utils debootstrap:debootstrap socat:socat \

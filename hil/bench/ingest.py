@@ -4,6 +4,10 @@ Readings are created before the timed loop (the figure is the store's cost, not 
 building Reading objects). Each batch is one ``append`` = one durable commit (write + fsync).
 
     python -m hil.bench.ingest TOTAL BATCH NAIVE_COUNT   (prints one JSON line)
+
+``store_cpu_s_per_m`` is the process's CPU time (user + system) over the store's timed
+loop, per million readings: the figure to compare between machines (docs: NOTES.md, "A Pi
+3/4 figure from CPU-seconds"), since the readings/s figure also holds the fsync waits.
 """
 
 from __future__ import annotations
@@ -21,19 +25,23 @@ from edge_agent.store.channel_store import ChannelStore
 from hil.common import emit_json, readings
 
 
-def store_ingest(workdir: Path, total: int, batch: int) -> float:
+def store_ingest(workdir: Path, total: int, batch: int) -> tuple[float, float]:
+    """Readings/s through ``ChannelStore.append``, and CPU-s per million readings."""
     batches = [readings(batch, start=i * batch) for i in range(total // batch)]
     store = ChannelStore(workdir / "store", Channel.OT, secrets.token_bytes(32),
                          max_bytes=4 * 1024**3, segment_bytes=16 * 1024**2)
     try:
         store.append(readings(10))  # warm-up: directories, reserve file, first hwm
         t = time.perf_counter()
+        cpu = time.process_time()
         for b in batches:
             store.append(b)
         dt = time.perf_counter() - t
+        dcpu = time.process_time() - cpu
     finally:
         store.close()
-    return sum(len(b) for b in batches) / dt
+    n = sum(len(b) for b in batches)
+    return n / dt, dcpu / n * 1e6
 
 
 def _sqlite(path: Path) -> sqlite3.Connection:
@@ -82,7 +90,8 @@ def main(argv: list[str]) -> None:
     total, batch, naive = (int(a) for a in argv[:3])
     workdir = Path(tempfile.mkdtemp(prefix="hil-ingest-"))
     try:
-        emit_json({"store": store_ingest(workdir, total, batch),
+        rate, cpu_per_m = store_ingest(workdir, total, batch)
+        emit_json({"store": rate, "store_cpu_s_per_m": cpu_per_m,
                    "sqlite_batched": sqlite_batched(workdir, total, batch),
                    "sqlite_naive": sqlite_naive(workdir, naive),
                    "total": total, "batch": batch, "naive_count": naive})

@@ -83,7 +83,8 @@ def rig(env: Any, workdir: Path, broker: Mosquitto, platform_key: KeyPair,
     elif kind == "vm":
         from .vm_rig import VmRig
 
-        r = VmRig(env.get_target("main"), workdir / "vm", broker.port)
+        r = VmRig(env.get_target("main"), workdir / "vm", broker.port,
+                  frozenset(env.get_target_features()))
     elif kind == "pi":
         from .pi_rig import PiRig
 

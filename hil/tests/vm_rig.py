@@ -19,6 +19,7 @@ Power cuts SIGKILL qemu; the root disk runs with ``cache=none`` (no host page ca
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -113,8 +114,12 @@ class VmRig(Rig):
     broker_url = "mqtt://10.0.2.100:1883"
     p1_port = "/dev/ttyUSB0"
 
-    def __init__(self, target: Any, workdir: Path, broker_port: int) -> None:
+    def __init__(self, target: Any, workdir: Path, broker_port: int,
+                 features: frozenset[str] = frozenset({"gpio", "i2c_stub", "p1"})) -> None:
+        """``features``: the environment's; the arm64 smoke image has no gpio-sim, no
+        i2c-stub and no P1 adapter, so those are neither attached nor checked there."""
         self.target = target
+        self.features = features
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         image = Path(os.environ["LG_HIL_IMAGE"])
@@ -124,23 +129,30 @@ class VmRig(Rig):
         with contextlib.suppress(FileNotFoundError):
             self.p1_socket.unlink()
         self.qemu = target.get_driver("QEMUDriver", activate=False)
-        self.qemu.extra_args += " " + " ".join(shlex.quote(a) for a in [
+        args = [
             "-accel", "kvm" if accel == "kvm" else "tcg,thread=multi",
             "-initrd", str(image / "initrd.img"),
             "-netdev", "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:1883-cmd:"
                        f"socat - TCP:127.0.0.1:{broker_port}",
             "-device", "virtio-net-pci,netdev=n0",
             "-drive", f"if=virtio,format=raw,readonly=on,file={run / 'payload.img'}",
-            "-chardev", f"socket,id=p1,path={self.p1_socket},server=on,wait=off",
-            "-device", "qemu-xhci,id=xhci",
-            "-device", "usb-serial,chardev=p1,id=p1dev,bus=xhci.0",
-        ])
+        ]
+        if "p1" in features:
+            args += ["-chardev", f"socket,id=p1,path={self.p1_socket},server=on,wait=off",
+                     "-device", "qemu-xhci,id=xhci",
+                     "-device", "usb-serial,chardev=p1,id=p1dev,bus=xhci.0"]
+        self.qemu.extra_args += " " + " ".join(shlex.quote(a) for a in args)
         self._cursor = ""
         self._sim_dir = ""
         self.boot_seconds: list[float] = []
         self.boot()
+        started = time.monotonic()
         self.install_agent()
-        self._meter = SocketMeter(self.p1_socket, self)
+        # the first boot and the installation, for the figures (docs/hil.md)
+        (workdir / "rig-seconds.json").write_text(json.dumps(
+            {"boot": round(self.boot_seconds[0], 1),
+             "install": round(time.monotonic() - started, 1)}) + "\n")
+        self._meter = SocketMeter(self.p1_socket, self) if "p1" in features else None
 
     # -- the machine ------------------------------------------------------------------------
 
@@ -196,12 +208,16 @@ class VmRig(Rig):
         self.put_file("/etc/hil/devicetree/system/linux,revision", PI4_REVISION, "0644")
         self.put_file("/etc/systemd/system/edge-agent.service.d/hil.conf", DROPIN.encode(),
                       "0644")
-        # plain Debian leaves /dev/gpiochipN root-only: install.sh's udev rule gives them
-        # to the gpio group (nothing here adjusts them)
-        owner = self.sh("stat -c '%G %a' /dev/gpiochip0").check("gpiochip").strip()
-        if owner != "gpio 660":
-            raise AssertionError(f"/dev/gpiochip0 after install.sh: {owner}, not gpio 660")
         self.sh("systemctl daemon-reload").check("daemon-reload")
+        if "gpio" in self.features:
+            # plain Debian leaves /dev/gpiochipN root-only: install.sh's udev rule gives
+            # them to the gpio group (nothing here adjusts them)
+            owner = self.sh("stat -c '%G %a' /dev/gpiochip0").check("gpiochip").strip()
+            if owner != "gpio 660":
+                raise AssertionError(f"/dev/gpiochip0 after install.sh: {owner},"
+                                     " not gpio 660")
+        if "i2c_stub" not in self.features:
+            return
         name = self.sh("grep -l 'SMBus stub driver' /sys/bus/i2c/devices/i2c-*/name").out
         m = re.search(r"i2c-(\d+)/name", name)
         if not m:
@@ -252,6 +268,8 @@ class VmRig(Rig):
     # -- devices ----------------------------------------------------------------------------
 
     def p1(self) -> P1Meter:
+        if self._meter is None:
+            raise AssertionError("this rig has no P1 adapter (feature p1)")
         return self._meter
 
     def set_pull(self, pin: int, high: bool) -> None:

@@ -4,12 +4,14 @@
     python -m hil.vm.image prepare RUNDIR IMAGEDIR # overlay disk + payload disk with wheels
     python -m hil.vm.image accel IMAGEDIR          # "kvm" if a probe boot works, else "tcg"
 
-The image is built by ``hil/vm/recipe.sh`` (debootstrap, Debian kernel, gpio-sim) into
-``~/.cache/edge-agent-hil/<arch>-<hash>/``, where ``<hash>`` is the recipe's sha256: a
-changed recipe builds a new image, an unchanged one is reused. Each run gets a qcow2
-overlay (the cached image is never written) and a payload disk holding the wheels built
-on the host and the repository's ``systemd/``, ``configs/`` and README, from which the
-guest installs the agent offline with ``systemd/install.sh``, as a technician does.
+The amd64 image is built by ``hil/vm/recipe.sh`` (debootstrap, Debian kernel, gpio-sim),
+the arm64 smoke image by ``hil/vm/recipe_arm64.sh`` (the same system, with only the
+package installation emulated), into ``~/.cache/edge-agent-hil/<arch>-<hash>/``, where
+``<hash>`` is the recipe's sha256: a changed recipe builds a new image, an unchanged one is
+reused. Each run gets a qcow2 overlay (the cached image is never written) and a payload
+disk holding the wheels built on the host and the repository's ``systemd/``, ``configs/``,
+``hil/`` and README, from which the guest installs the agent offline with
+``systemd/install.sh``, as a technician does (and runs the benchmarks, on arm64).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
-RECIPE = Path(__file__).resolve().parent / "recipe.sh"
+RECIPES = {"amd64": Path(__file__).resolve().parent / "recipe.sh",
+           "arm64": Path(__file__).resolve().parent / "recipe_arm64.sh"}
 CACHE = Path(os.environ.get("EDGE_HIL_CACHE", Path.home() / ".cache" / "edge-agent-hil"))
 QEMU = {"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
 
@@ -35,12 +38,12 @@ class ImageError(RuntimeError):
     pass
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(RECIPE.read_bytes()).hexdigest()
+def recipe_hash(arch: str = "amd64") -> str:
+    return hashlib.sha256(RECIPES[arch].read_bytes()).hexdigest()
 
 
 def image_dir(arch: str = "amd64") -> Path:
-    return CACHE / f"{arch}-{recipe_hash()[:16]}"
+    return CACHE / f"{arch}-{recipe_hash(arch)[:16]}"
 
 
 def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
@@ -48,14 +51,14 @@ def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
     A second run asking for the same image meanwhile waits for the first one's build."""
     out = image_dir(arch)
     stamp = out / "recipe.sha256"
-    if stamp.exists() and stamp.read_text().strip() == recipe_hash():
+    if stamp.exists() and stamp.read_text().strip() == recipe_hash(arch):
         return out
     if os.geteuid() != 0:
         raise ImageError("building the VM image needs root (debootstrap, chroot)")
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{arch}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text().strip() == recipe_hash():
+        if stamp.exists() and stamp.read_text().strip() == recipe_hash(arch):
             return out
         return _build(arch, out, log)
 
@@ -67,14 +70,14 @@ def _build(arch: str, out: Path, log: Path | None) -> Path:
     started = time.monotonic()
     logf = log or out.with_name(out.name + ".log")
     with open(logf, "w") as f:
-        r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPE), str(tmp), arch],
+        r = subprocess.run(["nice", "-n", "10", "bash", str(RECIPES[arch]), str(tmp), arch],
                            stdout=f, stderr=subprocess.STDOUT, check=False)
     if r.returncode != 0:
         unmount_below(tmp)  # debootstrap's and the recipe's proc, sys, dev mounts
         shutil.rmtree(tmp, ignore_errors=True)
         raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
     (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
-    (tmp / "recipe.sha256").write_text(recipe_hash() + "\n")
+    (tmp / "recipe.sha256").write_text(recipe_hash(arch) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     for old in CACHE.glob(f"{arch}-*"):  # earlier recipes' images
@@ -138,6 +141,10 @@ def prepare(run: Path, image: Path) -> dict[str, Path]:
     repo = payload / "repo"
     for part in ("systemd", "configs"):
         shutil.copytree(REPO / part, repo / part)
+    # the benchmarks' source, for the guest's own figures (``python -m hil.bench.ingest``
+    # in this directory, with the installed agent's interpreter)
+    shutil.copytree(REPO / "hil", repo / "hil",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.md"))
     shutil.copy2(REPO / "README.md", repo / "README.md")
     disk = run / "payload.img"
     if disk.exists():
