@@ -137,23 +137,24 @@ class VmRig(Rig):
         ])
         self._cursor = ""
         self._sim_dir = ""
-        self.boot_seconds: list[float] = []
         self.boot()
         self.install_agent()
         self._meter = SocketMeter(self.p1_socket, self)
 
     # -- the machine ------------------------------------------------------------------------
 
-    def boot(self) -> float:
-        started = time.monotonic()
+    def power_on(self) -> None:
+        """Start qemu; the guest boots on its own (the serial console is read only when
+        a shell is wanted: ``await_shell``)."""
         self.target.activate(self.qemu)
         self.qemu.on()
+        self._sim_dir = ""
+
+    def await_shell(self) -> None:
+        """The root shell on the serial console (autologin; ShellDriver's login_timeout
+        allows a slow boot)."""
         self.shell = self.target.get_driver("ShellDriver")
         self.sh("dmesg -n 1; bind 'set enable-bracketed-paste off' 2>/dev/null; true")
-        took = time.monotonic() - started
-        self.boot_seconds.append(took)
-        self._sim_dir = ""
-        return took
 
     def power_cut(self) -> None:
         """SIGKILL qemu: no flush, no shutdown, the guest's page cache is gone."""
