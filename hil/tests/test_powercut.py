@@ -114,6 +114,8 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, planned_cuts
             f.write(json.dumps(line) + "\n")
     assert backs, "no power cut made within the budget"
     agent.await_shell()
+    # where the last boot's time went, as the guest saw it
+    analyze = agent.sh("systemd-analyze; systemd-analyze blame | head -10").out
     top = wait_drained(ot, timeout=BACK_TIMEOUT)
     holes = missing(ot, top)
     rep = reported(ot)
@@ -124,7 +126,7 @@ def test_power_cuts_lose_nothing_accepted(agent: Rig, ot: Consumer, planned_cuts
         "missing": holes, "duplicates": ot.snapshot().duplicates,
         "cut_after_s": summary(cut_after), "boot_s": summary(backs),
         "cycle_s": summary(cycle_s), "wall_s": round(time.monotonic() - began),
-        "log": str(cut_log),
+        "last_boot": analyze.splitlines(), "log": str(cut_log),
     }
     print("power-cut figures:", json.dumps(figures))
     cut_log.with_suffix(".figures.json").write_text(json.dumps(figures, indent=1) + "\n")
