@@ -55,7 +55,11 @@ if [ "$ENV" = vm ] || [ "$ENV" = arm64 ]; then
     EDGE_HIL_ACCEL_CHOSEN="$(.venv/bin/python -m hil.vm.image accel "$LG_HIL_IMAGE")"
     echo "hil: run dir $LG_HIL_RUN, accelerator $EDGE_HIL_ACCEL_CHOSEN" >&2
     export LG_HIL_IMAGE LG_HIL_RUN EDGE_HIL_ACCEL_CHOSEN
-    ARGS+=(-o timeout=7200)
+    # a safety net per test; a long power-cut run (100 boots of up to a few minutes each on
+    # a loaded machine) gets 12 h, each of its boots has its own 15-minute limit
+    limit=7200
+    [[ " $* " == *" --long "* || " $* " == *" --cuts"* ]] && limit=43200
+    ARGS+=(-o "timeout=$limit")
 elif [ "$ENV" = pi ]; then
     ARGS+=(-o timeout=7200)
 fi

@@ -23,6 +23,12 @@ from .rig import PREFIX_IT, PREFIX_OT, Rig
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true",
                      help="long run: 100 power cuts instead of 10")
+    parser.addoption("--cuts", type=int, default=0, metavar="N",
+                     help="power cuts to make (default 10, 100 with --long)")
+    parser.addoption("--cut-log", type=Path, default=None, metavar="PATH",
+                     help="power cuts: the JSON line per cycle goes here (default:"
+                          " suite/powercut-progress.jsonl in the run directory), the"
+                          " figures beside it (PATH with .figures.json)")
     parser.addoption("--cut-budget", type=float, default=0.0, metavar="SECONDS",
                      help="power cuts: stop cutting after this many seconds (0: no limit);"
                           " the check of every accepted reading still runs and the figures"
@@ -32,6 +38,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def long_run(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture(scope="session")
+def planned_cuts(request: pytest.FixtureRequest, long_run: bool) -> int:
+    cuts = int(request.config.getoption("--cuts"))
+    return cuts if cuts > 0 else 100 if long_run else 10
+
+
+@pytest.fixture(scope="session")
+def cut_log(request: pytest.FixtureRequest, workdir: Path) -> Path:
+    path: Path | None = request.config.getoption("--cut-log")
+    return path if path is not None else workdir / "powercut-progress.jsonl"
 
 
 @pytest.fixture(scope="session")

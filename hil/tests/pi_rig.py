@@ -163,10 +163,10 @@ class PiRig(Rig):
         power = self.target.get_driver("PowerProtocol")
         power.off()
 
-    def boot(self) -> float:
-        started = time.monotonic()
-        power = self.target.get_driver("PowerProtocol")
-        power.on()
+    def power_on(self) -> None:
+        self.target.get_driver("PowerProtocol").on()
+
+    def await_shell(self) -> None:
         self.target.deactivate(self.ssh)
         deadline = time.monotonic() + 300
         while True:
@@ -177,7 +177,6 @@ class PiRig(Rig):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(5)
-        return time.monotonic() - started
 
     def close(self) -> None:
         if self._meter is not None:

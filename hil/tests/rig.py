@@ -14,6 +14,7 @@ import base64
 import shlex
 import tempfile
 import textwrap
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,9 +157,20 @@ class Rig(abc.ABC):
         """Cut the power at once (no shutdown, no flush)."""
         raise NotImplementedError(f"{self.name}: no power switch")
 
+    def power_on(self) -> None:
+        """Switch the power on and return at once (the node boots by itself)."""
+        raise NotImplementedError(f"{self.name}: no power switch")
+
+    def await_shell(self) -> None:
+        """Wait until the booted node has a shell again."""
+        raise NotImplementedError(f"{self.name}: no power switch")
+
     def boot(self) -> float:
         """Power on and wait for a shell; return the seconds it took."""
-        raise NotImplementedError(f"{self.name}: no power switch")
+        started = time.monotonic()
+        self.power_on()
+        self.await_shell()
+        return time.monotonic() - started
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pexpect import TIMEOUT
+
 from edge_agent.devices.dsmr.emulator import DsmrMeter
 from edge_agent.devices.dsmr.options import DsmrEmulation
 
@@ -109,6 +111,37 @@ class SocketMeter(P1Meter):
         self._thread.join(5)
 
 
+class ConsoleDrain:
+    """Reads the serial console while no shell does. qemu's UART sends a byte per socket
+    write, so a few hundred unread bytes (fsck, the autologin banner and prompt) fill the
+    socket's buffer and the guest's console writes, and with them its boot, stall."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.text = bytearray()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="console-drain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.console.read(size=4096, timeout=0.2)
+            except TIMEOUT:  # nothing to read
+                continue
+            except OSError:
+                return  # qemu is gone
+            if not data:
+                return  # qemu is gone
+            self.text += data
+            del self.text[:-16384]
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join(10)
+        return self.text.decode(errors="replace")
+
+
 class VmRig(Rig):
     name = "vm"
     broker_url = "mqtt://10.0.2.100:1883"
@@ -144,7 +177,8 @@ class VmRig(Rig):
         self.qemu.extra_args += " " + " ".join(shlex.quote(a) for a in args)
         self._cursor = ""
         self._sim_dir = ""
-        self.boot_seconds: list[float] = []
+        self._drain: ConsoleDrain | None = None
+        self.console_tail = ""  # what the drain read of the last boot's console
         self.boot()
         started = time.monotonic()
         self.install_agent()
@@ -156,16 +190,26 @@ class VmRig(Rig):
 
     # -- the machine ------------------------------------------------------------------------
 
-    def boot(self) -> float:
-        started = time.monotonic()
+    def power_on(self) -> None:
+        """Start qemu; the guest boots on its own (the serial console is read only when
+        a shell is wanted: ``await_shell``)."""
         self.target.activate(self.qemu)
         self.qemu.on()
+        self._sim_dir = ""
+        self._drain = ConsoleDrain(self.qemu)
+
+    def _stop_drain(self) -> None:
+        if self._drain is not None:
+            self.console_tail = self._drain.stop()
+            self._drain = None
+
+    def await_shell(self) -> None:
+        """The root shell on the serial console (autologin; ShellDriver's login_timeout
+        allows a slow boot). ShellDriver sends a newline when the console is quiet, so a
+        prompt the drain read already comes again."""
+        self._stop_drain()
         self.shell = self.target.get_driver("ShellDriver")
         self.sh("dmesg -n 1; bind 'set enable-bracketed-paste off' 2>/dev/null; true")
-        took = time.monotonic() - started
-        self.boot_seconds.append(took)
-        self._sim_dir = ""
-        return took
 
     def power_cut(self) -> None:
         """SIGKILL qemu: no flush, no shutdown, the guest's page cache is gone."""
@@ -173,6 +217,8 @@ class VmRig(Rig):
         if child is not None:
             child.kill()
             child.wait()
+        self._stop_drain()
+        if child is not None:
             for pipe in (child.stdin, child.stdout):
                 if pipe is not None:
                     pipe.close()
@@ -295,6 +341,7 @@ class VmRig(Rig):
                     ).check("i2cset")
 
     def close(self) -> None:
+        self._stop_drain()
         meter = getattr(self, "_meter", None)
         if meter is not None:
             meter.close()
