@@ -32,6 +32,7 @@ from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
 from edge_agent.daemon.memtrim import Trimmer, libc_trim
+from edge_agent.daemon.status import runtime_dir
 from edge_agent.daemon.storescan import StoreScan
 from edge_agent.daemon.watch_hub import WatchHub
 from edge_agent.daemon.watch_socket import WatchServer, open_watch, summary_of
@@ -230,7 +231,8 @@ class Agent:
                 cfg.state_dir / "store", ch, keys, max_bytes=int(cfg.store.max_bytes),
                 segment_bytes=int(cfg.store.segment_bytes), batch_max=cfg.store.batch_max,
                 retention=cfg.store.retention.get(ch), clock=self.clock, fsync=self._fsync,
-                on_event=secevents.sink(ch.value), recover_later=True)
+                on_event=secevents.sink(ch.value), recover_later=True,
+                hint_dir=runtime_dir())
             self.stores[ch] = store
             self.queues[ch] = IngestQueue(cfg.store.queue_max, name=ch.value, clock=self.clock,
                                           max_bytes=int(cfg.store.queue_max_bytes))

@@ -1,11 +1,13 @@
 """The durable encrypted store, one per channel: segment files of records per priority lane.
 
     <root>/<channel>/lane-<0|1|2>/<first>.seg  alarm, normal, bulk records (segments.py;
-                                 written in place in front of a zero tail, design note 0014)
+                                 written in place in front of a zero tail, design note 0014;
+                                 commits as whole sectors, sectors.py, design note 0018)
     lane-<n>/<first>.idx         a closed segment's record rows, read at start instead of
                                  scanning it (segindex.py, design note 0017)
     acked.log, evicted.log       delivered ranges; dropped ones, with why (acks, eviction)
-    seq.hwm, seq.last            numbering (numbering.py)
+    seq.hwm, seq.last            numbering (numbering.py; under the service the seq.last
+                                 hint is in the runtime directory, a tmpfs)
     reserve.bin                  disk kept for alarms (reserve.py)
     quarantine/, dead/           unreadable files, refused records; bounded (aside.py)
     lock                         flock()ed while open (lock.py)

@@ -30,6 +30,7 @@ from edge_agent.core.errors import (
 )
 from edge_agent.core.fsutil import Write, no_space
 from edge_agent.core.model import CLOCK_FLOOR, Channel, Priority, Reading
+from edge_agent.core.mounts import on_volatile_fs
 from edge_agent.core.ratelog import RateLimitedLog
 from edge_agent.security.keyring import Keyring, StaticKeyring
 from edge_agent.store import identity, segments
@@ -77,9 +78,15 @@ class ChannelStore:
                  boot_source: Callable[[], str | None] = current_boot_id,
                  write: Write = os.write,
                  datasync: Callable[[int], None] | None = None,
-                 recover_later: bool = False) -> None:
+                 recover_later: bool = False, direct: bool | None = None,
+                 hint_dir: Path | None = None) -> None:
         """``recover_later``: open without scanning the older segments; the caller then
-        runs ``recover`` (on a thread of its own). Otherwise they are scanned here."""
+        runs ``recover`` (on a thread of its own). Otherwise they are scanned here.
+        ``direct``: commits written as whole sectors (``sectors.py``); None: unless the
+        store is on a tmpfs, where it would save nothing, or a rig injected ``write``
+        (which then sees every byte of the records). ``hint_dir``: where the sequence
+        hint lives, the service's runtime directory (``numbering.py``); None: the store
+        directory."""
         self.channel = channel
         self._on_event = on_event  # (category, outcome, detail): security event sink
         self.dir = root / channel.value
@@ -92,6 +99,8 @@ class ChannelStore:
         # a commit of records: fdatasync (docs/design/0014), unless a rig injected fsync
         self._datasync = datasync or (os.fdatasync if fsync is os.fsync else fsync)
         self._write = write  # every write of records and journals (fault rigs inject here)
+        self._direct = direct
+        self._hint_dir = hint_dir
         # boot_id: this boot's id as given (rigs); otherwise asked from boot_source
         self._boot = boot_id if boot_id is not None else boot_source()
         self._lock = threading.Lock()
@@ -124,9 +133,13 @@ class ChannelStore:
 
     def _open(self, segment_bytes: int, reserve_bytes: int) -> None:
         ch = self.channel.value
+        direct = self._direct
+        if direct is None:
+            direct = self._write is os.write and not on_volatile_fs(self.dir)
         self._segments = SegmentSet(self.dir, segment_bytes, self._fsync, self._write,
                                     self._datasync,
-                                    segments.prealloc_step(segment_bytes, self.max_bytes))
+                                    segments.prealloc_step(segment_bytes, self.max_bytes),
+                                    direct)
         self._segments.make_dirs()
         self._dead = DeadLetters(AsideArea(self.dir / "dead", self.max_bytes // DEAD_SHARE,
                                            DEAD_MAX_ENTRIES, range_of=dead_letter_range),
@@ -142,7 +155,8 @@ class ChannelStore:
         self._evictions = EvictionLedger(Journal(self.dir / "evicted.log", self._fsync,
                                                  self._write), ch)
         numbering_exists = (self.dir / "seq.hwm").exists()
-        self._numbers = Numbering(self.dir, self._boot, self._fsync, self._write)
+        self._numbers = Numbering(self.dir, self._boot, self._fsync, self._write,
+                                  self._hint_dir)
         # made with the numbering, durable before any number is handed out (identity.py)
         self.store_id = identity.load_or_create(self.dir, numbering_exists, fsync=self._fsync,
                                                 write=self._write)

@@ -3,6 +3,7 @@ power cuts (docs/design/0002-sequence-numbers-never-reused.md).
 
     <store>/seq.hwm    reserved high-water mark (fsynced before any number up to it is used)
     <store>/seq.last   last number handed out (a hint, one pwrite per commit, never fsynced)
+                       or, under the service, ``$RUNTIME_DIRECTORY/seq.last.<ch>.<id>``
 
 ``seq.hwm`` says either ``<n> clean`` (written by close: exactly the last number handed
 out) or ``<n> reserved <boot id>`` (numbers up to ``n`` may be in use). At open,
@@ -14,6 +15,8 @@ unknown boot) after the reservation, reporting the numbers in between as skipped
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import struct
 import zlib
@@ -23,6 +26,8 @@ from pathlib import Path
 
 from edge_agent.core.fsutil import Write, atomic_write, pwrite_all
 from edge_agent.store.bootid import BootIdSource
+
+log = logging.getLogger("edge_agent.store")
 
 HWM_STEP = 100_000
 _U64 = struct.Struct("<Q")
@@ -88,16 +93,40 @@ def plan(mark: HighWater, top: int, boot: str | None) -> Resume:
     return Resume(top + 1, top if mark.clean else max(mark.value, top), skipped)
 
 
+def hint_name(directory: Path) -> str:
+    """The hint's name in a runtime directory: one per store directory."""
+    digest = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:16]
+    return f"seq.last.{directory.name}.{digest}"
+
+
 class Numbering:
-    """The two files and the counters; the owning store calls it under its lock."""
+    """The two files and the counters; the owning store calls it under its lock.
+
+    ``hint_dir``: the service's runtime directory (``/run/edge-agent``, a tmpfs), where the
+    hint is kept instead of the store directory. The hint is worth something only while
+    this boot lasts (``plan``), which is exactly as long as a tmpfs keeps it, and on the
+    SD card it costs a block write and a journaled inode per commit (docs/design/0018). A
+    hint left in the store directory by an earlier version is read once and removed."""
 
     def __init__(self, directory: Path, boot: str | None, fsync: Callable[[int], None],
-                 write: Write) -> None:
+                 write: Write, hint_dir: Path | None = None) -> None:
         self.hwm_path = directory / "seq.hwm"
         self.boot = boot
         self._fsync = fsync
         self._write = write
-        self._last_fd = os.open(directory / "seq.last", os.O_RDWR | os.O_CREAT, 0o600)
+        card = directory / "seq.last"
+        self._old: Path | None = None
+        fd = None
+        if hint_dir is not None:
+            try:
+                fd = os.open(hint_dir / hint_name(directory), os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                log.warning("store %s: cannot keep the sequence hint in %s (%s); kept in "
+                            "the store directory", directory.name, hint_dir, exc)
+            else:
+                self._old = card if card.exists() else None
+        self._last_fd = fd if fd is not None else os.open(card, os.O_RDWR | os.O_CREAT,
+                                                          0o600)
         self.next_seq = 1
         self._reserved = 0
 
@@ -109,19 +138,28 @@ class Numbering:
             return HighWater(0, False, None)
 
     def read_hint(self) -> int:
-        """The last number handed out per ``seq.last`` (0 when absent or torn)."""
+        """The last number handed out per ``seq.last`` (0 when absent or torn); the
+        store directory's, left by an earlier version, when the runtime one has none."""
+        value = _read_hint(self._last_fd)
+        if value or self._old is None:
+            return value
         try:
-            data = os.pread(self._last_fd, _LAST.size, 0)
+            fd = os.open(self._old, os.O_RDONLY)
         except OSError:
             return 0
-        if len(data) < _LAST.size:
-            return 0
-        value, crc = _LAST.unpack(data)
-        return value if zlib.crc32(_U64.pack(value)) == crc else 0
+        try:
+            return _read_hint(fd)
+        finally:
+            os.close(fd)
 
     def resume(self, r: Resume) -> None:
         self.next_seq = r.next_seq
         self._reserved = r.reserved
+        if self._old is not None:  # the runtime hint takes over from the card's
+            self._write_hint(r.next_seq - 1)
+            with contextlib.suppress(OSError):
+                self._old.unlink()
+            self._old = None
 
     def reserve(self, upto: int) -> None:
         """Make ``upto`` durable as reserved *before* any number up to it is handed out."""
@@ -136,7 +174,9 @@ class Numbering:
         one small pwrite, no fsync (exact while the page cache lives, i.e. across a
         process crash; a lower bound after a power cut)."""
         self.next_seq += count
-        last = self.next_seq - 1
+        self._write_hint(self.next_seq - 1)
+
+    def _write_hint(self, last: int) -> None:
         with contextlib.suppress(OSError):  # a torn hint fails its CRC: the mark decides
             pwrite_all(self._last_fd, _LAST.pack(last, zlib.crc32(_U64.pack(last))), 0)
 
@@ -154,3 +194,14 @@ class Numbering:
         """Replace seq.hwm atomically and durably (tmp, fsync, rename, fsync dir)."""
         atomic_write(self.hwm_path, mark.render().encode(), 0o600, fsync=self._fsync,
                      write=self._write)
+
+
+def _read_hint(fd: int) -> int:
+    try:
+        data = os.pread(fd, _LAST.size, 0)
+    except OSError:
+        return 0
+    if len(data) < _LAST.size:
+        return 0
+    value, crc = _LAST.unpack(data)
+    return value if zlib.crc32(_U64.pack(value)) == crc else 0

@@ -27,6 +27,7 @@ offset, behind the end of the data, where accepted bytes are never rewritten).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import zlib
@@ -36,11 +37,12 @@ from pathlib import Path
 
 import msgspec
 
+from edge_agent.core.errors import IncompleteWriteError
 from edge_agent.core.fsutil import Write, fsync_dir, no_space, write_all
 from edge_agent.core.model import Priority, Reading
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
-from edge_agent.store import segindex
+from edge_agent.store import sectors, segindex
 from edge_agent.store.table import RecordTable
 
 log = logging.getLogger("edge_agent.store")
@@ -70,6 +72,8 @@ class Segment:
     # ``size`` is the file's size from stat): it is kept whatever its table says
     scanned: bool = True
     index: int = 0  # bytes of its index file (segindex.py; written when it is closed)
+    dfd: int | None = None  # the active segment's O_DIRECT descriptor (sectors.py)
+    tail: bytes = b""  # its records' last bytes since a 4 KiB boundary (sectors.TAIL)
 
     @property
     def live(self) -> int:
@@ -230,10 +234,12 @@ def close_fd(seg: Segment) -> None:
     """Stop writing to ``seg``: close its fd (it stays readable by path). Any zero tail
     stays, and stays counted, until the file is deleted (``SegmentSet`` cuts it when it
     closes a segment it keeps)."""
-    if seg.fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(seg.fd)
-        seg.fd = None
+    for fd in (seg.fd, seg.dfd):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    seg.fd = seg.dfd = None
+    seg.tail = b""
 
 
 def prealloc_step(segment_bytes: int, max_bytes: int | None = None) -> int:
@@ -251,11 +257,14 @@ class SegmentSet:
 
     ``fsync`` makes a new file and its directory entry durable; ``datasync`` a commit
     (the records, and the file's size when a commit extends it: ``fdatasync`` writes the
-    metadata needed to read the data back, and nothing else)."""
+    metadata needed to read the data back, and nothing else). ``direct``: commits into the
+    zero tail are written as whole sectors (``sectors.py``) where the file system takes
+    them (``direct_write``: their write, a rig's to inject failures)."""
 
     def __init__(self, root: Path, segment_bytes: int, fsync: Callable[[int], None],
                  write: Write, datasync: Callable[[int], None] | None = None,
-                 step: int | None = None) -> None:
+                 step: int | None = None, direct: bool = False,
+                 direct_write: sectors.DirectWrite = os.write) -> None:
         self.root = root
         self.segment_bytes = segment_bytes
         # zero-filled ahead at a time; 0: no zero tail (each commit extends the file)
@@ -263,6 +272,7 @@ class SegmentSet:
         self._fsync = fsync
         self._datasync = datasync or fsync
         self._write = write
+        self.sectors = sectors.SectorWriter(root, direct and self.step > 0, direct_write)
         self.lanes: dict[Priority, list[Segment]] = {lane: [] for lane in LANES}
         self.bytes = 0  # every segment's ``disk``: records and zero tails
         self.prealloc_failures = 0  # zero tails the disk had no room for
@@ -365,6 +375,7 @@ class SegmentSet:
         for r in records:
             need[r.lane] = need.get(r.lane, 0) + len(r.data)
         touched: dict[Priority, tuple[Segment, int]] = {}
+        parts: dict[Priority, list[bytes]] = {}
         placed: list[RecordRef] = []
         new_dirs = False
         try:
@@ -378,16 +389,14 @@ class SegmentSet:
                     seg, created = self._active(r.lane, r.first, retire)
                     new_dirs |= created
                     touched[r.lane] = (seg, seg.size)
+                    parts[r.lane] = []
                     self._fill_ahead(seg, seg.size + need[r.lane])
-                    assert seg.fd is not None
-                    os.lseek(seg.fd, seg.size, os.SEEK_SET)
-                assert seg.fd is not None
-                # all of it or an error (a short write on a nearly full disk is an error:
-                # half a record must never be counted as written)
-                write_all(seg.fd, r.data, write=self._write, what=seg.path)
+                parts[r.lane].append(r.data)
                 placed.append(RecordRef(r.lane, r.first, r.count, r.oldest, seg, seg.size,
                                         len(r.data), r.key_id))
                 self._resize(seg, seg.size + len(r.data), seg.alloc)
+            for lane, (seg, size) in touched.items():
+                self._put(seg, size, b"".join(parts[lane]))
             for seg, _ in touched.values():
                 assert seg.fd is not None
                 self._datasync(seg.fd)
@@ -399,6 +408,27 @@ class SegmentSet:
                 self._roll_back(seg, size)
             raise
         return placed
+
+    def _put(self, seg: Segment, offset: int, data: bytes) -> None:
+        """Write a lane's records of one batch at ``offset``, the end of its data: as whole
+        sectors where it can, the rest through the page cache; all of it or an error (a
+        short write on a nearly full disk is an error: half a record must never be
+        counted as written)."""
+        assert seg.fd is not None
+        done = 0
+        if seg.dfd is not None:
+            try:
+                done = self.sectors.put(seg.dfd, offset, seg.tail, data, seg.alloc)
+            except OSError as exc:
+                raise IncompleteWriteError(
+                    exc.errno or errno.EIO,
+                    f"{seg.path}: direct write at {offset} failed: {exc.strerror}",
+                    0) from exc
+        if done < len(data):
+            os.lseek(seg.fd, offset + done, os.SEEK_SET)
+            write_all(seg.fd, data[done:] if done else data, write=self._write,
+                      what=seg.path)
+        seg.tail = sectors.tail_after(seg.tail, data, offset + len(data))
 
     def _resize(self, seg: Segment, size: int, alloc: int) -> None:
         before = seg.disk
@@ -472,6 +502,7 @@ class SegmentSet:
         seg = Segment(lane, first, path, 0)
         seg.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.lanes[lane].append(seg)
+        seg.dfd = self.sectors.open(path)
         return seg, True
 
     def _close_tail(self, seg: Segment) -> None:
@@ -495,3 +526,4 @@ class SegmentSet:
     def close(self) -> None:
         for seg in self:
             self._close_tail(seg)
+        self.sectors.close()

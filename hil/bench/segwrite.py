@@ -19,7 +19,9 @@ the same time, so they share the machine's load) and writes ``--write`` bytes pe
   what the store writes beside it without a sync: the 12-byte ``seq.last`` hint (pwrite at
   0) and a 21-byte ``acked.log`` entry (append; the uplink's ack of the previous commit);
 - ``... lazytime``: the same with the file system mounted ``noatime,lazytime`` (timestamps
-  kept in memory: an overwrite no longer dirties the inode).
+  kept in memory: an overwrite no longer dirties the inode);
+- ``zeros+sectors+fdatasync``: ``zeros+fdatasync`` with each commit written as whole
+  sectors with ``O_DIRECT`` by the store's own ``SectorWriter`` (docs/design/0018).
 
 Reported per variant: bytes written to the device by creating the file (after a sync), and
 per commit in the steady part (sectors of ``/sys/block/loopN/stat`` over the commits, with a
@@ -41,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_agent.store.sectors import SectorWriter, tail_after
 from hil.bench.loopfs import LoopFS
 
 FALLOC_FL_ZERO_RANGE = 0x10
@@ -83,7 +86,7 @@ def _create(kind: str, path: Path, size: int) -> tuple[int, bool]:
 VARIANTS = ("append+fsync", "append+fdatasync", "zeros+fsync", "zeros+fdatasync",
             "posix_fallocate+fdatasync", "zero_range+fdatasync", "zeros +seq.last",
             "zeros +seq.last +acked.log", "zeros+fdatasync lazytime",
-            "zeros +seq.last +acked.log lazytime")
+            "zeros +seq.last +acked.log lazytime", "zeros+sectors+fdatasync")
 
 
 def measure(kind: str, work: Path, commits: int, interval: float, write: int,
@@ -103,12 +106,16 @@ def measure(kind: str, work: Path, commits: int, interval: float, write: int,
         b1 = fs.bytes_written()
         sync: Callable[[int], None] = os.fsync if "+fsync" in kind else os.fdatasync
         payload = os.urandom(write)  # records are ciphertext: incompressible
-        off = 0
+        sectors = SectorWriter(fs.mount, "sectors" in kind)
+        dfd = sectors.open(fs.mount / "seg")
+        off, tail = 0, b""
         t0 = time.monotonic()
         for i in range(commits):
-            if in_place:
-                os.pwrite(fd, payload, off)
-            else:
+            done = sectors.put(dfd, off, tail, payload, size) if dfd is not None else 0
+            tail = tail_after(tail, payload, off + write)
+            if in_place and done < write:
+                os.pwrite(fd, payload[done:], off + done)
+            elif not in_place:
                 os.write(fd, payload)
             off += write
             sync(fd)
@@ -118,6 +125,9 @@ def measure(kind: str, work: Path, commits: int, interval: float, write: int,
                 os.write(acks, os.urandom(21))
             time.sleep(max(0.0, t0 + (i + 1) * interval - time.monotonic()))
         os.close(fd)
+        if dfd is not None:
+            os.close(dfd)
+        sectors.close()
         os.close(hint)
         os.close(acks)
         fs.sync()
