@@ -9,6 +9,9 @@ followed while it is being written by a *zero tail*: the newest segment of a lan
 (``prealloc_step`` at a time, up to ``segment_bytes``), so a commit overwrites blocks that
 are already allocated and written: a write at the end of the data + ``fdatasync`` change no
 metadata and cost no file-system journal commit (docs/design/0014-preallocated-segments.md).
+Such a commit is written with ``O_DIRECT`` as the whole sectors that hold it where the file
+system takes that, instead of the whole 4 KiB block the page cache would write
+(``sectors.py``, docs/design/0018).
 A record never starts with zeros (its magic), so the data ends where only zeros follow.
 When the disk has no room for the zeros the segment is written without them (each commit
 extends the file, as before 0014). The tail is cut off when the store closes and when a
