@@ -67,3 +67,13 @@ def test_glibc_malloc_trim_is_found_and_callable() -> None:
     trim = libc_trim()
     assert trim is not None
     trim()
+
+
+def test_the_mmap_threshold_is_pinned_where_glibc_has_mallopt() -> None:
+    import ctypes.util
+
+    from edge_agent.daemon.memtrim import pin_mmap_threshold
+
+    if platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None:
+        pytest.skip("not glibc")
+    assert pin_mmap_threshold() is True

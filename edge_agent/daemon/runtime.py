@@ -31,7 +31,7 @@ from edge_agent.core.errors import (
 from edge_agent.core.model import Channel, Reading
 from edge_agent.daemon import health
 from edge_agent.daemon.ingest import IngestQueue
-from edge_agent.daemon.memtrim import Trimmer, libc_trim
+from edge_agent.daemon.memtrim import Trimmer, libc_trim, pin_mmap_threshold
 from edge_agent.daemon.status import runtime_dir
 from edge_agent.daemon.storescan import StoreScan
 from edge_agent.daemon.watch_hub import WatchHub
@@ -161,6 +161,7 @@ class Agent:
         self.uplinks: dict[Channel, ChannelUplink] = {}
         self.scans: dict[Channel, StoreScan] = {}  # the stores' scans after READY=1
         self.trimmer = Trimmer(self.clock, libc_trim())  # heap back to the kernel
+        pin_mmap_threshold()  # large buffers stay out of the heap
         self.sensors: list[SensorRunner] = []
         self.last_readings: dict[str, Reading] = {}  # per sensor, for `edge-agent status`
         self.keyrings: dict[Channel, PeriodKeyring] = {}

@@ -7,11 +7,15 @@ flight, per lane in sequence order, and marks them in flight until they are ackn
 or released.
 
 What it keeps per pending record is one row of its segment's ``RecordTable`` (parallel
-arrays, about 31 bytes; table.py): no Python object per record. Per lane it keeps the
-segments that have rows, sorted by first sequence number, a *cursor* (every record below
-it was handed out at least once) and the released records (a heap of first sequence
-numbers, all below the cursor). A lease walks forward from there, so its cost is what it
-returns plus the records in flight (a bounded window), never the size of the backlog.
+arrays, about 31 bytes; table.py): no Python object per record. A segment the drain has
+not reached keeps its table frozen (compressed, about 5 bytes a record;
+``Segment.freeze``): the walk thaws a segment when it gets there, and the reports that
+look at every segment (counts, the oldest reading, the floor) read the frozen summary.
+Per lane it keeps the segments that have rows, sorted by first sequence number, a
+*cursor* (every record below it was handed out at least once) and the released records (a
+heap of first sequence numbers, all below the cursor). A lease walks forward from there,
+so its cost is what it returns plus the records in flight (a bounded window), never the
+size of the backlog.
 Only the records in flight exist as ``RecordRef`` objects.
 
 While the store is still scanning the segments it found at open (recovery.py), each lane
@@ -98,7 +102,7 @@ class DeliveryIndex:
     def evict_segment(self, seg: Segment) -> list[tuple[int, int]]:
         """Every pending record of ``seg`` leaves at once. Returns the contiguous
         sequence ranges (ascending) they covered."""
-        lane, table = int(seg.lane), seg.table
+        lane, table = int(seg.lane), seg.table  # thawed: its ranges are reported
         self._records[lane] -= table.live
         self._readings[lane] -= table.readings
         self._count -= table.live
@@ -182,7 +186,7 @@ class DeliveryIndex:
         out: list[tuple[int, int]] = []
         for lane in self._segs:
             for seg in self._segs[lane]:
-                out.extend(seg.table.spans())
+                out.extend(seg.view().spans())
         return out
 
     def hold(self, lane: int, first: int | None) -> None:
@@ -376,9 +380,9 @@ class DeliveryIndex:
         lows: list[int] = [h for h in self._hold.values() if h is not None]
         for segs in self._segs.values():
             for seg in segs:
-                t = seg.table
-                if t.live:
-                    lows.append(t.firsts[t.lo])
+                low = seg.first_pending()
+                if low is not None:
+                    lows.append(low)
                     break
         return min(lows) if lows else None
 
@@ -389,5 +393,5 @@ class DeliveryIndex:
     def oldest(self) -> float | None:
         """The oldest reading time of the pending records (cached per segment)."""
         ages = [a for segs in self._segs.values() for s in segs
-                if (a := s.table.min_oldest()) is not None]
+                if (a := s.min_oldest()) is not None]
         return min(ages) if ages else None

@@ -120,7 +120,7 @@ def retention_expired(seg: Segment, cutoff: float) -> bool:
     before the clock was set (``oldest`` before CLOCK_FLOOR: their age is unknown) are
     exempt until delivered, and so is a segment holding any of them
     (docs/design/0007-period-keys-damage-and-unsynced-retention.md)."""
-    return seg.table.all_older(cutoff)
+    return seg.all_older(cutoff)
 
 
 def spans(refs: Iterable[RecordRef]) -> list[tuple[int, int]]:

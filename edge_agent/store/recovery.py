@@ -246,6 +246,7 @@ class Recovery:
         seg.scanned = True
         self._drop_lost_keys(seg)
         self._index.attach(seg)
+        seg.freeze()  # thawed when the drain gets there
         self._hold()
         return True
 

@@ -46,7 +46,7 @@ from edge_agent.core.model import Priority, Reading
 from edge_agent.security.keyring import Keyring
 from edge_agent.store import record as rec
 from edge_agent.store import sectors, segindex
-from edge_agent.store.table import RecordTable
+from edge_agent.store.table import LEASED, Frozen, RecordTable
 
 log = logging.getLogger("edge_agent.store")
 
@@ -65,8 +65,10 @@ class Segment:
     first: int  # from the file name
     path: Path
     size: int  # end of the records: where the next one is written
-    # the pending records in this file (delivery index; table.py)
-    table: RecordTable = field(default_factory=RecordTable)
+    # the pending records in this file (delivery index; table.py): ``table`` below, kept
+    # compressed (``cold``) while nothing needs them (``freeze``)
+    rows: RecordTable | None = field(default_factory=RecordTable)
+    cold: Frozen | None = None
     held: int = 0  # delivered records whose ack the journal could not take yet
     fd: int | None = None  # open for writing while this is the lane's active segment
     alloc: int = 0  # zero-filled up to here (active segments; the file's length)
@@ -79,10 +81,60 @@ class Segment:
     tail: bytes = b""  # its records' last bytes since a 4 KiB boundary (sectors.TAIL)
 
     @property
+    def table(self) -> RecordTable:
+        """The rows of the pending records (a frozen table is thawed, for good)."""
+        rows = self.rows
+        if rows is None:
+            assert self.cold is not None
+            rows = self.rows = RecordTable.thaw(self.cold)
+            self.cold = None
+        return rows
+
+    @table.setter
+    def table(self, rows: RecordTable) -> None:
+        self.rows, self.cold = rows, None
+
+    def freeze(self) -> bool:
+        """Keep the rows compressed until something needs them: a segment of a backlog
+        the drain has not reached costs about 5 bytes a record instead of 31. Only a
+        segment closed for writing with nothing in flight (an in-flight record's ref
+        points into the rows). False when it stays as it is."""
+        rows = self.rows
+        if rows is None or self.fd is not None or not rows.live or LEASED in rows.state:
+            return False
+        self.cold = rows.freeze()
+        self.rows = None
+        return True
+
+    def view(self) -> RecordTable:
+        """The rows, without keeping a frozen table thawed (reports)."""
+        return self.rows if self.rows is not None else RecordTable.thaw(self.cold)  # type: ignore[arg-type]
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        """(records, readings) pending, frozen or not."""
+        if self.cold is not None:
+            return self.cold.live, self.cold.readings
+        return self.table.live, self.table.readings
+
+    def first_pending(self) -> int | None:
+        if self.cold is not None:
+            return self.cold.first_pending
+        t = self.table
+        return t.firsts[t.lo] if t.live else None
+
+    def min_oldest(self) -> float | None:
+        return self.cold.min_oldest if self.cold is not None else self.table.min_oldest()
+
+    def all_older(self, cutoff: float) -> bool:
+        return (self.cold.all_older(cutoff) if self.cold is not None
+                else self.table.all_older(cutoff))
+
+    @property
     def live(self) -> int:
         """Records that keep the file: pending, or delivered but not yet journaled (and
         every record of a file not scanned yet)."""
-        return self.table.live + self.held + (0 if self.scanned else 1)
+        return self.pending[0] + self.held + (0 if self.scanned else 1)
 
     @property
     def disk(self) -> int:
@@ -500,6 +552,7 @@ class SegmentSet:
         segs = self.lanes[lane]
         if segs:
             self._close_tail(segs[-1])
+            segs[-1].freeze()  # a backlog builds up (nothing in flight): compressed
             retire(segs[-1])
         path = lane_dir(self.root, lane) / f"{first:020d}.seg"
         seg = Segment(lane, first, path, 0)

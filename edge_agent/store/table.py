@@ -19,11 +19,36 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import struct
+import zlib
 from array import array
+from dataclasses import dataclass
 
 from edge_agent.core.model import CLOCK_FLOOR
 
 GONE, QUEUED, LEASED = 0, 1, 2
+_FROZEN = struct.Struct("=QQQQ")  # rows, lo, live, readings
+_COLUMNS = ("firsts", "counts", "offsets", "sizes", "oldest", "keys")
+
+
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """A table kept compressed while nothing needs its rows (``RecordTable.freeze``):
+    about 5 bytes a record instead of 31, with what the store asks of every segment
+    (counts, the pending records' first number and oldest-reading bounds) at hand."""
+
+    blob: bytes
+    live: int
+    readings: int
+    first_pending: int | None
+    min_oldest: float | None
+    max_oldest: float | None
+    clock_unset: bool  # a pending record taken before the clock was set
+
+    def all_older(self, cutoff: float) -> bool:
+        """``RecordTable.all_older`` of the frozen table."""
+        return (self.live > 0 and not self.clock_unset and self.max_oldest is not None
+                and self.max_oldest < cutoff)
 
 
 class RecordTable:
@@ -187,6 +212,43 @@ class RecordTable:
             self._min_oldest = min(oldest[i] for i in range(self.lo, len(state))
                                    if state[i] != GONE)
         return self._min_oldest
+
+    def freeze(self) -> Frozen:
+        """The whole table compressed, rows and states (``thaw`` gives it back exactly),
+        with its summary."""
+        n = len(self.firsts)
+        cols = b"".join(getattr(self, name).tobytes() for name in _COLUMNS)
+        blob = _FROZEN.pack(n, self.lo, self.live, self.readings) + zlib.compress(
+            cols + bytes(self.state), 1)
+        low: float | None = None
+        high: float | None = None
+        state, oldest = self.state, self.oldest
+        for i in range(self.lo, n):  # one pass, no list of floats (a lasting heap)
+            if state[i] != GONE:
+                t = oldest[i]
+                if low is None or t < low:
+                    low = t
+                if high is None or t > high:
+                    high = t
+        return Frozen(blob, self.live, self.readings,
+                      self.firsts[self.lo] if self.live else None, low, high,
+                      low is not None and low < CLOCK_FLOOR)
+
+    @classmethod
+    def thaw(cls, frozen: Frozen) -> RecordTable:
+        """The table ``freeze`` made ``frozen`` of."""
+        n, lo, live, readings = _FROZEN.unpack_from(frozen.blob, 0)
+        raw = memoryview(zlib.decompress(memoryview(frozen.blob)[_FROZEN.size:]))
+        t = cls()
+        at = 0
+        for name in _COLUMNS:
+            col = getattr(t, name)
+            end = at + col.itemsize * n
+            col.frombytes(raw[at:end])
+            at = end
+        t.state = bytearray(raw[at:at + n])
+        t.lo, t.live, t.readings = lo, live, readings
+        return t
 
     def all_older(self, cutoff: float) -> bool:
         """Whether every pending record is older than ``cutoff`` and was taken with a set
