@@ -11,6 +11,11 @@ out become ``RecordRef`` objects, and only for as long as they are in flight.
 (pending, not in flight) or ``LEASED`` (in flight). A gone record keeps its slot: a table is
 dropped with its segment, never compacted.
 
+A table the drain has not reached yet can be *frozen* (``freeze``: columns and states
+compressed, about 5 bytes a record, with a summary of what the store asks of every
+segment) and thawed exactly when it is needed (``thaw``; ``Segment.table``, design note
+0019).
+
 Pure bookkeeping, no I/O and no lock: the owning store calls it under its lock (recovery
 builds a table outside the lock, before the segment is handed to the index).
 """
