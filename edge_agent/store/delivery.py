@@ -144,7 +144,8 @@ class DeliveryIndex:
 
     def discard(self, ref: RecordRef) -> bool:
         """Like ``remove`` for a ref handed out by this index. False if it had left."""
-        table = ref.seg.table
+        seg = ref.seg
+        table = seg.rows if seg.rows is not None else seg.table
         i = ref.idx
         if not 0 <= i < len(table) or table.firsts[i] != ref.first:
             return False
@@ -162,7 +163,8 @@ class DeliveryIndex:
 
     def pending(self, ref: RecordRef) -> bool:
         """Whether ``ref`` (handed out by this index) is still pending."""
-        table, i = ref.seg.table, ref.idx
+        seg, i = ref.seg, ref.idx
+        table = seg.rows if seg.rows is not None else seg.table
         return 0 <= i < len(table) and table.firsts[i] == ref.first and table.state[i] != GONE
 
     def get(self, first: int) -> RecordRef | None:

@@ -134,7 +134,9 @@ class Segment:
     def live(self) -> int:
         """Records that keep the file: pending, or delivered but not yet journaled (and
         every record of a file not scanned yet)."""
-        return self.pending[0] + self.held + (0 if self.scanned else 1)
+        rows = self.rows
+        n = rows.live if rows is not None else self.cold.live  # type: ignore[union-attr]
+        return n + self.held + (0 if self.scanned else 1)
 
     @property
     def disk(self) -> int:
