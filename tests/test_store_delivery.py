@@ -35,6 +35,7 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("lease"), st.integers(0, 6), st.sets(st.integers(0, 2), min_size=1)),
     st.tuples(st.just("release"), st.integers(0, 5), st.booleans()),
     st.tuples(st.just("remove"), st.integers(0, 40), st.booleans()),
+    st.tuples(st.just("freeze"), st.integers(0, 2), st.booleans()),
 ), max_size=120)
 
 
@@ -42,7 +43,8 @@ ops = st.lists(st.one_of(
 @given(ops)
 def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
     """Whatever happens, ``lease`` hands out exactly what a naive scan of the pending
-    records would: the lowest sequence numbers not in flight, lanes in priority order."""
+    records would: the lowest sequence numbers not in flight, lanes in priority order;
+    a segment frozen in between (nothing of it in flight) answers the same."""
     idx = DeliveryIndex()
     segs = lane_segments()
     pending: dict[int, tuple[int, int]] = {}  # first -> (lane, count)
@@ -70,6 +72,13 @@ def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
             back = set(inflight) if everything else set(sorted(inflight)[-k:] if k else [])
             idx.release(None if everything else [*sorted(back, reverse=True), 10000])
             inflight -= back
+        elif op[0] == "freeze":
+            _, lane, _ = op
+            assert isinstance(lane, int)
+            seg = segs[Priority(lane)]
+            mine = {f for f, (ln, _) in pending.items() if ln == lane}
+            can = bool(mine) and not mine & inflight and seg.rows is not None
+            assert seg.freeze() is can
         else:
             _, i, _ = op
             assert isinstance(i, int)
