@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent.core.model import Channel, Priority, Reading
@@ -41,6 +41,8 @@ ops = st.lists(st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(ops)
+@example([("add", 0, 1), ("add", 0, 1), ("add", 0, 2), ("remove", 1, False),
+          ("lease", 1, {0}), ("release", 0, True), ("freeze", 0, False), ("lease", 5, {0})])
 def test_index_matches_a_plain_model(script: list[tuple[object, ...]]) -> None:
     """Whatever happens, ``lease`` hands out exactly what a naive scan of the pending
     records would: the lowest sequence numbers not in flight, lanes in priority order;
