@@ -125,8 +125,9 @@ class StoreConfig:
     # the writer commits early at half of it: below 2 it would spin
     # readings waiting for the next commit (then sensors block)
     queue_max: Annotated[int, Range(2, 1_000_000)] = 100_000
-    # and at most about this much memory (text values count their length)
-    queue_max_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(4 * 1024**2)
+    # and at most about this much memory (text values count their length; the writer
+    # holds as much again while it commits: 2 MiB keeps a burst under 60 MB)
+    queue_max_bytes: Annotated[ByteSize, Range(64 * 1024, 1024**3, "B")] = ByteSize(2 * 1024**2)
     # one at-rest key per period; 0 = one static key
     key_period: Annotated[Duration, Seconds] = Duration(86400)
 
