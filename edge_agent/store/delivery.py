@@ -147,7 +147,7 @@ class DeliveryIndex:
         seg = ref.seg
         table = seg.rows if seg.rows is not None else seg.table
         i = ref.idx
-        if not 0 <= i < len(table) or table.firsts[i] != ref.first:
+        if not 0 <= i < len(table.state) or table.firsts[i] != ref.first:
             return False
         st = table.state[i]
         if st == GONE:
@@ -165,7 +165,8 @@ class DeliveryIndex:
         """Whether ``ref`` (handed out by this index) is still pending."""
         seg, i = ref.seg, ref.idx
         table = seg.rows if seg.rows is not None else seg.table
-        return 0 <= i < len(table) and table.firsts[i] == ref.first and table.state[i] != GONE
+        state = table.state
+        return 0 <= i < len(state) and table.firsts[i] == ref.first and state[i] != GONE
 
     def get(self, first: int) -> RecordRef | None:
         """The pending record that starts at ``first`` (the in-flight ref if leased)."""
@@ -219,7 +220,8 @@ class DeliveryIndex:
         hold = self._hold[lane]
         while si < len(segs):
             table = segs[si].table
-            state, n = table.state, len(table)
+            state = table.state
+            n = len(state)
             ti = max(ti, table.lo)
             while ti < n and state[ti] != QUEUED:
                 ti += 1

@@ -228,13 +228,17 @@ class RecordTable:
         low: float | None = None
         high: float | None = None
         state, oldest = self.state, self.oldest
-        for i in range(self.lo, n):  # one pass, no list of floats (a lasting heap)
-            if state[i] != GONE:
-                t = oldest[i]
-                if low is None or t < low:
-                    low = t
-                if high is None or t > high:
-                    high = t
+        if self.live and state.find(GONE, self.lo) < 0:  # every row from lo on is pending
+            pending = oldest[self.lo:]
+            low, high = min(pending), max(pending)
+        else:
+            for i in range(self.lo, n):  # one pass, no list of floats (a lasting heap)
+                if state[i] != GONE:
+                    t = oldest[i]
+                    if low is None or t < low:
+                        low = t
+                    if high is None or t > high:
+                        high = t
         return Frozen(blob, self.live, self.readings,
                       self.firsts[self.lo] if self.live else None, low, high,
                       low is not None and low < CLOCK_FLOOR)
