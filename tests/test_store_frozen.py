@@ -166,3 +166,14 @@ def test_retention_evicts_frozen_segments_without_thawing_the_rest(tmp_path: Pat
         assert all(v >= 300 for v in left[-60:]) and len(left) == 360 - evicted
     finally:
         s.close()
+
+
+def test_rows_whose_differences_do_not_fit_64_bits_are_frozen_as_they_are() -> None:
+    t = RecordTable()
+    for i, oldest in enumerate((-1e300, 1e300, -0.0, 5e-324, T0)):
+        t.append(1 + i * 2**60, 1, i * 10, 10, oldest, 1)
+    cold = t.freeze()
+    assert cold.blob[32] == 0  # the header's delta flag: stored as they are
+    back = RecordTable.thaw(cold)
+    assert back.oldest == t.oldest and back.firsts == t.firsts
+    assert back.offsets == t.offsets and back.state == t.state

@@ -24,16 +24,45 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import struct
 import zlib
 from array import array
 from dataclasses import dataclass
+from typing import cast
 
 from edge_agent.core.model import CLOCK_FLOOR
 
 GONE, QUEUED, LEASED = 0, 1, 2
-_FROZEN = struct.Struct("=QQQQ")  # rows, lo, live, readings
+_FROZEN = struct.Struct("=QQQQB")  # rows, lo, live, readings, delta-coded
 _COLUMNS = ("firsts", "counts", "offsets", "sizes", "oldest", "keys")
+# kept as differences from the row before (times as their 64-bit patterns): they repeat,
+# and zlib makes about a byte a record of them instead of eight
+_DELTA = frozenset({"firsts", "offsets", "oldest"})
+
+
+def _deltas(col: array[int] | array[float]) -> array[int]:
+    """``col`` as int64 differences from the row before (the first row as it is)."""
+    ints = array("q")
+    if col.typecode == "d":
+        ints.frombytes(col.tobytes())
+    else:
+        ints = array("q", cast("array[int]", col))
+    out = array("q", ints[:1])
+    out.extend(map(operator.sub, ints[1:], ints[:-1]))
+    return out
+
+
+def _undelta(raw: memoryview, typecode: str) -> array[int] | array[float]:
+    """The column ``_deltas`` coded into ``raw``."""
+    diffs = array("q")
+    diffs.frombytes(raw)
+    ints = array("q", itertools.accumulate(diffs))
+    if typecode == "d":
+        out = array("d")
+        out.frombytes(ints.tobytes())
+        return out
+    return array(typecode, ints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +251,14 @@ class RecordTable:
         """The whole table compressed, rows and states (``thaw`` gives it back exactly),
         with its summary."""
         n = len(self.firsts)
-        cols = b"".join(getattr(self, name).tobytes() for name in _COLUMNS)
-        blob = _FROZEN.pack(n, self.lo, self.live, self.readings) + zlib.compress(
+        try:
+            cols = b"".join(_deltas(getattr(self, name)).tobytes() if name in _DELTA
+                            else getattr(self, name).tobytes() for name in _COLUMNS)
+            delta = 1
+        except OverflowError:  # a difference beyond 64 bits (mixed-sign reading times)
+            cols = b"".join(getattr(self, name).tobytes() for name in _COLUMNS)
+            delta = 0
+        blob = _FROZEN.pack(n, self.lo, self.live, self.readings, delta) + zlib.compress(
             cols + bytes(self.state), 1)
         low: float | None = None
         high: float | None = None
@@ -246,14 +281,18 @@ class RecordTable:
     @classmethod
     def thaw(cls, frozen: Frozen) -> RecordTable:
         """The table ``freeze`` made ``frozen`` of."""
-        n, lo, live, readings = _FROZEN.unpack_from(frozen.blob, 0)
+        n, lo, live, readings, delta = _FROZEN.unpack_from(frozen.blob, 0)
         raw = memoryview(zlib.decompress(memoryview(frozen.blob)[_FROZEN.size:]))
         t = cls()
         at = 0
         for name in _COLUMNS:
             col = getattr(t, name)
-            end = at + col.itemsize * n
-            col.frombytes(raw[at:end])
+            if delta and name in _DELTA:
+                end = at + 8 * n
+                col.extend(_undelta(raw[at:end], col.typecode))
+            else:
+                end = at + col.itemsize * n
+                col.frombytes(raw[at:end])
             at = end
         t.state = bytearray(raw[at:at + n])
         t.lo, t.live, t.readings = lo, live, readings
