@@ -108,14 +108,18 @@ class Segment:
 
     def view(self) -> RecordTable:
         """The rows, without keeping a frozen table thawed (reports)."""
-        return self.rows if self.rows is not None else RecordTable.thaw(self.cold)  # type: ignore[arg-type]
+        if self.rows is not None:
+            return self.rows
+        assert self.cold is not None
+        return RecordTable.thaw(self.cold)
 
     @property
     def pending(self) -> tuple[int, int]:
         """(records, readings) pending, frozen or not."""
         if self.cold is not None:
             return self.cold.live, self.cold.readings
-        return self.table.live, self.table.readings
+        rows = self.table
+        return rows.live, rows.readings
 
     def first_pending(self) -> int | None:
         if self.cold is not None:
@@ -134,8 +138,8 @@ class Segment:
     def live(self) -> int:
         """Records that keep the file: pending, or delivered but not yet journaled (and
         every record of a file not scanned yet)."""
-        rows = self.rows
-        n = rows.live if rows is not None else self.cold.live  # type: ignore[union-attr]
+        rows, cold = self.rows, self.cold
+        n = rows.live if rows is not None else cold.live if cold is not None else 0
         return n + self.held + (0 if self.scanned else 1)
 
     @property
