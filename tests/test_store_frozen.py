@@ -62,7 +62,8 @@ def test_a_segment_with_records_in_flight_is_not_frozen() -> None:
     assert not seg.freeze()
     seg.table.state[1] = QUEUED
     assert seg.freeze() and seg.rows is None
-    assert seg.pending == (2, 2) and seg.live == 2 and seg.first_pending() == 1
+    assert seg.cold is not None and (seg.cold.live, seg.cold.readings) == (2, 2)
+    assert seg.live == 2 and seg.first_pending() == 1
     assert seg.table.state == bytearray([QUEUED, QUEUED]) and seg.cold is None
     seg.table.state[0] = seg.table.state[1] = GONE
     seg.table.live = 0

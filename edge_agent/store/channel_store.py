@@ -99,8 +99,6 @@ class ChannelStore:
         # a commit of records: fdatasync (docs/design/0014), unless a rig injected fsync
         self._datasync = datasync or (os.fdatasync if fsync is os.fsync else fsync)
         self._write = write  # every write of records and journals (fault rigs inject here)
-        self._direct = direct
-        self._hint_dir = hint_dir
         # boot_id: this boot's id as given (rigs); otherwise asked from boot_source
         self._boot = boot_id if boot_id is not None else boot_source()
         self._lock = threading.Lock()
@@ -122,7 +120,7 @@ class ChannelStore:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._dirlock = StoreLock(self.dir)
         try:
-            self._open(segment_bytes, reserve_bytes)
+            self._open(segment_bytes, reserve_bytes, direct, hint_dir)
             if not recover_later:
                 self.recover()
         except BaseException:
@@ -131,9 +129,9 @@ class ChannelStore:
 
     # ------------------------------------------------------------------ opening / recovery
 
-    def _open(self, segment_bytes: int, reserve_bytes: int) -> None:
+    def _open(self, segment_bytes: int, reserve_bytes: int, direct: bool | None,
+              hint_dir: Path | None) -> None:
         ch = self.channel.value
-        direct = self._direct
         if direct is None:
             direct = self._write is os.write and not on_volatile_fs(self.dir)
         self._segments = SegmentSet(self.dir, segment_bytes, self._fsync, self._write,
@@ -155,8 +153,7 @@ class ChannelStore:
         self._evictions = EvictionLedger(Journal(self.dir / "evicted.log", self._fsync,
                                                  self._write), ch)
         numbering_exists = (self.dir / "seq.hwm").exists()
-        self._numbers = Numbering(self.dir, self._boot, self._fsync, self._write,
-                                  self._hint_dir)
+        self._numbers = Numbering(self.dir, self._boot, self._fsync, self._write, hint_dir)
         # made with the numbering, durable before any number is handed out (identity.py)
         self.store_id = identity.load_or_create(self.dir, numbering_exists, fsync=self._fsync,
                                                 write=self._write)

@@ -144,8 +144,7 @@ class DeliveryIndex:
 
     def discard(self, ref: RecordRef) -> bool:
         """Like ``remove`` for a ref handed out by this index. False if it had left."""
-        seg = ref.seg
-        table = seg.rows if seg.rows is not None else seg.table
+        table = ref.seg.table
         i = ref.idx
         if not 0 <= i < len(table.state) or table.firsts[i] != ref.first:
             return False
@@ -163,8 +162,7 @@ class DeliveryIndex:
 
     def pending(self, ref: RecordRef) -> bool:
         """Whether ``ref`` (handed out by this index) is still pending."""
-        seg, i = ref.seg, ref.idx
-        table = seg.rows if seg.rows is not None else seg.table
+        table, i = ref.seg.table, ref.idx
         state = table.state
         return 0 <= i < len(state) and table.firsts[i] == ref.first and state[i] != GONE
 

@@ -113,14 +113,6 @@ class Segment:
         assert self.cold is not None
         return RecordTable.thaw(self.cold)
 
-    @property
-    def pending(self) -> tuple[int, int]:
-        """(records, readings) pending, frozen or not."""
-        if self.cold is not None:
-            return self.cold.live, self.cold.readings
-        rows = self.table
-        return rows.live, rows.readings
-
     def first_pending(self) -> int | None:
         if self.cold is not None:
             return self.cold.first_pending
