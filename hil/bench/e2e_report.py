@@ -47,15 +47,16 @@ def tables(raw: dict[str, Any]) -> str:
                  f"{worst['rate'] / paho['rate']:.1f}x",
                  _ok(all(r["complete"] and r["rate"] >= 20 * paho["rate"] for r in drains))])
     # flat: the same readings per record drain at the same rate whatever the backlog's size
-    by_size: dict[int, list[float]] = {}
+    by_size: dict[int, list[dict[str, Any]]] = {}
     for r in drains:
-        by_size.setdefault(r["per_record"], []).append(r["rate"])
-    for per, rates in sorted(by_size.items()):
-        if len(rates) < 2:
+        by_size.setdefault(r["per_record"], []).append(r)
+    for per, points in sorted(by_size.items()):
+        if len(points) < 2:
             continue
+        rates = [r["rate"] for r in points]
+        records = [r["records"] for r in points]
         rows.append([f"drain flatness, {per} reading(s) per record, backlog "
-                     f"{min(r['records'] for r in drains if r['per_record'] == per):,} to "
-                     f"{max(r['records'] for r in drains if r['per_record'] == per):,} records "
+                     f"{min(records):,} to {max(records):,} records "
                      "(slowest / fastest)", f"{min(rates) / max(rates):.3f}",
                      ">= 0.8 (within 20 %)", f"fastest {_f(max(rates))}", "",
                      _ok(min(rates) >= 0.8 * max(rates))])

@@ -49,21 +49,22 @@ def image_dir(arch: str = "amd64") -> Path:
 def ensure(arch: str = "amd64", log: Path | None = None) -> Path:
     """The image for the current recipe, built (as root, niced) when it is not cached.
     A second run asking for the same image meanwhile waits for the first one's build."""
+    want = recipe_hash(arch)  # the recipe as it is now (image_dir names its directory)
     out = image_dir(arch)
     stamp = out / "recipe.sha256"
-    if stamp.exists() and stamp.read_text().strip() == recipe_hash(arch):
+    if stamp.exists() and stamp.read_text().strip() == want:
         return out
     if os.geteuid() != 0:
         raise ImageError("building the VM image needs root (debootstrap, chroot)")
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{arch}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text().strip() == recipe_hash(arch):
+        if stamp.exists() and stamp.read_text().strip() == want:
             return out
-        return _build(arch, out, log)
+        return _build(arch, out, log, want)
 
 
-def _build(arch: str, out: Path, log: Path | None) -> Path:
+def _build(arch: str, out: Path, log: Path | None, want: str) -> Path:
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -77,7 +78,7 @@ def _build(arch: str, out: Path, log: Path | None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ImageError(f"recipe failed (exit {r.returncode}); see {logf}")
     (tmp / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
-    (tmp / "recipe.sha256").write_text(recipe_hash(arch) + "\n")
+    (tmp / "recipe.sha256").write_text(want + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     for old in CACHE.glob(f"{arch}-*"):  # earlier recipes' images
